@@ -1,0 +1,136 @@
+"""The `riaktq` command: a click group whose subcommands load on demand.
+
+Subcommands live in `riaktq_cli/commands/`; only the one being run is
+imported, which keeps `riaktq open` close to the interpreter's own start-up
+time. `main` is the only place exceptions become exit codes: a RiaktqError
+or a usage error is one line on stderr; anything else is a bug and shows a
+traceback only with `-v`.
+"""
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from riaktq_cli.errors import RiaktqError
+
+COMMANDS = {
+    "open": ("riaktq_cli.commands.tasks", "open_cmd"),
+    "get": ("riaktq_cli.commands.tasks", "get_cmd"),
+    "tasks": ("riaktq_cli.commands.tasks", "tasks_cmd"),
+    "rm": ("riaktq_cli.commands.tasks", "rm_cmd"),
+    "scheduler": ("riaktq_cli.commands.run", "scheduler_cmd"),
+    "worker": ("riaktq_cli.commands.run", "worker_cmd"),
+    "instances": ("riaktq_cli.commands.run", "instances_cmd"),
+    "init": ("riaktq_cli.commands.setup", "init_cmd"),
+    "check": ("riaktq_cli.commands.setup", "check_cmd"),
+    "report": ("riaktq_cli.commands.observer", "report_cmd"),
+    "observe": ("riaktq_cli.commands.observer", "observe_cmd"),
+    "stats": ("riaktq_cli.commands.observer", "stats_cmd"),
+    "requeue": ("riaktq_cli.commands.observer", "requeue_cmd"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if self._available(name)]
+
+    def _available(self, name):
+        module, _ = COMMANDS[name]
+        return importlib.util.find_spec(module) is not None
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS or not self._available(name):
+            return None
+        module, attr = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+
+class App:
+    """Per-invocation context: the config (read once) and the store."""
+
+    def __init__(self, config_path, verbose):
+        self.config_path = config_path
+        self.verbose = verbose
+        self._config = None
+        self._store = None
+
+    @property
+    def config(self):
+        if self._config is None:
+            from riaktq_cli import config
+            self._config = config.load(self.config_path)
+        return self._config
+
+    def store(self):
+        if self._store is None:
+            from riaktq_cli.store import open_store
+            self._store = open_store(self.config)
+        return self._store
+
+    def close(self):
+        if self._store is not None:
+            self._store.close()
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH", envvar="RIAKTQ_CONFIG",
+              help="Config file (TOML). Default: $RIAKTQ_CONFIG, else ./riaktq.toml, "
+                   "else the embedded SQLite store at ./riaktq.db.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
+@click.version_option(package_name="riaktq", prog_name="riaktq")
+@click.pass_context
+def cli(ctx, config_path, verbose):
+    """riaktq: a persistent task queue on Riak KV (or embedded SQLite).
+
+    \b
+    Quick start (embedded store, nothing to set up):
+      riaktq scheduler --interval 1s &          # the one scheduler
+      riaktq worker --handler echo --count 3 &  # three echo workers
+      riaktq open hello --in "hi" --wait        # prints: hi
+      riaktq tasks                              # what is in the queue
+
+    Every process reads the same config file; `riaktq init` writes one.
+    """
+    app = App(config_path, verbose)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+    from riaktq_cli.logs import setup_logging
+    setup_logging(verbose)
+
+
+def main(argv=None):
+    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
+    try:
+        rc = cli.main(args=argv, prog_name="riaktq", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        rc = exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("riaktq: interrupted\n")
+        rc = 130
+    except click.UsageError as exc:
+        name = exc.ctx.command_path if exc.ctx else "riaktq"
+        hint = f" (see '{name} --help')" if exc.ctx else ""
+        sys.stderr.write(f"{name}: error: {exc.format_message()}{hint}\n")
+        rc = 2
+    except click.ClickException as exc:
+        sys.stderr.write(f"riaktq: error: {exc.format_message()}\n")
+        rc = exc.exit_code
+    except RiaktqError as exc:
+        if verbose:
+            import traceback
+            traceback.print_exc()
+        sys.stderr.write(f"riaktq: error: {exc}\n")
+        rc = exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("riaktq: interrupted\n")
+        rc = 130
+    except BrokenPipeError:
+        rc = 0
+    except Exception as exc:  # a bug: say so in one line unless asked for more
+        if verbose:
+            raise
+        sys.stderr.write(f"riaktq: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n")
+        rc = 70
+    sys.exit(rc or 0)

@@ -1,0 +1,1 @@
+"""The riaktq subcommands, one module per group of related commands."""

@@ -1,0 +1,169 @@
+"""The long-running processes (scheduler, worker) and the instance table."""
+
+import json
+import re
+
+import click
+
+from riaktq_cli import protocol
+from riaktq_cli.clock import now_us
+from riaktq_cli.durations import format_duration
+from riaktq_cli.errors import ConfigError
+from riaktq_cli.output import render
+from riaktq_cli.params import DURATION, KEY_VALUE
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$")
+
+
+@click.command("scheduler")
+@click.option("--interval", type=DURATION, metavar="DURATION",
+              help="Time between iterations. [config: scheduler.interval, default 1m]")
+@click.option("--instance-timeout", type=DURATION, metavar="DURATION",
+              help="No heartbeat for this long = instance lost. [config: scheduler.instance_timeout, default 30s]")
+@click.option("--prefetch", type=click.IntRange(min=1), metavar="N",
+              help="Tasks queued per instance at most. [config: scheduler.prefetch, default 1]")
+@click.option("--once", is_flag=True, help="Run a single iteration and exit.")
+@click.option("--events", metavar="FILE", help="Also write each transition as a JSON line (- for stdout).")
+@click.pass_obj
+def scheduler_cmd(app, interval, instance_timeout, prefetch, once, events):
+    """Run the scheduler: commit results, assign tasks, roll back lost ones.
+
+    Only one scheduler runs at a time: it holds a lease in the store. A
+    second one stands by and takes over within the instance timeout when
+    the first one dies.
+
+    \b
+    Examples:
+      riaktq scheduler                       # every minute, as configured
+      riaktq scheduler --interval 100ms --events events.jsonl
+    """
+    from riaktq_cli.events import EventSink
+    from riaktq_cli.scheduler import Scheduler
+    from riaktq_cli.signals import stop_event_on_signals
+
+    cfg = app.config
+    interval = interval if interval is not None else cfg.get("scheduler", "interval")
+    scheduler = Scheduler(
+        app.store(),
+        instance_timeout=instance_timeout or cfg.get("scheduler", "instance_timeout"),
+        prefetch=prefetch or cfg.get("scheduler", "prefetch"),
+        events=EventSink(events))
+    stop = stop_event_on_signals()
+    try:
+        ran = scheduler.run(interval, stop=stop, once=once)
+    finally:
+        scheduler.events.close()
+    if once and not ran:
+        raise click.exceptions.Exit(3)
+
+
+@click.command("worker")
+@click.option("--handler", required=True, metavar="HANDLER",
+              help="Built-in (echo, shell, sleep, fail), a dotted module path, or a .py file.")
+@click.option("--name", metavar="NAME", help="This instance's name (unique across machines).")
+@click.option("--count", type=click.IntRange(min=1), metavar="K", help="Run K instances as child processes.")
+@click.option("--prefix", metavar="P", help="With --count: instance names P-1..P-K. [default: the handler's name]")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="A feature this instance offers (repeatable).")
+@click.option("--option", "options", multiple=True, type=KEY_VALUE,
+              help="KEY=VALUE passed to the handler's init (repeatable), e.g. cmd='wc -c'.")
+@click.option("--heartbeat", type=DURATION, metavar="DURATION", help="[config: worker.heartbeat, default 2s]")
+@click.option("--poll", type=DURATION, metavar="DURATION", help="[config: worker.poll, default 500ms]")
+@click.pass_obj
+def worker_cmd(app, handler, name, count, prefix, tags, options, heartbeat, poll):
+    """Run worker instances that execute tasks with a handler.
+
+    \b
+    Examples:
+      riaktq worker --name echo-1 --handler echo
+      riaktq worker --count 4 --handler shell --option cmd="gzip -c" --option timeout=30s
+      riaktq worker --name gpu-1 --handler ./render.py --tag gpu
+
+    SIGINT/SIGTERM: finish the task at hand, write the outbox, exit 0.
+    """
+    from riaktq_cli.handler import load_handler
+    from riaktq_cli.signals import stop_event_on_signals
+
+    if (name is None) == (count is None):
+        raise click.UsageError("give either --name NAME (one instance) or --count K (several)")
+    if prefix is not None and count is None:
+        raise click.UsageError("--prefix goes with --count")
+    from riaktq_cli.task import validate_tag
+    from riaktq_cli.errors import TransitionError
+    try:
+        tags = [validate_tag(t) for t in tags]
+    except TransitionError as exc:
+        raise click.UsageError(str(exc)) from None
+    cfg = app.config
+    loaded = load_handler(handler, dict(options))  # fail fast on a bad handler
+    heartbeat = heartbeat or cfg.get("worker", "heartbeat")
+    poll = poll or cfg.get("worker", "poll")
+
+    if count is not None:
+        from riaktq_cli import supervisor
+        base = prefix or re.sub(r"[^A-Za-z0-9._-]", "-", handler.rsplit("/", 1)[-1].removesuffix(".py"))
+        names = [f"{base}-{i}" for i in range(1, count + 1)]
+        for n in names:
+            _check_name(n)
+        app.store()  # a clear error now if the store is unreachable
+        children = [supervisor.Child(n, supervisor.worker_argv(
+            n, config_path=app.config_path, verbose=app.verbose, handler=handler, tags=tags,
+            options=options, heartbeat=heartbeat, poll=poll)) for n in names]
+        raise click.exceptions.Exit(supervisor.supervise(children, stop_event_on_signals()))
+
+    _check_name(name)
+    from riaktq_cli.worker import Worker
+    worker = Worker(app.store(), name, loaded, tags=tags, heartbeat=heartbeat, poll=poll)
+    worker.run(stop_event_on_signals())
+
+
+def _check_name(name):
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(f"bad instance name {name!r}: letters, digits and . _ : @ - only, up to 100")
+
+
+INSTANCE_COLUMNS = [("name", "NAME"), ("tags", "TAGS"), ("status", "STATUS"), ("queue", "QUEUE"),
+                    ("outbox", "OUTBOX"), ("heartbeat_age", "HEARTBEAT AGE"), ("current", "AT HAND"),
+                    ("host", "HOST"), ("pid", "PID")]
+
+
+def instance_rows(store, timeout_s):
+    """One row per instance record: what `instances` and `stats` show."""
+    from riaktq_cli.store.base import INBOX, INSTANCE
+    now = now_us()
+    rows = []
+    for name, record in sorted(store.list_records(INSTANCE).items()):
+        inbox = store.get_record(INBOX, name) or protocol.empty_inbox()
+        age = (now - record.get("heartbeat", 0)) / 1e6
+        status = record.get("status")
+        if status != protocol.STOPPED and age > timeout_s:
+            status = "lost"
+        current = record.get("current")
+        rows.append({
+            "name": name, "tags": record.get("tags", []), "status": status,
+            "queue": protocol.queue_length(inbox, record), "outbox": len(record.get("outbox", [])),
+            "heartbeat_age": round(age, 3),
+            "current": current["id"] if current else None,
+            "current_for": round((now - current["since"]) / 1e6, 3) if current else None,
+            "host": record.get("host"), "pid": record.get("pid"),
+        })
+    return rows
+
+
+@click.command("instances")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_obj
+def instances_cmd(app, fmt):
+    """List worker instances: tags, status, queue, outbox, heartbeat age.
+
+    An instance whose heartbeat is older than the instance timeout shows
+    as `lost`; one that shut down cleanly as `stopped`.
+    """
+    rows = instance_rows(app.store(), app.config.get("scheduler", "instance_timeout"))
+    if fmt == "json":
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        row["heartbeat_age"] = format_duration(row["heartbeat_age"])
+        if row["current"]:
+            row["current"] = f"{row['current']} ({format_duration(row['current_for'])})"
+    render(rows, INSTANCE_COLUMNS, "table")

@@ -1,0 +1,257 @@
+"""Commands on single tasks: open, get, tasks, rm."""
+
+import json
+import sys
+import time
+
+import click
+
+from riaktq_cli import task as tasks_mod
+from riaktq_cli.clock import now_us
+from riaktq_cli.errors import RiaktqError, TaskNotFound, TransitionError
+from riaktq_cli.output import render, short
+from riaktq_cli.params import DURATION
+
+BATCH_CHUNK = 500
+FORMATS = click.Choice(["table", "json"])
+
+
+def _read_input(text, path):
+    if text is not None and path is not None:
+        raise click.UsageError("give the input once: --in TEXT or --in-file PATH, not both")
+    if path is not None:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise RiaktqError(f"cannot read {path}: {exc.strerror}") from None
+    if text is not None:
+        return text.encode("utf-8", "surrogateescape")
+    raise click.UsageError("give the task input with --in TEXT or --in-file PATH (- for stdin)")
+
+
+@click.command("open")
+@click.argument("task_id", metavar="ID", required=False)
+@click.option("--in", "text", metavar="TEXT", help="The task input, as text.")
+@click.option("--in-file", "in_file", metavar="PATH", help="Read the input from a file (- for stdin); any bytes.")
+@click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first; may be negative.")
+@click.option("--retry", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Restarts allowed after a failure.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG",
+              help="A feature the instance must offer (repeatable).")
+@click.option("--wait", is_flag=True, help="Block until the task is done or failed and print its output.")
+@click.option("--timeout", type=DURATION, metavar="DURATION", help="With --wait: give up after this long (exit 2).")
+@click.option("--batch", metavar="FILE", help="Open many tasks from JSON lines (- for stdin).")
+@click.pass_obj
+def open_cmd(app, task_id, text, in_file, priority, retry, tags, wait, timeout, batch):
+    """Put a task in the queue.
+
+    \b
+    Examples:
+      riaktq open task-42 --in "hello"
+      riaktq open resize-7 --in-file photo.jpg --priority 5 --tag gpu
+      riaktq open job-1 --in 'x' --wait --timeout 30s   # exit 0 done, 1 failed, 2 timeout
+      riaktq open --batch tasks.jsonl
+
+    A batch file holds one JSON object per line: {"id": "t1", "in": "text"
+    or {"base64": "..."}, "priority": 0, "retry": 0, "tags": ["gpu"]}.
+    Malformed lines open nothing; ids that already exist are reported and
+    the rest are opened.
+    """
+    if batch is not None:
+        if task_id or text is not None or in_file is not None or wait:
+            raise click.UsageError("--batch takes the tasks from the file; give no ID, --in or --wait with it")
+        _open_batch(app, batch)
+        return
+    if not task_id:
+        raise click.UsageError("give the task ID (or --batch FILE)")
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout goes with --wait")
+    data = _read_input(text, in_file)
+    try:
+        task = tasks_mod.new_task(task_id, data, priority=priority, retry=retry, tags=tags, now=now_us())
+    except TransitionError as exc:
+        raise click.UsageError(str(exc)) from None
+    store = app.store()
+    store.create_task(task)
+    if wait:
+        sys.exit(_wait_for(store, task_id, timeout))
+
+
+def _wait_for(store, task_id, timeout):
+    """Poll until finished; print out. 0 done, 1 failed, 2 timed out."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        task = store.get_task(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        if task.status in tasks_mod.FINISHED:
+            stream = sys.stdout.buffer
+            stream.write(task.out or b"")
+            if task.out and not task.out.endswith(b"\n") and sys.stdout.isatty():
+                stream.write(b"\n")
+            stream.flush()
+            return 0 if task.status == tasks_mod.DONE else 1
+        if deadline is not None and time.monotonic() >= deadline:
+            sys.stderr.write(f"riaktq: task {task_id!r} still {task.status} after the timeout\n")
+            return 2
+        sleep = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+        time.sleep(sleep)
+        delay = min(delay * 1.5, 1.0)
+
+
+def _parse_batch_line(line, now):
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg})") from None
+    if not isinstance(item, dict):
+        raise ValueError("not a JSON object")
+    unknown = set(item) - {"id", "in", "priority", "retry", "tags"}
+    if unknown:
+        raise ValueError(f"unknown field {sorted(unknown)[0]!r}")
+    if not isinstance(item.get("id"), str):
+        raise ValueError('"id" must be a string')
+    for key in ("priority", "retry"):
+        if not isinstance(item.get(key, 0), int) or isinstance(item.get(key), bool):
+            raise ValueError(f'"{key}" must be an integer')
+    tags = item.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ValueError('"tags" must be a list of strings')
+    try:
+        data = tasks_mod.view_to_bytes(item.get("in"))
+        return tasks_mod.new_task(item["id"], data, priority=item.get("priority", 0),
+                                  retry=item.get("retry", 0), tags=tags, now=now)
+    except (TransitionError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _open_batch(app, source):
+    try:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    except OSError as exc:
+        raise RiaktqError(f"cannot read {source}: {exc.strerror}") from None
+    tasks, problems, seen = [], [], {}
+    with stream:
+        try:
+            for number, line in enumerate(stream, 1):
+                if not line.strip():
+                    continue
+                try:
+                    task = _parse_batch_line(line, now_us())
+                except ValueError as exc:
+                    problems.append(f"line {number}: {exc}")
+                    continue
+                if task.id in seen:
+                    problems.append(f"line {number}: id {task.id!r} repeats line {seen[task.id]}")
+                    continue
+                seen[task.id] = number
+                tasks.append((number, task))
+        except UnicodeDecodeError:
+            raise RiaktqError(f"{source}: not UTF-8 text") from None
+    if problems:
+        for p in problems:
+            sys.stderr.write(f"riaktq: {p}\n")
+        raise RiaktqError(f"{len(problems)} bad line(s) in {source}; no task opened")
+    store = app.store()
+    failed = 0
+    for start in range(0, len(tasks), BATCH_CHUNK):
+        chunk = tasks[start:start + BATCH_CHUNK]
+        for (number, _task), error in zip(chunk, store.create_tasks([t for _, t in chunk])):
+            if error is not None:
+                failed += 1
+                sys.stderr.write(f"riaktq: line {number}: {error}\n")
+    opened = len(tasks) - failed
+    sys.stderr.write(f"riaktq: opened {opened} task(s)" + (f", {failed} refused\n" if failed else "\n"))
+    if failed:
+        sys.exit(1)
+
+
+@click.command("get")
+@click.argument("task_id", metavar="ID")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.pass_obj
+def get_cmd(app, task_id, fmt):
+    """Show one task (`--format json` for scripts).
+
+    \b
+    Example:
+      riaktq get task-42 --format json
+    """
+    task = app.store().get_task(task_id)
+    if task is None:
+        raise TaskNotFound(task_id)
+    view = task.to_view()
+    if fmt == "json":
+        click.echo(json.dumps(view, ensure_ascii=False))
+        return
+    from tabulate import tabulate
+    rows = [(k, _human(k, v)) for k, v in view.items()]
+    click.echo(tabulate(rows, tablefmt="plain"))
+
+
+def _human(key, value):
+    if value is None:
+        return "-"
+    if key in ("sat", "cat"):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(value / 1e6)) + f".{value % 1_000_000:06d} UTC"
+    if key == "laf":
+        return f"{value / 1e6:.6f}s"
+    if key == "tags":
+        return ",".join(value) or "-"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return value
+
+
+TASK_COLUMNS = [("id", "ID"), ("status", "STATUS"), ("priority", "PRIO"), ("retry", "RETRY"),
+                ("assignee", "ASSIGNEE"), ("tags", "TAGS"), ("cat", "CREATED"), ("in", "IN"),
+                ("out", "OUT")]
+
+
+@click.command("tasks")
+@click.option("--status", type=click.Choice(tasks_mod.STATUSES), help="Only tasks with this status.")
+@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True,
+              help="At most this many (0: all).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.pass_obj
+def tasks_cmd(app, status, limit, fmt):
+    """List tasks, oldest first.
+
+    \b
+    Examples:
+      riaktq tasks --status todo
+      riaktq tasks --status failed --format csv > failed.csv
+    """
+    store = app.store()
+    ids = []
+    for task_id in store.iter_ids(status=status):
+        ids.append(task_id)
+        if limit and len(ids) >= limit:
+            break
+    rows = []
+    for start in range(0, len(ids), 500):
+        found = store.get_tasks(ids[start:start + 500])
+        rows.extend(found[i].to_view() for i in ids[start:start + 500] if i in found)
+    if fmt == "table":
+        for row in rows:
+            row["cat"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["cat"] / 1e6))
+            row["in"] = short(row["in"] if isinstance(row["in"], str) else "<binary>", 24)
+            if row["out"] is not None:
+                row["out"] = short(row["out"] if isinstance(row["out"], str) else "<binary>", 32)
+    render(rows, TASK_COLUMNS, fmt)
+
+
+@click.command("rm")
+@click.argument("task_id", metavar="ID")
+@click.pass_obj
+def rm_cmd(app, task_id):
+    """Remove a task from the store.
+
+    A task a worker is running still runs; its result is then dropped.
+    """
+    if not app.store().delete_task(task_id):
+        raise TaskNotFound(task_id)

@@ -1,0 +1,44 @@
+"""Transition events: one log line each, and optionally JSON lines.
+
+`--events FILE|-` gives scripts and tests an exact record of what the
+scheduler did (`{"transition": "close", "id": ..., "task": {...}}`), written
+and flushed line by line so a crash loses at most the line being written.
+"""
+
+import json
+import logging
+import sys
+
+log = logging.getLogger("riaktq")
+
+
+class EventSink:
+    def __init__(self, target=None):
+        self._own = False
+        if target is None:
+            self._out = None
+        elif target == "-":
+            self._out = sys.stdout
+        else:
+            self._out = open(target, "a", encoding="utf-8")
+            self._own = True
+
+    def emit(self, transition, task, **extra):
+        detail = f" on {task.assignee}" if task.assignee else ""
+        if transition in ("close", "restart"):
+            detail = f" {task.status}" + (f" (retries left {task.retry})" if transition == "restart" else "")
+        log.info("%s %s%s", transition, task.id, detail)
+        if self._out is not None:
+            record = {"transition": transition, "id": task.id, "task": task.to_view()}
+            record.update(extra)
+            self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._out.flush()
+
+    def emit_raw(self, record):
+        if self._out is not None:
+            self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._out.flush()
+
+    def close(self):
+        if self._own:
+            self._out.close()

@@ -1,0 +1,212 @@
+"""The scheduler: the one process that moves tasks between states.
+
+One iteration (DESIGN §2): read every instance record; commit the results
+in their outboxes; assign `todo` tasks to instances with free slots, in
+priority order and honouring tags; roll back `nextup` tasks whose instance
+is lost or no longer holds them. Iterations never overlap (one loop, one
+process) and only the holder of the scheduler lease runs them.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+
+from riaktq_cli import protocol, task as transitions
+from riaktq_cli.clock import now_us, seconds_to_us
+from riaktq_cli.errors import StoreUnavailable, TransitionError
+from riaktq_cli.store.base import INBOX, INSTANCE
+
+log = logging.getLogger("riaktq")
+
+# How many todo tasks one iteration looks at beyond the free slots, so that
+# tasks no live instance can take (tags) do not stall the ones behind them.
+SCAN_FACTOR = 4
+SCAN_MIN = 100
+
+
+class Scheduler:
+    def __init__(self, store, *, instance_timeout, prefetch, events, owner=None):
+        self.store = store
+        self.timeout_us = seconds_to_us(instance_timeout)
+        self.prefetch = prefetch
+        self.events = events
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        # The scheduler is the only writer of inboxes: it keeps them in
+        # memory and reads them from the store only when it takes the lease.
+        self._inboxes = {}
+
+    # --- one iteration -------------------------------------------------------
+    def iteration(self):
+        """Run one iteration; return a summary dict of what it did."""
+        now = now_us()
+        instances = self.store.list_records(INSTANCE)
+        for name in instances:
+            if name not in self._inboxes:
+                self._inboxes[name] = self.store.get_record(INBOX, name) or protocol.empty_inbox()
+        dirty = set()
+        summary = {"commit": 0, "restart": 0, "assign": 0, "rollback": 0}
+
+        self._commit(instances, dirty, summary)
+        live = {n: r for n, r in instances.items() if protocol.is_live(r, now, self.timeout_us)}
+        self._prune(instances, live, dirty)
+        self._assign(live, dirty, summary)
+        for name in dirty:
+            self.store.put_record(INBOX, name, self._inboxes[name])
+        self._rollback(instances, live, summary)
+        summary["instances"] = len(live)
+        return summary
+
+    def _commit(self, instances, dirty, summary):
+        """Close every outbox result, then list it as committed."""
+        for name, record in instances.items():
+            inbox = self._inboxes[name]
+            outbox = record.get("outbox", [])
+            done = {tuple(k) for k in inbox["committed"]}
+            fresh = {r["id"]: r for r in outbox if protocol.result_key(r) not in done}
+            if fresh:
+                def close(task, name=name, fresh=fresh):
+                    r = fresh[task.id]
+                    try:
+                        return transitions.close(task, name, r["status"], protocol.result_output(r),
+                                                 r["sat"], r["laf"])[0]
+                    except TransitionError:
+                        return None  # no longer nextup on this instance: drop silently
+                for old, new in self.store.update_tasks(list(fresh), close):
+                    kind = "restart" if new.status == transitions.TODO else "close"
+                    summary["commit" if kind == "close" else "restart"] += 1
+                    self.events.emit(kind, new, instance=name)
+            committed = [list(protocol.result_key(r)) for r in outbox]
+            if committed != inbox["committed"]:
+                inbox["committed"] = committed
+                dirty.add(name)
+
+    def _prune(self, instances, live, dirty):
+        """Drop inbox entries the instance has taken; empty the inboxes of
+        lost instances (their tasks are rolled back below)."""
+        for name, record in instances.items():
+            inbox = self._inboxes[name]
+            keep = protocol.pending_entries(inbox, record) if name in live else []
+            if len(keep) != len(inbox["entries"]):
+                inbox["entries"] = keep
+                dirty.add(name)
+
+    def _assign(self, live, dirty, summary):
+        free = {}
+        for name, record in live.items():
+            slots = self.prefetch - protocol.queue_length(self._inboxes[name], record)
+            if slots > 0:
+                free[name] = slots
+        if not free:
+            return
+        budget = max(SCAN_MIN, SCAN_FACTOR * sum(free.values()))
+        picks = {}
+        for task in self.store.iter_todo(page_size=min(budget, 500)):
+            budget -= 1
+            candidates = [n for n in free if task.matches(live[n].get("tags", []))]
+            if candidates:
+                # Fill the instance with the most free slots first, so work
+                # spreads over instances instead of piling onto one.
+                name = max(candidates, key=lambda n: (free[n], n))
+                picks[task.id] = name
+                free[name] -= 1
+                if free[name] == 0:
+                    del free[name]
+            if not free or budget <= 0:
+                break
+        if not picks:
+            return
+
+        def assign(task):
+            name = picks[task.id]
+            if task.status != transitions.TODO or not task.matches(live[name].get("tags", [])):
+                return None
+            return transitions.assign(task, name)
+
+        for _old, new in self.store.update_tasks(list(picks), assign):
+            inbox = self._inboxes[new.assignee]
+            inbox["seq"] += 1
+            inbox["entries"].append(protocol.inbox_entry(inbox["seq"], new))
+            dirty.add(new.assignee)
+            summary["assign"] += 1
+            self.events.emit("assign", new)
+
+    def _rollback(self, instances, live, summary):
+        expected = dict(self.store.nextup_assignees())
+        held = {name: protocol.held_task_ids(self._inboxes[name], record)
+                for name, record in live.items()}
+        lost = [task_id for task_id, assignee in expected.items()
+                if task_id not in held.get(assignee, ())]
+        if not lost:
+            return
+
+        def rollback(task):
+            # Still nextup on the instance we judged lost, and still not held.
+            if task.status != transitions.NEXTUP or task.assignee != expected.get(task.id):
+                return None
+            return transitions.rollback(task)
+
+        for old, new in self.store.update_tasks(lost, rollback):
+            summary["rollback"] += 1
+            self.events.emit("rollback", new, instance=old.assignee)
+
+    # --- the loop ------------------------------------------------------------
+    def run(self, interval, stop=None, once=False):
+        """Hold the lease and iterate every `interval` until `stop` is set.
+
+        The lease lasts half the instance timeout and is renewed several
+        times per lease period even between iterations, so a standby takes
+        over within the instance timeout of this process's death.
+        """
+        stop = stop or threading.Event()
+        lease_ttl = self.timeout_us // 2
+        tick = min(interval, max(0.05, lease_ttl / 4 / 1e6))
+        holding = False
+        standby_logged = False
+        next_run = time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    held, lease = self.store.acquire_lease(self.owner, lease_ttl, now_us())
+                except StoreUnavailable as exc:
+                    log.warning("store unavailable, retrying: %s", exc)
+                    holding = False
+                    stop.wait(tick)
+                    continue
+                if not held:
+                    if holding or not standby_logged:
+                        log.info("standing by: scheduler lease held by %s", lease["owner"])
+                        standby_logged = True
+                    holding = False
+                    if once:
+                        return False
+                    stop.wait(tick)
+                    continue
+                if not holding:
+                    log.info("scheduler %s holds the lease", self.owner)
+                    self._inboxes.clear()  # another scheduler may have written them
+                    holding, standby_logged = True, False
+                if time.monotonic() >= next_run:
+                    started = time.monotonic()
+                    try:
+                        summary = self.iteration()
+                    except StoreUnavailable as exc:
+                        log.warning("store unavailable, retrying: %s", exc)
+                        self._inboxes.clear()
+                        stop.wait(tick)
+                        continue
+                    took = time.monotonic() - started
+                    if any(summary[k] for k in ("commit", "restart", "assign", "rollback")):
+                        log.debug("iteration %.1fms %s", took * 1000, summary)
+                    next_run = started + interval
+                    if once:
+                        return True
+                stop.wait(max(0.0, min(tick, next_run - time.monotonic())))
+        finally:
+            if holding:
+                try:
+                    self.store.release_lease(self.owner)
+                except StoreUnavailable:
+                    pass
+        return True

@@ -1,0 +1,117 @@
+"""The small interface every store implements (SQLite and Riak KV).
+
+Tasks are changed only through `update_tasks`, which applies one of the
+pure transitions of `riaktq_cli.task` as a read-modify-write: SQLite in one
+transaction per batch, Riak with the vector clock it read. Records
+(`instance`, `inbox`, `scheduler`) are JSON documents with a single writer
+each (DESIGN section 2), so they need no merging beyond "last write wins".
+Nothing here lists a bucket or scans a table on a per-task path: every
+query is an index query.
+"""
+
+from abc import ABC, abstractmethod
+
+INSTANCE, INBOX, SCHEDULER = "instance", "inbox", "scheduler"
+RECORD_KINDS = (INSTANCE, INBOX, SCHEDULER)
+LEASE_NAME = "lease"
+
+
+class Store(ABC):
+    """What scheduler, workers and commands need from persistent storage."""
+
+    # --- tasks -------------------------------------------------------------
+    @abstractmethod
+    def create_tasks(self, tasks):
+        """Store new tasks; return a list parallel to `tasks` holding None or
+        the exception (DuplicateTask, ...) that kept that task out."""
+
+    def create_task(self, task):
+        error = self.create_tasks([task])[0]
+        if error is not None:
+            raise error
+
+    @abstractmethod
+    def get_task(self, task_id):
+        """The task, or None."""
+
+    def get_tasks(self, task_ids):
+        """{id: task} for the ids that exist."""
+        found = {}
+        for task_id in task_ids:
+            task = self.get_task(task_id)
+            if task is not None:
+                found[task_id] = task
+        return found
+
+    @abstractmethod
+    def delete_task(self, task_id):
+        """Remove a task; True if it existed."""
+
+    @abstractmethod
+    def update_tasks(self, task_ids, change):
+        """Apply `change(task) -> new task | None` to each existing task.
+
+        Each task is read and written atomically (None = leave it alone).
+        Returns the list of (old, new) pairs that were written, in the order
+        of `task_ids`.
+        """
+
+    @abstractmethod
+    def iter_todo(self, page_size=100):
+        """Yield `todo` tasks in assignment order (priority desc, cat, id),
+        page by page through an index."""
+
+    @abstractmethod
+    def nextup_assignees(self):
+        """[(task_id, assignee)] of every `nextup` task, from an index."""
+
+    @abstractmethod
+    def iter_ids(self, status=None, created_before=None, page_size=1000):
+        """Yield ids of tasks with `status` (any if None) and `cat` <
+        `created_before` (µs; no bound if None), oldest first, paginated so
+        memory stays bounded however many match."""
+
+    @abstractmethod
+    def count_by_status(self):
+        """{status: count} for every status."""
+
+    @abstractmethod
+    def oldest_cat(self, status):
+        """The smallest `cat` among tasks with `status`, or None."""
+
+    # --- single-writer records ---------------------------------------------
+    @abstractmethod
+    def get_record(self, kind, name):
+        """The JSON document stored under kind/name, or None."""
+
+    @abstractmethod
+    def put_record(self, kind, name, doc):
+        """Replace kind/name with `doc` (a JSON-able dict)."""
+
+    @abstractmethod
+    def delete_record(self, kind, name):
+        """Remove kind/name if present."""
+
+    @abstractmethod
+    def list_records(self, kind):
+        """{name: doc} of every record of `kind`, through an index."""
+
+    # --- the scheduler lease -----------------------------------------------
+    @abstractmethod
+    def acquire_lease(self, owner, ttl_us, now_us):
+        """Take or renew the scheduler lease for `owner` until now+ttl.
+
+        Returns (held, lease_doc): held is True when `owner` holds it now;
+        lease_doc is the lease as stored ({"owner", "expires"}) or None."""
+
+    @abstractmethod
+    def release_lease(self, owner):
+        """Give the lease up if `owner` holds it, so a standby takes over now."""
+
+    # --- life cycle ----------------------------------------------------------
+    def check(self):
+        """Yield (ok: bool, line: str) checks of the store's health."""
+        return iter(())
+
+    def close(self):
+        """Release connections."""

@@ -1,0 +1,251 @@
+"""The embedded store: one SQLite file shared by many processes on one machine.
+
+WAL mode lets readers run beside the one writer; every transition is one
+short `BEGIN IMMEDIATE` transaction, so two processes never both read a
+task and then both write it (no lost updates). The indexes make "next todo
+tasks in order" and "status X created before T" index range scans.
+"""
+
+import json
+import sqlite3
+import threading
+
+from riaktq_cli.errors import DuplicateTask, StoreError, StoreUnavailable
+from riaktq_cli.store.base import LEASE_NAME, SCHEDULER, Store
+from riaktq_cli.task import STATUSES, Task
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    retry INTEGER NOT NULL,
+    assignee TEXT,
+    in_ BLOB NOT NULL,
+    out BLOB,
+    sat INTEGER,
+    laf INTEGER,
+    cat INTEGER NOT NULL,
+    tags TEXT NOT NULL,
+    rev INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_todo_order ON tasks (status, priority DESC, cat, id);
+CREATE INDEX IF NOT EXISTS tasks_status_cat ON tasks (status, cat);
+CREATE INDEX IF NOT EXISTS tasks_cat ON tasks (cat);
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
+"""
+
+COLUMNS = "id, status, priority, retry, assignee, in_, out, sat, laf, cat, tags, rev"
+
+
+def _row_to_task(row):
+    return Task(id=row[0], status=row[1], priority=row[2], retry=row[3], assignee=row[4],
+                in_=bytes(row[5]), out=None if row[6] is None else bytes(row[6]),
+                sat=row[7], laf=row[8], cat=row[9], tags=tuple(json.loads(row[10])), rev=row[11])
+
+
+def _task_to_row(t):
+    return (t.id, t.status, t.priority, t.retry, t.assignee, t.in_, t.out,
+            t.sat, t.laf, t.cat, json.dumps(list(t.tags)), t.rev)
+
+
+class SqliteStore(Store):
+    """Store on one SQLite file; safe for many processes and threads."""
+
+    def __init__(self, path, busy_timeout=30.0):
+        self.path = str(path)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"sqlite {self.path}: cannot switch to WAL mode (got {mode})")
+            # NORMAL in WAL mode survives any process crash; only a power
+            # loss can drop the last transactions.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
+
+    # --- plumbing ----------------------------------------------------------
+    def _write(self, work):
+        """Run work(db) in one IMMEDIATE transaction (the write lock first,
+        so read-then-write cannot interleave with another process)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(self._db)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                return result
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
+
+    def _read(self, sql, params=()):
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
+
+    # --- tasks -------------------------------------------------------------
+    def create_tasks(self, tasks):
+        def work(db):
+            errors = []
+            for task in tasks:
+                try:
+                    db.execute(f"INSERT INTO tasks ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                               _task_to_row(task))
+                    errors.append(None)
+                except sqlite3.IntegrityError:
+                    errors.append(DuplicateTask(task.id))
+            return errors
+        return self._write(work)
+
+    def get_task(self, task_id):
+        rows = self._read(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+        return _row_to_task(rows[0]) if rows else None
+
+    def get_tasks(self, task_ids):
+        found = {}
+        ids = list(task_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._read(f"SELECT {COLUMNS} FROM tasks WHERE id IN ({marks})", chunk):
+                found[row[0]] = _row_to_task(row)
+        return found
+
+    def delete_task(self, task_id):
+        return self._write(lambda db: db.execute("DELETE FROM tasks WHERE id = ?", (task_id,)).rowcount > 0)
+
+    def update_tasks(self, task_ids, change):
+        def work(db):
+            written = []
+            for task_id in task_ids:
+                row = db.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
+                if row is None:
+                    continue
+                old = _row_to_task(row)
+                new = change(old)
+                if new is None:
+                    continue
+                db.execute("UPDATE tasks SET status=?, priority=?, retry=?, assignee=?, in_=?, out=?,"
+                           " sat=?, laf=?, cat=?, tags=?, rev=? WHERE id=?",
+                           _task_to_row(new)[1:] + (new.id,))
+                written.append((old, new))
+            return written
+        return self._write(work)
+
+    def iter_todo(self, page_size=100):
+        rows = self._read(f"SELECT {COLUMNS} FROM tasks WHERE status = 'todo'"
+                          " ORDER BY priority DESC, cat, id LIMIT ?", (page_size,))
+        while rows:
+            yield from (_row_to_task(r) for r in rows)
+            if len(rows) < page_size:
+                return
+            last = rows[-1]
+            prio, cat, tid = last[2], last[9], last[0]
+            rows = self._read(
+                f"SELECT {COLUMNS} FROM tasks WHERE status = 'todo' AND"
+                " (priority < ? OR (priority = ? AND (cat > ? OR (cat = ? AND id > ?))))"
+                " ORDER BY priority DESC, cat, id LIMIT ?",
+                (prio, prio, cat, cat, tid, page_size))
+
+    def nextup_assignees(self):
+        return [(r[0], r[1]) for r in self._read(
+            "SELECT id, assignee FROM tasks WHERE status = 'nextup'")]
+
+    def iter_ids(self, status=None, created_before=None, page_size=1000):
+        where, params = [], []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if created_before is not None:
+            where.append("cat < ?")
+            params.append(created_before)
+        after = None
+        while True:
+            clause = list(where)
+            page_params = list(params)
+            if after is not None:
+                clause.append("(cat > ? OR (cat = ? AND id > ?))")
+                page_params += [after[0], after[0], after[1]]
+            sql = "SELECT id, cat FROM tasks"
+            if clause:
+                sql += " WHERE " + " AND ".join(clause)
+            sql += " ORDER BY cat, id LIMIT ?"
+            rows = self._read(sql, page_params + [page_size])
+            for task_id, _cat in rows:
+                yield task_id
+            if len(rows) < page_size:
+                return
+            after = (rows[-1][1], rows[-1][0])
+
+    def count_by_status(self):
+        counts = dict.fromkeys(STATUSES, 0)
+        for status in STATUSES:
+            counts[status] = self._read("SELECT count(*) FROM tasks WHERE status = ?", (status,))[0][0]
+        return counts
+
+    def oldest_cat(self, status):
+        rows = self._read("SELECT min(cat) FROM tasks WHERE status = ?", (status,))
+        return rows[0][0]
+
+    # --- records -------------------------------------------------------------
+    def get_record(self, kind, name):
+        rows = self._read("SELECT doc FROM records WHERE kind = ? AND name = ?", (kind, name))
+        return json.loads(rows[0][0]) if rows else None
+
+    def put_record(self, kind, name, doc):
+        text = json.dumps(doc, separators=(",", ":"))
+        self._write(lambda db: db.execute(
+            "INSERT OR REPLACE INTO records (kind, name, doc) VALUES (?, ?, ?)", (kind, name, text)))
+
+    def delete_record(self, kind, name):
+        self._write(lambda db: db.execute("DELETE FROM records WHERE kind = ? AND name = ?", (kind, name)))
+
+    def list_records(self, kind):
+        return {name: json.loads(doc) for name, doc in
+                self._read("SELECT name, doc FROM records WHERE kind = ?", (kind,))}
+
+    # --- lease ---------------------------------------------------------------
+    def acquire_lease(self, owner, ttl_us, now_us):
+        def work(db):
+            row = db.execute("SELECT doc FROM records WHERE kind = ? AND name = ?",
+                             (SCHEDULER, LEASE_NAME)).fetchone()
+            lease = json.loads(row[0]) if row else None
+            if lease and lease["owner"] != owner and lease["expires"] > now_us:
+                return False, lease
+            lease = {"owner": owner, "expires": now_us + ttl_us}
+            db.execute("INSERT OR REPLACE INTO records (kind, name, doc) VALUES (?, ?, ?)",
+                       (SCHEDULER, LEASE_NAME, json.dumps(lease)))
+            return True, lease
+        return self._write(work)
+
+    def release_lease(self, owner):
+        def work(db):
+            row = db.execute("SELECT doc FROM records WHERE kind = ? AND name = ?",
+                             (SCHEDULER, LEASE_NAME)).fetchone()
+            if row and json.loads(row[0])["owner"] == owner:
+                db.execute("DELETE FROM records WHERE kind = ? AND name = ?", (SCHEDULER, LEASE_NAME))
+        self._write(work)
+
+    def check(self):
+        yield True, f"sqlite {self.path}: open, WAL mode"
+        counts = self.count_by_status()
+        yield True, "tasks: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+
+    def close(self):
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,180 @@
+"""The task record and its transitions, as pure functions.
+
+Every transition returns a new Task with `rev` one higher; the stores only
+persist what these functions return, so the state machine lives in one
+place and is the same on SQLite and Riak. See DESIGN.md section 1.
+"""
+
+import base64
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from riaktq_cli.errors import TransitionError
+
+TODO, NEXTUP, DONE, FAILED = "todo", "nextup", "done", "failed"
+STATUSES = (TODO, NEXTUP, DONE, FAILED)
+FINISHED = (DONE, FAILED)
+# How far along a status is; used to break `rev` ties when merging copies.
+STATUS_RANK = {TODO: 0, NEXTUP: 1, DONE: 2, FAILED: 2}
+
+MAX_ID_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    status: str = TODO
+    priority: int = 0
+    retry: int = 0
+    assignee: str | None = None
+    in_: bytes = b""
+    out: bytes | None = None
+    sat: int | None = None
+    laf: int | None = None
+    cat: int = 0
+    tags: tuple = field(default_factory=tuple)
+    rev: int = 0
+
+    def with_(self, **changes):
+        """A copy with `changes` applied and `rev` advanced by one."""
+        return dataclasses.replace(self, rev=self.rev + 1, **changes)
+
+    def matches(self, instance_tags):
+        """True if an instance offering `instance_tags` may run this task."""
+        return set(self.tags) <= set(instance_tags)
+
+    # --- wire form: what both stores keep (JSON; bytes as base64) ---------
+    def to_record(self):
+        return {
+            "id": self.id, "status": self.status, "priority": self.priority,
+            "retry": self.retry, "assignee": self.assignee,
+            "in": base64.b64encode(self.in_).decode("ascii"),
+            "out": None if self.out is None else base64.b64encode(self.out).decode("ascii"),
+            "sat": self.sat, "laf": self.laf, "cat": self.cat,
+            "tags": list(self.tags), "rev": self.rev,
+        }
+
+    @classmethod
+    def from_record(cls, rec):
+        out = rec.get("out")
+        return cls(
+            id=rec["id"], status=rec["status"], priority=int(rec["priority"]),
+            retry=int(rec["retry"]), assignee=rec.get("assignee"),
+            in_=base64.b64decode(rec.get("in") or ""),
+            out=None if out is None else base64.b64decode(out),
+            sat=rec.get("sat"), laf=rec.get("laf"), cat=int(rec["cat"]),
+            tags=tuple(rec.get("tags") or ()), rev=int(rec.get("rev", 0)),
+        )
+
+    # --- human/JSON view (DESIGN: in/out as text when UTF-8) --------------
+    def to_view(self):
+        view = self.to_record()
+        view["in"] = bytes_view(self.in_)
+        view["out"] = None if self.out is None else bytes_view(self.out)
+        return view
+
+
+def bytes_view(data):
+    """UTF-8 text when the bytes decode, else {"base64": ...}: lossless JSON."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+def view_to_bytes(value):
+    """Inverse of bytes_view, for JSON input such as `open --batch`."""
+    if value is None:
+        return b""
+    if isinstance(value, dict) and set(value) == {"base64"}:
+        return base64.b64decode(value["base64"], validate=True)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise ValueError('"in" must be a string or {"base64": "..."}')
+
+
+def task_json(task):
+    return json.dumps(task.to_view(), ensure_ascii=False)
+
+
+def validate_id(task_id):
+    """Ids become Riak keys and index terms: keep them printable and bounded."""
+    if not task_id or not isinstance(task_id, str):
+        raise TransitionError("a task id must be a non-empty string")
+    if len(task_id) > MAX_ID_LENGTH:
+        raise TransitionError(f"task id longer than {MAX_ID_LENGTH} characters")
+    if any(ch.isspace() or not ch.isprintable() for ch in task_id):
+        raise TransitionError(f"task id {task_id!r} contains whitespace or control characters")
+    return task_id
+
+
+def validate_tag(tag):
+    if not tag or any(ch.isspace() or ch == "," for ch in tag):
+        raise TransitionError(f"bad tag {tag!r}: tags are non-empty words without spaces or commas")
+    return tag
+
+
+# --- transitions -----------------------------------------------------------
+
+def new_task(task_id, data, *, priority=0, retry=0, tags=(), now):
+    """open: a new `todo` task (the store refuses an existing id)."""
+    validate_id(task_id)
+    if retry < 0:
+        raise TransitionError("retry must be 0 or more")
+    tags = tuple(sorted({validate_tag(t) for t in tags}))
+    return Task(id=task_id, status=TODO, priority=int(priority), retry=int(retry),
+                in_=bytes(data), cat=now, tags=tags, rev=1)
+
+
+def assign(task, instance):
+    """todo → nextup on `instance`."""
+    if task.status != TODO:
+        raise TransitionError(f"task {task.id} is {task.status}, not todo")
+    return task.with_(status=NEXTUP, assignee=instance)
+
+
+def close(task, instance, status, out, sat, laf):
+    """Finish a task run by `instance`; a failure with retries left restarts it.
+
+    Returns (new_task, transition_name) where the name is "close" or
+    "restart", so the scheduler can log which one happened.
+    """
+    if task.status != NEXTUP or task.assignee != instance:
+        raise TransitionError(f"task {task.id} is not nextup on {instance}")
+    if status not in FINISHED:
+        raise TransitionError(f"cannot close with status {status!r}")
+    if status == FAILED and task.retry > 0:
+        return task.with_(status=TODO, retry=task.retry - 1, priority=task.priority - 1,
+                          assignee=None, out=out, sat=sat, laf=laf), "restart"
+    return task.with_(status=status, out=out, sat=sat, laf=laf), "close"
+
+
+def rollback(task):
+    """nextup → todo: the instance holding it was lost."""
+    if task.status != NEXTUP:
+        raise TransitionError(f"task {task.id} is {task.status}, not nextup")
+    return task.with_(status=TODO, assignee=None)
+
+
+def requeue(task, retry=0):
+    """done/failed → todo with a fresh retry count; `out` kept until it reruns."""
+    if task.status not in FINISHED:
+        raise TransitionError(f"task {task.id} is {task.status}, not finished")
+    return task.with_(status=TODO, retry=int(retry), assignee=None)
+
+
+def merge(copies):
+    """Pick one task from conflicting copies (Riak siblings).
+
+    Highest `rev` wins; ties go to the further status (done/failed over
+    nextup over todo), then to the larger serialized value, so every reader
+    picks the same copy without talking to the others.
+    """
+    return max(copies, key=lambda t: (t.rev, STATUS_RANK[t.status],
+                                      json.dumps(t.to_record(), sort_keys=True)))
+
+
+def assignment_order(task):
+    """Sort key of DESIGN's order: priority desc, then cat asc, then id."""
+    return (-task.priority, task.cat, task.id)
