@@ -62,6 +62,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("riaktq.riak")
+# A library does not print on its own: without this, Python's last-resort
+# handler would put node warnings on stderr of a CLI that wants one-line errors.
+log.addHandler(logging.NullHandler())
 
 # What we ask for on fetches and returnbody: every sibling as a part when
 # there are several, and otherwise the object in whatever type it was stored
@@ -457,7 +460,8 @@ class RiakClient:
         url = path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
-        send_headers = {"Accept": ACCEPT_ANY}
+        # urlopen() ignores the pool's default headers when given its own.
+        send_headers = {"Accept": ACCEPT_ANY, "User-Agent": USER_AGENT}
         if headers:
             send_headers.update(headers)
         attempts = 1 if node is not None else self.retries + 1

@@ -115,3 +115,27 @@ class Store(ABC):
 
     def close(self):
         """Release connections."""
+
+    # --- observer figures ------------------------------------------------------
+    def count_finished_since(self, since_us, status=None):
+        """How many tasks finished at or after `since_us` (µs since epoch).
+
+        Finished means `status` is done or failed (only `status` if given,
+        which must be one of those two) and `sat + laf >= since_us`: the
+        moment the run ended. Tasks restarted or requeued since are `todo`
+        again and not counted. Stores answer it from an index (SQLite: the
+        partial index `tasks_finished`; Riak: a 2i range query counted page
+        by page). This fallback is correct, but reads every finished task
+        page by page: a store should override it.
+        """
+        count = 0
+        for st in (("done", "failed") if status is None else (status,)):
+            ids = self.iter_ids(status=st)
+            while True:
+                chunk = [task_id for _, task_id in zip(range(500), ids)]
+                if not chunk:
+                    break
+                count += sum(1 for t in self.get_tasks(chunk).values()
+                             if t.status == st and t.sat is not None and t.laf is not None
+                             and t.sat + t.laf >= since_us)
+        return count

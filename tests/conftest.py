@@ -1,0 +1,163 @@
+"""Shared fixtures: every store test runs on both stores.
+
+`backend` is parametrized over "sqlite" and "riak". The riak half talks to
+the project's Riak test server (tests/riak_server.py), or to a real node
+when RIAKTQ_TEST_RIAK_URL is set; each test gets its own bucket prefix, so
+tests never see each other's data on a shared node.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_RIAK = os.environ.get("RIAKTQ_TEST_RIAK_URL")
+BACKENDS = ["sqlite", "riak"]
+
+
+def riak_store_available():
+    try:
+        import riaktq_cli.store.riak  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def riak_server():
+    """The Riak test server for the whole session (None against a real node)."""
+    if REAL_RIAK:
+        yield None
+        return
+    from tests.riak_server import RiakTestServer
+    server = RiakTestServer(port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def riak_url(riak_server):
+    return REAL_RIAK or riak_server.url
+
+
+@pytest.fixture
+def fault_server(riak_server):
+    """The test server, for fault injection; skipped against a real node."""
+    if riak_server is None:
+        pytest.skip("fault injection needs the Riak test server")
+    yield riak_server
+    riak_server.clear_faults()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    if request.param == "riak" and not riak_store_available():
+        pytest.skip("riak store not built yet")
+    return request.param
+
+
+def write_config(path, backend, riak_url=None, **sections):
+    """A config file for `backend`, with extra `sections` {name: {key: value}}."""
+    lines = [f'[store]\nbackend = "{backend}"\n']
+    if backend == "sqlite":
+        lines.append(f'[sqlite]\npath = "{path.parent / "riaktq.db"}"\n')
+    else:
+        prefix = "t" + uuid.uuid4().hex[:12]
+        lines.append(f'[riak]\nnodes = ["{riak_url}"]\nprefix = "{prefix}"\ntimeout = "2s"\n')
+    for name, values in sections.items():
+        body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
+        lines.append(f"[{name}]\n{body}\n")
+    path.write_text("\n".join(lines))
+    return path
+
+
+FAST = {
+    "scheduler": {"interval": "100ms", "instance_timeout": "2s"},
+    "worker": {"heartbeat": "200ms", "poll": "50ms"},
+}
+
+
+@pytest.fixture
+def config_file(tmp_path, backend, request):
+    url = request.getfixturevalue("riak_url") if backend == "riak" else None
+    return write_config(tmp_path / "riaktq.toml", backend, url, **FAST)
+
+
+@pytest.fixture
+def store(config_file):
+    from riaktq_cli import config
+    from riaktq_cli.store import open_store
+    s = open_store(config.load(str(config_file)))
+    yield s
+    s.close()
+
+
+class Processes:
+    """Starts riaktq processes for a test and kills whatever is left."""
+
+    def __init__(self, tmp_path, config_file):
+        self.tmp_path = tmp_path
+        self.config_file = config_file
+        self.procs = []
+
+    def argv(self, *args):
+        return [sys.executable, "-m", "riaktq_cli", "--config", str(self.config_file), *args]
+
+    def start(self, *args, name="proc"):
+        log = open(self.tmp_path / f"{name}-{len(self.procs)}.log", "wb")
+        proc = subprocess.Popen(self.argv(*args), stdout=log, stderr=subprocess.STDOUT,
+                                cwd=self.tmp_path, start_new_session=True)
+        proc.log_path = log.name
+        self.procs.append(proc)
+        return proc
+
+    def run(self, *args, input=None, timeout=60):
+        return subprocess.run(self.argv(*args), input=input, capture_output=True,
+                              cwd=self.tmp_path, timeout=timeout)
+
+    def stop(self, proc, sig=signal.SIGTERM, timeout=20):
+        proc.send_signal(sig)
+        return proc.wait(timeout=timeout)
+
+    def cleanup(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+
+
+@pytest.fixture
+def procs(tmp_path, config_file):
+    p = Processes(tmp_path, config_file)
+    yield p
+    p.cleanup()
+
+
+def wait_until(predicate, timeout=30.0, interval=0.05, message="condition"):
+    """Poll `predicate` until it returns something true; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def read_events(path):
+    if not Path(path).exists():
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.endswith("\n")]

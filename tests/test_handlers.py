@@ -1,0 +1,59 @@
+"""Handler loading and the built-in handlers."""
+
+import pytest
+
+from riaktq_cli.errors import HandlerError
+from riaktq_cli.handler import load_handler
+
+
+def test_echo_and_str_results():
+    h = load_handler("echo")
+    assert h.run("t", b"\x00\xff", []) == ("done", b"\x00\xff")
+
+
+def test_handler_from_file_with_init_and_tags(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text("def init(options):\n    return options\n"
+                    "def tags(state):\n    return ['x', state['extra']]\n"
+                    "def handle(task_id, data, tags, state):\n    return f'{task_id}:{data.decode()}:{state[\"k\"]}'\n")
+    h = load_handler(str(path), {"k": "v", "extra": "y"})
+    assert h.run("t1", b"in", []) == ("done", b"t1:in:v")
+    assert h.tags() == ["x", "y"]
+
+
+def test_handler_by_module_path():
+    assert load_handler("handlers.echo").run("t", b"a", []) == ("done", b"a")
+
+
+def test_failure_reason_is_one_line(tmp_path):
+    path = tmp_path / "bad.py"
+    path.write_text("def handle(task_id, data, tags, state):\n    raise KeyError('no\\nsuch key')\n")
+    status, out = load_handler(str(path)).run("t", b"", [])
+    assert status == "failed" and out == b"KeyError: 'no\\nsuch key'"
+
+
+@pytest.mark.parametrize("spec,needle", [("nope", "unknown handler"), ("/no/such.py", "no such file")])
+def test_unknown_handlers(spec, needle):
+    with pytest.raises(HandlerError, match=needle):
+        load_handler(spec)
+
+
+def test_module_without_handle(tmp_path):
+    path = tmp_path / "empty.py"
+    path.write_text("x = 1\n")
+    with pytest.raises(HandlerError, match="no handle"):
+        load_handler(str(path))
+
+
+def test_shell_handler_never_interprets_the_input():
+    h = load_handler("shell", {"cmd": "cat"})
+    assert h.run("t", b"$(rm -rf /) `x` ; | &", []) == ("done", b"$(rm -rf /) `x` ; | &")
+
+
+def test_shell_handler_failure_and_timeout():
+    status, out = load_handler("shell", {"cmd": "sh -c 'echo oops >&2; exit 3'"}).run("t", b"", [])
+    assert status == "failed" and out == b"RuntimeError: exit status 3: oops"
+    status, out = load_handler("shell", {"cmd": "sleep 5", "timeout": "200ms"}).run("t", b"", [])
+    assert status == "failed" and b"ran longer than 0.2s" in out
+    status, out = load_handler("shell", {"cmd": "no-such-command-here"}).run("t", b"", [])
+    assert status == "failed" and b"command not found" in out
