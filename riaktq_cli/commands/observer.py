@@ -1,0 +1,216 @@
+"""The operator's view: report, observe, stats, requeue.
+
+Thin click commands over `riaktq_cli.observer` (queries, the daily run)
+and `riaktq_cli.stats` (figures, the live view).
+"""
+
+import json
+import sys
+
+import click
+
+from riaktq_cli import task as tasks_mod
+from riaktq_cli.config import ObserverQuery
+from riaktq_cli.errors import ConfigError, RiaktqError, StoreError
+from riaktq_cli.params import DURATION
+
+REPORT_FORMATS = ["ids", "table", "json", "csv"]
+
+
+def _queries_or_fail(app, command):
+    queries = app.config.queries
+    if not queries:
+        where = app.config.path or "the configuration (no config file found)"
+        raise click.UsageError(f"{command}: no [[observer.query]] tables in {where}")
+    return queries
+
+
+@click.command("report")
+@click.option("--status", type=click.Choice(tasks_mod.STATUSES), help="Only tasks with this status [default: any].")
+@click.option("--age", type=DURATION, metavar="DURATION",
+              help="Only tasks created at least this long ago (e.g. 1d), measured against their `cat`.")
+@click.option("--key", metavar="NAME", help="Name of the query, shown in json output.")
+@click.option("--limit", type=click.IntRange(min=0), default=0, metavar="N",
+              help="At most N ids (per query) [default: 0, all].")
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS),
+              help="[default: table on a terminal, else ids]")
+@click.option("--all-queries", is_flag=True, help="Run every [[observer.query]] of the config file.")
+@click.pass_obj
+def report_cmd(app, status, age, key, limit, fmt, all_queries):
+    """Print the tasks matching a query, oldest first (for cron and people).
+
+    \b
+    Examples:
+      riaktq report --status failed --age 1d              # ids, one a line
+      riaktq report --status todo --age 2h --format table
+      riaktq report --status done --age 7d --key week-old --format json
+      riaktq report --all-queries --format json          # the config's queries
+
+    Formats: `ids` prints one id a line (nothing at all when nothing
+    matched); `json` prints {"key": NAME, "ids": [...]}; `table` and `csv`
+    add each task's details. With --all-queries, json prints one such object
+    a line per query, ids print `KEY<TAB>ID`, table and csv get a query
+    column.
+
+    Exit status: 0 whether or not anything matched; 2 for a bad argument
+    or an unreachable store.
+    """
+    from riaktq_cli import observer
+
+    if all_queries:
+        if status is not None or age is not None or key is not None:
+            raise click.UsageError("--all-queries runs the configured queries: give no --status, --age or --key with it")
+        queries = _queries_or_fail(app, "--all-queries")
+    else:
+        queries = [ObserverQuery(key=key, status=status, age=age)]
+    if fmt is None:
+        fmt = "table" if sys.stdout.isatty() else "ids"
+    out = sys.stdout
+    try:
+        count = observer.write_report(app.store(), queries, fmt, out, named=all_queries,
+                                      limit=limit or None)
+    except StoreError as exc:
+        raise observer.ReportStoreError(str(exc)) from None
+    out.flush()
+    if fmt == "table" and count == 0:
+        click.echo("riaktq: no matching tasks", err=True)
+
+
+@click.command("observe")
+@click.option("--time", "time_of_day", metavar="HH:MM:SS",
+              help="Run the queries once a day after this UTC time. [config: observer.time, default 00:00:00]")
+@click.option("--interval", type=DURATION, metavar="DURATION",
+              help="Time between checks. [config: observer.interval, default 1m]")
+@click.option("--events", metavar="FILE", default="-", show_default=True,
+              help="Append each result as a JSON line to FILE (- for stdout).")
+@click.pass_obj
+def observe_cmd(app, time_of_day, interval, events):
+    """Run the configured queries once a day, as a daemon.
+
+    Every check (each --interval) runs the [[observer.query]] tables of the
+    config file that have not run yet this UTC day, if the --time of day
+    has passed, and writes each non-empty result as one JSON line:
+    {"key": NAME, "ids": [...], "at": MICROSECONDS}. A query that fails
+    is logged and tried again at the next check.
+
+    \b
+    Examples:
+      riaktq observe                                   # config's time, every minute
+      riaktq observe --time 06:30:00 --events /var/log/riaktq/observed.jsonl
+
+    SIGINT/SIGTERM: exit 0.
+    """
+    from riaktq_cli.config import _time_of_day
+    from riaktq_cli.observer import Observer
+    from riaktq_cli.signals import stop_event_on_signals
+
+    cfg = app.config
+    if time_of_day is not None:
+        try:
+            time_of_day = _time_of_day(time_of_day, "--time")
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--time") from None
+    time_of_day = time_of_day or cfg.get("observer", "time")
+    interval = interval if interval is not None else cfg.get("observer", "interval")
+    if interval <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--interval")
+    queries = _queries_or_fail(app, "observe")
+    store = app.store()
+    try:
+        out = sys.stdout if events == "-" else open(events, "a", encoding="utf-8")
+    except OSError as exc:
+        raise RiaktqError(f"cannot open {events}: {exc.strerror}") from None
+    import logging
+    logging.getLogger("riaktq").info(
+        "observing %d quer%s once a day after %s UTC, checking every %ss", len(queries),
+        "y" if len(queries) == 1 else "ies", time_of_day, f"{interval:g}")
+    try:
+        Observer(store, queries, time_of_day, out).run(interval, stop_event_on_signals())
+    finally:
+        if out is not sys.stdout:
+            out.close()
+
+
+@click.command("stats")
+@click.option("--watch", is_flag=True, help="A live view, redrawn every second until Ctrl-C.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_obj
+def stats_cmd(app, watch, fmt):
+    """How the queue is doing: tasks per status, throughput, instances.
+
+    Shows the task count of every status, the age of the oldest todo task,
+    how many tasks closed in the last minute and hour and how many failed
+    in the last hour, and every instance (tags, status, queue, outbox,
+    heartbeat age, the task at hand and for how long).
+
+    \b
+    Examples:
+      riaktq stats
+      riaktq stats --watch
+      riaktq stats --format json | jq .counts
+    """
+    from riaktq_cli import stats
+
+    if watch and fmt == "json":
+        raise click.UsageError("--watch is a live view for people; use --format json without it")
+    store = app.store()
+    timeout = app.config.get("scheduler", "instance_timeout")
+    if watch:
+        from riaktq_cli.signals import stop_event_on_signals
+        stats.watch(store, timeout, app.config.describe_store(), stop_event_on_signals())
+        return
+    figures = stats.gather(store, timeout)
+    if fmt == "json":
+        click.echo(json.dumps(figures))
+    else:
+        click.echo(stats.render_text(figures), nl=False)
+
+
+@click.command("requeue")
+@click.argument("task_ids", nargs=-1, metavar="[ID]...")
+@click.option("--status", type=click.Choice(tasks_mod.FINISHED),
+              help="Requeue every task with this status (instead of IDs).")
+@click.option("--age", type=DURATION, metavar="DURATION",
+              help="With --status: only tasks created at least this long ago.")
+@click.option("--retry", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The fresh retry count.")
+@click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
+@click.pass_obj
+def requeue_cmd(app, task_ids, status, age, retry, dry_run):
+    """Put finished (done or failed) tasks back to todo, to run again.
+
+    The task keeps its priority and the `out` of its last run until it
+    runs again; its retry count starts afresh (--retry).
+
+    \b
+    Examples:
+      riaktq requeue task-42 task-43
+      riaktq requeue --status failed --dry-run      # which ones?
+      riaktq requeue --status failed --age 1h --retry 2
+    """
+    from riaktq_cli import observer
+
+    if bool(task_ids) == (status is not None):
+        raise click.UsageError("give task IDs or --status done|failed (not both)")
+    if age is not None and status is None:
+        raise click.UsageError("--age goes with --status")
+    store = app.store()
+    if task_ids:
+        ids = list(dict.fromkeys(task_ids))
+    else:
+        ids = observer.query_ids(store, status, age)
+    moved, refused = 0, 0
+    for task_id, outcome in observer.requeue_ids(store, ids, retry=retry, status=status, dry_run=dry_run):
+        if outcome in ("requeued", "would requeue"):
+            moved += 1
+            if dry_run:
+                click.echo(task_id)
+        elif task_ids:  # with --status, tasks that changed meanwhile are skipped quietly
+            refused += 1
+            reason = f"no task {task_id!r}" if outcome == "missing" else \
+                f"task {task_id!r} is {outcome}, not done or failed; left alone"
+            click.echo(f"riaktq: {reason}", err=True)
+    verb = "would requeue" if dry_run else "requeued"
+    click.echo(f"riaktq: {verb} {moved} task(s)", err=True)
+    if refused:
+        raise RiaktqError(f"{refused} task(s) not requeued")

@@ -1,0 +1,145 @@
+"""How the queue is doing: the figures of `riaktq stats`, and its live view.
+
+Every figure is one index query (counts per status, the oldest `todo`,
+tasks finished since a moment) plus the instance records, so gathering
+them costs the same with a hundred tasks or a million.
+"""
+
+import time
+
+from riaktq_cli import clock
+from riaktq_cli.clock import seconds_to_us
+from riaktq_cli.durations import format_duration
+from riaktq_cli.task import FAILED, STATUSES, TODO
+
+MINUTE, HOUR = 60, 3600
+
+
+def gather(store, instance_timeout):
+    """The figures as a JSON-able dict (ages and durations in seconds)."""
+    from riaktq_cli.commands.run import instance_rows
+
+    now = clock.now_us()
+    counts = store.count_by_status()
+    counts = {status: counts.get(status, 0) for status in STATUSES}
+    oldest = store.oldest_cat(TODO) if counts[TODO] else None
+    return {
+        "at": now,
+        "counts": counts,
+        "total": sum(counts.values()),
+        "oldest_todo_age": None if oldest is None else round(max(0, now - oldest) / 1e6, 3),
+        "closed_last_minute": store.count_finished_since(now - seconds_to_us(MINUTE)),
+        "closed_last_hour": store.count_finished_since(now - seconds_to_us(HOUR)),
+        "failed_last_hour": store.count_finished_since(now - seconds_to_us(HOUR), FAILED),
+        "instances": instance_rows(store, instance_timeout),
+    }
+
+
+THROUGHPUT = [("closed_last_minute", "closed last minute"), ("closed_last_hour", "closed last hour"),
+              ("failed_last_hour", "failed last hour")]
+
+
+def _at_hand(row):
+    if not row["current"]:
+        return "-"
+    return f"{row['current']} ({format_duration(row['current_for'])})"
+
+
+def instance_table_rows(figures):
+    """Instance rows as the human views show them."""
+    return [[row["name"], ",".join(row["tags"]) or "-", row["status"] or "-", row["queue"],
+             row["outbox"], format_duration(row["heartbeat_age"]), _at_hand(row)]
+            for row in figures["instances"]]
+
+
+INSTANCE_HEADERS = ["NAME", "TAGS", "STATUS", "QUEUE", "OUTBOX", "HEARTBEAT AGE", "AT HAND"]
+
+
+def render_text(figures):
+    """The plain-text report of `riaktq stats` (tabulate)."""
+    from tabulate import tabulate
+
+    tasks = [[status, figures["counts"][status]] for status in STATUSES]
+    tasks.append(["total", figures["total"]])
+    rates = [["oldest todo", format_duration(figures["oldest_todo_age"])]]
+    rates += [[title, figures[key]] for key, title in THROUGHPUT]
+    parts = [tabulate(tasks, headers=["STATUS", "TASKS"], tablefmt="simple"),
+             tabulate(rates, tablefmt="plain", colalign=("left", "right"))]
+    if figures["instances"]:
+        parts.append(tabulate(instance_table_rows(figures), headers=INSTANCE_HEADERS,
+                              tablefmt="simple"))
+    else:
+        parts.append("no instances")
+    return "\n\n".join(parts) + "\n"
+
+
+def renderable(figures, title, error=None):
+    """The rich view of `stats --watch`: tasks, throughput, instances."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(figures["at"] / 1e6)) if figures else ""
+    header = Text.assemble((f"riaktq stats · {title}", "bold"), f"  {stamp}  ",
+                           ("(every second; Ctrl-C to quit)", "dim"))
+    parts = [header]
+    if error:
+        parts.append(Text(f"store unavailable, retrying: {error}", style="bold red"))
+    if figures:
+        tasks = Table(box=box.SIMPLE_HEAD, title="Tasks", title_justify="left")
+        tasks.add_column("status")
+        tasks.add_column("tasks", justify="right")
+        styles = {"todo": "yellow", "nextup": "cyan", "done": "green", "failed": "red"}
+        for status in STATUSES:
+            tasks.add_row(Text(status, style=styles[status]), str(figures["counts"][status]))
+        tasks.add_row("total", str(figures["total"]), style="bold")
+
+        rates = Table(box=box.SIMPLE_HEAD, title="Throughput", title_justify="left")
+        rates.add_column("figure")
+        rates.add_column("value", justify="right")
+        rates.add_row("oldest todo", format_duration(figures["oldest_todo_age"]))
+        for key, label in THROUGHPUT:
+            rates.add_row(label, str(figures[key]))
+
+        side = Table.grid(padding=(0, 4))
+        side.add_row(tasks, rates)
+        parts.append(side)
+
+        instances = Table(box=box.SIMPLE_HEAD, title=f"Instances ({len(figures['instances'])})",
+                          title_justify="left")
+        for name in INSTANCE_HEADERS:
+            instances.add_column(name, justify="right" if name in ("QUEUE", "OUTBOX") else "left")
+        status_style = {"busy": "cyan", "idle": "green", "lost": "bold red", "stopped": "dim"}
+        for row, cells in zip(figures["instances"], instance_table_rows(figures)):
+            cells = [str(c) for c in cells]
+            cells[2] = Text(cells[2], style=status_style.get(row["status"], ""))
+            instances.add_row(*cells)
+        parts.append(instances)
+    return Group(*parts)
+
+
+def watch(store, instance_timeout, title, stop, interval=1.0, console=None):
+    """Redraw the view in place every `interval` seconds until `stop` is set.
+
+    rich's Live rewrites the same lines (no screen clearing, no alternate
+    screen), so nothing flickers; the last view stays on the terminal.
+    """
+    from rich.console import Console
+    from rich.live import Live
+
+    from riaktq_cli.errors import StoreUnavailable
+
+    console = console or Console()
+    figures = None
+    with Live(renderable(None, title), console=console, auto_refresh=False, screen=False,
+              transient=False, redirect_stdout=False, redirect_stderr=False) as live:
+        while not stop.is_set():
+            started = time.monotonic()
+            error = None
+            try:
+                figures = gather(store, instance_timeout)
+            except StoreUnavailable as exc:
+                error = str(exc)
+            live.update(renderable(figures, title, error), refresh=True)
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))

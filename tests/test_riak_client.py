@@ -1,0 +1,615 @@
+"""The Riak client against the Riak test server, faults included.
+
+Every test gets a fresh server (they start in milliseconds), and the fixture
+checks on the way out that no client call listed keys or buckets -- the task
+store must never do either.  A few tests speak raw HTTP to the server to pin
+down the Riak behaviour the client relies on, so that the server cannot drift
+into something friendlier than Riak.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import urllib3
+
+from riaktq_cli.riak import (
+    IndexPage,
+    RiakBadRequest,
+    RiakClient,
+    RiakConflict,
+    RiakError,
+    RiakObject,
+    RiakUnavailable,
+)
+from riaktq_cli.riak import client as client_module
+from riaktq_cli.riak.multipart import MultipartError, parse_multipart
+from tests.riak_server import RiakTestServer
+
+T = "riaktq"  # the allow_mult bucket type the test server creates by default
+B = "tasks"
+ODD_KEYS = ["a/b", "a+b", "a b", "ü", "with space", "100%", "x?y#z&w=1", "ключ/日本"]
+
+
+@pytest.fixture
+def riak_test_server():
+    server = RiakTestServer(port=0)
+    yield server
+    server.stop()
+    assert server.counts["list_keys"] == 0, "a client call listed keys"
+    assert server.counts["list_buckets"] == 0, "a client call listed buckets"
+
+
+@pytest.fixture
+def client(riak_test_server):
+    c = RiakClient([riak_test_server.url], timeout=1.0, retries=4, backoff=0.01,
+                   backoff_max=0.05)
+    yield c
+    c.close()
+
+
+def raw(server, method, path, body=None, headers=None):
+    """One plain HTTP request to the test server (no client logic)."""
+    http = urllib3.PoolManager(retries=False)
+    try:
+        return http.request(method, server.url + path, body=body, headers=headers or {})
+    finally:
+        http.clear()
+
+
+# --------------------------------------------------------------------------
+# Values and keys
+
+
+def test_binary_values_and_odd_keys_round_trip(client, riak_test_server):
+    value = bytes(range(256)) + b"\r\n--not-a-boundary\r\n\r\n"
+    for i, key in enumerate(ODD_KEYS):
+        client.store(T, B, key, value + bytes([i]), "application/octet-stream")
+    for i, key in enumerate(ODD_KEYS):
+        obj = client.fetch(T, B, key)
+        assert obj is not None and not obj.has_siblings
+        assert obj.key == key
+        assert obj.value == value + bytes([i])
+        assert obj.content_type == "application/octet-stream"
+    # The server saw the keys themselves: "+" was not turned into a space,
+    # "/" did not split the path.
+    stored = set(riak_test_server.store.bucket(T, B).objects)
+    assert stored == set(ODD_KEYS)
+
+
+def test_missing_key_is_none(client):
+    assert client.fetch(T, B, "nothing-here") is None
+
+
+def test_unknown_bucket_type_is_an_error_not_a_miss(client):
+    with pytest.raises(RiakError) as err:
+        client.fetch("no_such_type", B, "k")
+    assert str(err.value) == "riak: bucket type no_such_type does not exist"
+    with pytest.raises(RiakError, match="bucket type no_such_type does not exist"):
+        client.store("no_such_type", B, "k", b"{}")
+    with pytest.raises(RiakError, match="bucket type no_such_type does not exist"):
+        client.type_props("no_such_type")
+
+
+def test_store_requires_bytes(client):
+    with pytest.raises(TypeError):
+        client.store(T, B, "k", "text")
+
+
+# --------------------------------------------------------------------------
+# Vector clocks and siblings
+
+
+def test_read_modify_write_with_vclock_leaves_no_sibling(client, riak_test_server):
+    client.store(T, B, "k", b'{"n": 1}', indexes={"status_bin": "todo"})
+    for n in range(2, 6):
+        obj = client.fetch(T, B, "k")
+        assert not obj.has_siblings
+        client.store(T, B, "k", json.dumps({"n": n}).encode(), vclock=obj.vclock,
+                     indexes={"status_bin": "todo"})
+    obj = client.fetch(T, B, "k")
+    assert json.loads(obj.value) == {"n": 5}
+    assert riak_test_server.sibling_count(T, B, "k") == 1
+
+
+def test_blind_writes_make_siblings_parsed_byte_exact_then_resolved(client, riak_test_server):
+    first = b"\x00\r\n\r\n--binary\r\nContent-Type: x/y\r\n\r\n\xff\r\n"
+    second = b'{"who": "second"}\n'
+    client.store(T, B, "k", first, "application/octet-stream",
+                 indexes={"status_bin": ["todo"], "prio_int": [3, 20, 100]})
+    client.store(T, B, "k", second, "application/json", indexes={"status_bin": "nextup"})
+    obj = client.fetch(T, B, "k")
+    assert obj.has_siblings and len(obj.siblings) == 2
+    assert riak_test_server.counts["status_300"] == 1
+    by_value = {s.value: s for s in obj.siblings}
+    assert set(by_value) == {first, second}
+    assert by_value[first].content_type == "application/octet-stream"
+    assert by_value[first].indexes == {"prio_int": ["3", "20", "100"], "status_bin": ["todo"]}
+    assert by_value[second].content_type == "application/json"
+    assert by_value[second].indexes == {"status_bin": ["nextup"]}
+    assert all(s.vtag and not s.deleted for s in obj.siblings)
+    with pytest.raises(ValueError, match="2 siblings"):
+        obj.value
+    # Both siblings are indexed until resolved.
+    assert client.index(T, B, "status_bin", "todo").keys == ["k"]
+    assert client.index(T, B, "status_bin", "nextup").keys == ["k"]
+    # Writing back with the 300's clock replaces both.
+    client.store(T, B, "k", b'{"merged": true}', vclock=obj.vclock,
+                 indexes={"status_bin": "done"})
+    obj = client.fetch(T, B, "k")
+    assert not obj.has_siblings and obj.value == b'{"merged": true}'
+    assert client.index(T, B, "status_bin", "todo").keys == []
+    assert client.index(T, B, "status_bin", "done").keys == ["k"]
+
+
+def test_stale_vclock_keeps_the_concurrent_sibling(client):
+    client.store(T, B, "k", b"v1")
+    base = client.fetch(T, B, "k")
+    client.store(T, B, "k", b"v2a", vclock=base.vclock)  # writer A
+    client.store(T, B, "k", b"v2b", vclock=base.vclock)  # writer B, same old clock
+    obj = client.fetch(T, B, "k")
+    assert sorted(s.value for s in obj.siblings) == [b"v2a", b"v2b"]
+
+
+def test_sibling_storm_simulates_concurrent_writers(client, riak_test_server):
+    client.store(T, B, "k", b"v1")
+    riak_test_server.sibling_storm(1)
+    obj = client.fetch(T, B, "k")
+    client.store(T, B, "k", b"v2", vclock=obj.vclock)
+    obj = client.fetch(T, B, "k")
+    assert sorted(s.value for s in obj.siblings) == [b"v1", b"v2"]
+    client.store(T, B, "k", b"v3", vclock=obj.vclock)  # storm over: resolves
+    assert client.fetch(T, B, "k").value == b"v3"
+
+
+def test_default_type_is_last_write_wins(client):
+    client.store("default", B, "k", b"one")
+    client.store("default", B, "k", b"two")
+    obj = client.fetch("default", B, "k")
+    assert not obj.has_siblings and obj.value == b"two"
+
+
+def test_returnbody_gives_the_stored_object_and_its_siblings(client):
+    obj = client.store(T, B, "k", b"v1", returnbody=True)
+    assert isinstance(obj, RiakObject) and obj.value == b"v1" and obj.vclock
+    obj = client.store(T, B, "k", b"v2", returnbody=True)  # blind: sibling
+    assert sorted(s.value for s in obj.siblings) == [b"v1", b"v2"]
+    resolved = client.store(T, B, "k", b"v3", vclock=obj.vclock, returnbody=True)
+    assert resolved.value == b"v3" and not resolved.has_siblings
+    assert client.store(T, B, "k", b"v4", vclock=resolved.vclock) is None
+
+
+def test_text_plain_sibling_list_is_fetched_by_vtag(client, monkeypatch):
+    # A proxy or old node that ignores our Accept sends the vtag list.
+    monkeypatch.setattr(client_module, "ACCEPT_SIBLINGS", "*/*")
+    client.store(T, B, "k", b"one\r\n")
+    client.store(T, B, "k", b"two\r\n")
+    obj = client.fetch(T, B, "k")
+    assert sorted(s.value for s in obj.siblings) == [b"one\r\n", b"two\r\n"]
+    assert obj.vclock
+
+
+# --------------------------------------------------------------------------
+# Tombstones and conditional creates
+
+
+def test_tombstones(client, riak_test_server):
+    client.store(T, B, "k", b"v1", indexes={"status_bin": "todo"})
+    client.delete(T, B, "k")
+    assert client.fetch(T, B, "k") is None
+    assert client.index(T, B, "status_bin", "todo").keys == []
+    tomb = client.fetch(T, B, "k", include_tombstone=True)
+    assert tomb.deleted and tomb.vclock
+    client.delete(T, B, "k")  # deleting again (404) is fine
+    client.delete(T, B, "never-existed")
+    # A blind re-create on allow_mult keeps the tombstone as a sibling ...
+    client.store(T, B, "k", b"v2")
+    obj = client.fetch(T, B, "k")
+    assert len(obj.siblings) == 2
+    assert [s.value for s in obj.live_siblings] == [b"v2"]
+    assert [s.deleted for s in obj.siblings].count(True) == 1
+    # ... which a write with the 300's clock resolves.
+    client.store(T, B, "k", b"v3", vclock=obj.vclock)
+    assert client.fetch(T, B, "k").value == b"v3"
+    # Re-creating with the tombstone's clock leaves no tombstone sibling.
+    client.delete(T, B, "k")
+    tomb = client.fetch(T, B, "k", include_tombstone=True)
+    client.store(T, B, "k", b"v4", vclock=tomb.vclock)
+    assert client.fetch(T, B, "k").value == b"v4"
+
+
+def test_delete_with_stale_vclock_leaves_tombstone_sibling(client):
+    client.store(T, B, "k", b"v1")
+    old = client.fetch(T, B, "k")
+    client.store(T, B, "k", b"v2", vclock=old.vclock)
+    client.delete(T, B, "k", vclock=old.vclock)  # has not seen v2
+    obj = client.fetch(T, B, "k")
+    assert obj.has_siblings
+    assert [s.value for s in obj.live_siblings] == [b"v2"]
+    assert any(s.deleted for s in obj.siblings)
+
+
+def test_tombstones_are_reaped_after_delete_mode():
+    with RiakTestServer(port=0, delete_mode=100) as server:
+        with RiakClient([server.url], backoff=0.01) as c:
+            c.store(T, B, "k", b"v")
+            c.delete(T, B, "k")
+            assert c.fetch(T, B, "k", include_tombstone=True) is not None
+            time.sleep(0.15)
+            assert c.fetch(T, B, "k", include_tombstone=True) is None
+
+
+def test_if_none_match_conflict(client):
+    client.store(T, B, "k", b"v1", if_none_match=True)
+    with pytest.raises(RiakConflict) as err:
+        client.store(T, B, "k", b"v2", if_none_match=True)
+    assert err.value.status == 412 and not err.value.after_retry
+    assert "\n" not in str(err.value) and "exists" in str(err.value)
+    assert client.fetch(T, B, "k").value == b"v1"
+    client.delete(T, B, "k")
+    client.store(T, B, "k", b"v3", if_none_match=True)  # a tombstone does not count
+
+
+def test_lost_answer_to_create_is_flagged_on_the_conflict(client, riak_test_server):
+    # The create is applied, its answer lost; the retry meets our own write.
+    riak_test_server.drop_next(1, after=True, kinds="put")
+    with pytest.raises(RiakConflict) as err:
+        client.store(T, B, "k", b"mine", if_none_match=True)
+    assert err.value.after_retry
+    assert client.fetch(T, B, "k").value == b"mine"
+
+
+# --------------------------------------------------------------------------
+# Secondary indexes
+
+
+def _fill(client, n, prefix="t"):
+    for i in range(n):
+        client.store(T, B, f"{prefix}{i:04d}", b"{}",
+                     indexes={"status_bin": "todo" if i % 2 == 0 else "done",
+                              "prio_int": i % 7 - 3, "order_bin": f"{(n - i):05d}"})
+
+
+def test_index_exact_and_inclusive_range(client):
+    _fill(client, 30)
+    todo = client.index(T, B, "status_bin", "todo", sort=True)
+    assert todo.keys == [f"t{i:04d}" for i in range(0, 30, 2)]
+    assert todo.continuation is None and todo.results == []
+    # Range, inclusive at both ends; _int compares numerically (-3..3).
+    page = client.index(T, B, "prio_int", start=-1, end=2, sort=True)
+    expected = sorted(f"t{i:04d}" for i in range(30) if -1 <= i % 7 - 3 <= 2)
+    assert sorted(page.keys) == expected
+    page = client.index(T, B, "order_bin", start="00010", end="00012", return_terms=True)
+    assert sorted(page.results) == [("00010", "t0020"), ("00011", "t0019"), ("00012", "t0018")]
+    # return_terms on an exact query: Riak sends keys; the client pairs them.
+    page = client.index(T, B, "status_bin", "done", return_terms=True, max_results=2)
+    assert page.results == [("done", "t0001"), ("done", "t0003")]
+    # $key ranges work too.
+    assert client.index(T, B, "$key", start="t0003", end="t0005", sort=True).keys == [
+        "t0003", "t0004", "t0005"]
+
+
+def test_unpaginated_index_has_no_promised_order(client):
+    _fill(client, 40)
+    page = client.index(T, B, "status_bin", "todo")
+    assert sorted(page.keys) == [f"t{i:04d}" for i in range(0, 40, 2)]
+    assert page.keys != sorted(page.keys)  # the server shuffles, as a cluster would
+
+
+def test_pagination_returns_everything_once_in_order(client, riak_test_server):
+    _fill(client, 240)
+    riak_test_server.reset_counts()
+    keys = list(client.index_all(T, B, "status_bin", "todo", page_size=40))
+    assert keys == [f"t{i:04d}" for i in range(0, 240, 2)]  # 120 keys: 3 full pages
+    assert riak_test_server.counts["index"] == 4  # ... and the empty one after
+    pairs = list(client.index_all(T, B, "order_bin", start="00001", end="00240",
+                                  page_size=7, return_terms=True))
+    assert pairs == sorted(pairs) and len(pairs) == 240
+    assert pairs[0] == ("00001", "t0239") and pairs[-1] == ("00240", "t0000")
+    ints = list(client.index_all(T, B, "prio_int", start=-3, end=3, page_size=9,
+                                 return_terms=True))
+    assert [int(t) for t, _ in ints] == sorted(int(t) for t, _ in ints)
+    assert len(ints) == 240 and len(set(ints)) == 240
+
+
+def test_manual_pages_follow_continuations(client):
+    _fill(client, 25)
+    seen, cont = [], None
+    while True:
+        page = client.index(T, B, "order_bin", start="00000", end="99999",
+                            max_results=10, continuation=cont)
+        assert isinstance(page, IndexPage) and len(page.keys) <= 10
+        seen += page.keys
+        cont = page.continuation
+        if cont is None:
+            break
+    assert seen == [f"t{i:04d}" for i in range(24, -1, -1)]
+
+
+def test_range_key_with_several_terms_appears_once_per_term(client):
+    client.store(T, B, "multi", b"{}", indexes={"tag_bin": ["a", "b", "c"]})
+    client.store(T, B, "single", b"{}", indexes={"tag_bin": "b"})
+    pairs = list(client.index_all(T, B, "tag_bin", start="a", end="z", page_size=2,
+                                  return_terms=True))
+    assert pairs == [("a", "multi"), ("b", "multi"), ("b", "single"), ("c", "multi")]
+
+
+def test_utf8_index_values_round_trip(client):
+    client.store(T, B, "k", b"{}", indexes={"name_bin": ["ü-日本"]})
+    assert client.fetch(T, B, "k").indexes == {"name_bin": ["ü-日本"]}
+    assert client.index(T, B, "name_bin", "ü-日本").keys == ["k"]
+
+
+def test_index_values_riak_would_split_are_refused(client):
+    with pytest.raises(ValueError, match="comma"):
+        client.store(T, B, "k", b"{}", indexes={"x_bin": ["a, b"]})
+    with pytest.raises(ValueError, match="_bin or _int"):
+        client.store(T, B, "k", b"{}", indexes={"status": ["todo"]})
+    with pytest.raises(ValueError, match="not an integer"):
+        client.store(T, B, "k", b"{}", indexes={"p_int": ["x"]})
+    client.store(T, B, "k", b"{}", indexes={"x_bin": ["a,b"]})  # no space: one value
+    assert client.index(T, B, "x_bin", "a,b").keys == ["k"]
+    with pytest.raises(ValueError):
+        client.index(T, B, "x_bin", "a", start="a", end="b")
+
+
+def test_bad_request_names_status_and_riak_message(client):
+    with pytest.raises(RiakBadRequest) as err:
+        client.index(T, B, "p_int", "not-a-number")
+    text = str(err.value)
+    assert text.startswith("riak: ") and "400" in text and "p_int" in text
+    assert "\n" not in text and err.value.status == 400
+
+
+def test_2i_on_a_backend_without_indexes():
+    with RiakTestServer(port=0, backend_2i=False) as server:
+        with RiakClient([server.url], backoff=0.01) as c:
+            with pytest.raises(RiakError) as err:
+                c.index(T, B, "status_bin", "todo")
+    assert err.value.status == 500
+    assert "indexes_not_supported" in str(err.value) and "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------
+# Properties and health
+
+
+def test_bucket_and_type_props(client):
+    props = client.type_props(T)
+    assert props["allow_mult"] is True and props["dvv_enabled"] is True
+    assert client.type_props("default")["allow_mult"] is False
+    assert client.bucket_props(T, B)["n_val"] == 3
+    client.set_bucket_props(T, B, {"n_val": 5})
+    assert client.bucket_props(T, B)["n_val"] == 5
+    assert client.bucket_props(T, "other")["n_val"] == 3
+    with pytest.raises(RiakBadRequest):
+        client.set_bucket_props(T, B, {"allow_mult": "yes"})
+
+
+def test_ping_and_ping_node(client, riak_test_server):
+    client.ping()
+    client.ping_node(riak_test_server.url)
+    riak_test_server.set_down(True)
+    with pytest.raises(RiakUnavailable) as err:
+        client.ping_node(riak_test_server.url)
+    assert str(err.value) == f"riak: no node answered ({riak_test_server.url}: connection refused)"
+
+
+def test_connections_are_kept_alive(client, riak_test_server):
+    for i in range(50):
+        client.store(T, B, f"k{i}", b"{}")
+        client.fetch(T, B, f"k{i}")
+    assert riak_test_server.counts["connections"] <= client.pool_size
+
+
+def test_idle_connections_closed_by_the_server_are_replaced():
+    with RiakTestServer(port=0, idle_timeout=0.1) as server:
+        with RiakClient([server.url], retries=0) as c:  # no retries: must just work
+            c.store(T, B, "k", b"v")
+            time.sleep(0.3)
+            assert c.fetch(T, B, "k").value == b"v"
+            assert server.counts["connections"] == 2
+
+
+# --------------------------------------------------------------------------
+# Faults
+
+
+def test_503_burst_is_retried_transparently(client, riak_test_server):
+    client.store(T, B, "k", b"v")
+    riak_test_server.fail_next(3, 503)
+    assert client.fetch(T, B, "k").value == b"v"
+    assert riak_test_server.counts["status_503"] == 3
+
+
+def test_endless_503_gives_up_with_one_line(riak_test_server):
+    c = RiakClient([riak_test_server.url], retries=2, backoff=0.01)
+    riak_test_server.fail_next(10, 503)
+    with pytest.raises(RiakUnavailable) as err:
+        c.fetch(T, B, "k")
+    assert str(err.value) == (f"riak: no node answered ({riak_test_server.url}: "
+                              "503 Service Unavailable)")
+    assert riak_test_server.counts["status_503"] == 3
+    riak_test_server.clear_faults()
+
+
+def test_other_errors_are_not_retried(client, riak_test_server):
+    riak_test_server.fail_next(1, 500)
+    with pytest.raises(RiakError) as err:
+        client.fetch(T, B, "k")
+    assert err.value.status == 500 and not isinstance(err.value, RiakUnavailable)
+    assert riak_test_server.counts["get"] == 1
+
+
+def test_slow_answer_times_out_then_retry_succeeds(riak_test_server):
+    c = RiakClient([riak_test_server.url], timeout=0.3, backoff=0.01)
+    c.store(T, B, "k", b"v")
+    riak_test_server.slow_next(1, 2.0, kinds="get")
+    started = time.monotonic()
+    assert c.fetch(T, B, "k").value == b"v"
+    elapsed = time.monotonic() - started
+    assert 0.3 <= elapsed < 1.5
+    assert riak_test_server.counts["slowed"] == 1
+
+
+def test_dropped_connection_is_retried(client, riak_test_server):
+    riak_test_server.drop_next(2)
+    client.store(T, B, "k", b"v")
+    assert client.fetch(T, B, "k").value == b"v"
+    assert riak_test_server.counts["dropped"] == 2
+
+
+def test_two_nodes_one_down(riak_test_server):
+    other = RiakTestServer(port=0, share_with=riak_test_server)  # same cluster
+    try:
+        c = RiakClient([riak_test_server.url, other.url], timeout=0.5, backoff=0.01)
+        other.set_down(True)
+        started = time.monotonic()
+        for i in range(20):
+            c.store(T, B, f"k{i}", b"v", indexes={"status_bin": "todo"})
+            assert c.fetch(T, B, f"k{i}").value == b"v"
+        assert time.monotonic() - started < 3.0  # the down node is skipped, not waited on
+        assert len(list(c.index_all(T, B, "status_bin", "todo", page_size=7))) == 20
+        other.set_down(False)
+        riak_test_server.set_down(True)
+        assert c.fetch(T, B, "k3").value == b"v"  # the other node serves the same data
+        riak_test_server.set_down(False)
+    finally:
+        other.stop()
+
+
+def test_all_nodes_down_one_line_message(riak_test_server):
+    other = RiakTestServer(port=0)
+    c = RiakClient([riak_test_server.url, other.url], retries=3, backoff=0.01)
+    riak_test_server.set_down(True)
+    other.set_down(True)
+    started = time.monotonic()
+    with pytest.raises(RiakUnavailable) as err:
+        c.fetch(T, B, "k")
+    assert time.monotonic() - started < 1.0
+    assert str(err.value) == (f"riak: no node answered ({riak_test_server.url}: connection "
+                              f"refused; {other.url}: connection refused)")
+    other.stop()
+
+
+def test_node_down_then_up_works_again(client, riak_test_server):
+    client.store(T, B, "k", b"v")
+    riak_test_server.set_down(True)
+    with pytest.raises(RiakUnavailable):
+        client.fetch(T, B, "k")
+    riak_test_server.set_down(False)
+    assert client.fetch(T, B, "k").value == b"v"  # though the node was marked down
+
+
+def test_faults_can_be_switched_while_requests_run(client, riak_test_server):
+    client.store(T, B, "k", b"v")
+    errors = []
+
+    def reader():
+        try:
+            for _ in range(40):
+                assert client.fetch(T, B, "k").value == b"v"
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    riak_test_server.fail_next(5, 503)
+    riak_test_server.drop_next(2)
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+# --------------------------------------------------------------------------
+# The test server keeps Riak's rules (raw HTTP)
+
+
+def test_server_object_headers(riak_test_server):
+    put = raw(riak_test_server, "PUT", f"/types/{T}/buckets/{B}/keys/k",
+              body=b"{}", headers={"Content-Type": "application/json",
+                                   "X-Riak-Index-Prio_int": "10, 2, 2",
+                                   "X-Riak-Index-status_bin": "todo"})
+    assert put.status == 204
+    got = raw(riak_test_server, "GET", f"/types/{T}/buckets/{B}/keys/k")
+    assert got.status == 200
+    assert got.headers["ETag"].startswith('"') and got.headers["X-Riak-Vclock"]
+    assert got.headers["X-Riak-Index-prio_int"] == "2, 10"  # lower-cased, sorted, unique
+    assert got.headers["Link"] == f'</buckets/{B}>; rel="up"'
+    assert got.headers["Vary"] == "Accept-Encoding" and got.headers["Last-Modified"]
+    raw(riak_test_server, "PUT", f"/types/{T}/buckets/{B}/keys/k", body=b"2",
+        headers={"Content-Type": "text/plain"})
+    listing = raw(riak_test_server, "GET", f"/types/{T}/buckets/{B}/keys/k",
+                  headers={"Accept": "*/*"})
+    assert listing.status == 300 and listing.headers["Content-Type"] == "text/plain"
+    assert listing.data.startswith(b"Siblings:\n") and len(listing.data.splitlines()) == 3
+    assert raw(riak_test_server, "GET", f"/types/{T}/buckets/{B}/keys/k",
+               headers={"Accept": "multipart/mixed"}).headers["Content-Type"].startswith(
+        "multipart/mixed; boundary=")
+
+
+def test_server_rejects_what_riak_rejects(riak_test_server):
+    path = f"/types/{T}/buckets/{B}/keys/k"
+    assert raw(riak_test_server, "PUT", path, body=b"x").status == 400  # no Content-Type
+    assert raw(riak_test_server, "PUT", path, body=b"x",
+               headers={"Content-Type": "json"}).status == 415
+    assert raw(riak_test_server, "PUT", path, body=b"x",
+               headers={"Content-Type": "a/b", "X-Riak-Index-p_int": "x"}).status == 400
+    assert raw(riak_test_server, "PUT", path, body=b"x",
+               headers={"Content-Type": "a/b", "X-Riak-Index-p": "x"}).status == 400
+    assert raw(riak_test_server, "GET", path + "?r=most").status == 400
+    assert raw(riak_test_server, "GET", path + "?timeout=soon").status == 400
+    assert raw(riak_test_server, "GET", path, headers={"Origin": "null"}).status == 403
+    assert raw(riak_test_server, "GET", f"/types/{B}/buckets/{B}/keys/k").data == (
+        b"Unknown bucket type: tasks")
+    assert raw(riak_test_server, "PATCH", path).status == 501
+    resp = raw(riak_test_server, "POST", f"/types/{T}/buckets/{B}/index/x_bin/a")
+    assert resp.status == 405 and resp.headers["Allow"] == "GET, HEAD"
+    idx = f"/types/{T}/buckets/{B}/index/x_bin/a"
+    assert raw(riak_test_server, "GET", idx + "?max_results=0").status == 400
+    assert raw(riak_test_server, "GET", idx + "?continuation=bogus").status == 400
+    assert raw(riak_test_server, "GET", "/ping").data == b"OK"
+    created = raw(riak_test_server, "POST", f"/types/{T}/buckets/{B}/keys", body=b"x",
+                  headers={"Content-Type": "text/plain"})
+    assert created.status == 201 and created.headers["Location"].startswith(
+        f"/types/{T}/buckets/{B}/keys/")
+
+
+def test_server_counts_listings_so_the_fixture_check_can_fail():
+    with RiakTestServer(port=0) as server:
+        assert raw(server, "GET", f"/types/{T}/buckets/{B}/keys?keys=true").status == 200
+        assert raw(server, "GET", f"/types/{T}/buckets?buckets=true").status == 200
+        assert server.counts["list_keys"] == 1 and server.counts["list_buckets"] == 1
+
+
+def test_server_control_paths_for_other_processes():
+    with RiakTestServer(port=0) as server:
+        assert raw(server, "POST", "/__test__/fail?n=1&status=503").status == 204
+        assert raw(server, "GET", f"/types/{T}/buckets/{B}/keys/k").status == 503
+        counts = json.loads(raw(server, "GET", "/__test__/counts").data)
+        assert counts["status_503"] == 1
+        assert raw(server, "POST", "/__test__/reset").status == 204
+        assert "status_503" not in json.loads(raw(server, "GET", "/__test__/counts").data)
+
+
+# --------------------------------------------------------------------------
+# The multipart parser on its own
+
+
+def test_multipart_parser_is_byte_exact():
+    values = [b"", b"\r\n", b"a\r\n\r\nb\r\n", b"a--B--\r\n", bytes(range(256))]
+    body = b"".join(b"\r\n--B\r\nContent-Type: a/b\r\nX-Riak-Index-x_bin: 1\r\n"
+                    b"X-Riak-Index-x_bin: 2\r\n\r\n" + v for v in values) + b"\r\n--B--\r\n"
+    parts = parse_multipart(body, "B")
+    assert [p.body for p in parts] == values
+    assert parts[0].get_all("x-riak-index-x_bin") == ["1", "2"]
+    # Also without the leading CRLF, and in the bare-LF form of old Riak.
+    assert [p.body for p in parse_multipart(body[2:], "B")] == values
+    lf = b"\n--B\nContent-Type: a/b\n\nv1\n--B\nContent-Type: a/b\n\nv2\n--B--\n"
+    assert [p.body for p in parse_multipart(lf, "B")] == [b"v1", b"v2"]
+    with pytest.raises(MultipartError):
+        parse_multipart(body[:-10], "B")  # truncated: never a silent short list
