@@ -1,4 +1,10 @@
-"""Log lines on stderr: one line per event, timestamped, no tracebacks."""
+"""Log lines on stderr: one line per event, timestamped, no tracebacks.
+
+One-shot commands (open, get, report...) keep the Riak client's per-node
+warnings to themselves: the user gets the one-line error at the end. The
+daemons (scheduler, worker, observe) call `daemon_logging()` so that an
+operator sees nodes failing and coming back while they keep running.
+"""
 
 import logging
 import sys
@@ -6,10 +12,17 @@ import sys
 
 def setup_logging(verbose=False):
     root = logging.getLogger("riaktq")
-    if root.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    root.addHandler(handler)
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        root.addHandler(handler)
+        root.propagate = False
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root.propagate = False
+    logging.getLogger("riaktq.riak").setLevel(logging.DEBUG if verbose else logging.ERROR)
+
+
+def daemon_logging():
+    """Long-running processes: show node warnings too."""
+    riak = logging.getLogger("riaktq.riak")
+    if riak.level > logging.WARNING:
+        riak.setLevel(logging.WARNING)

@@ -87,7 +87,7 @@ def renderable(figures, title, error=None):
     if error:
         parts.append(Text(f"store unavailable, retrying: {error}", style="bold red"))
     if figures:
-        tasks = Table(box=box.SIMPLE_HEAD, title="Tasks", title_justify="left")
+        tasks = Table(box=box.SIMPLE_HEAD, show_edge=False, title="Tasks", title_justify="left")
         tasks.add_column("status")
         tasks.add_column("tasks", justify="right")
         styles = {"todo": "yellow", "nextup": "cyan", "done": "green", "failed": "red"}
@@ -95,7 +95,7 @@ def renderable(figures, title, error=None):
             tasks.add_row(Text(status, style=styles[status]), str(figures["counts"][status]))
         tasks.add_row("total", str(figures["total"]), style="bold")
 
-        rates = Table(box=box.SIMPLE_HEAD, title="Throughput", title_justify="left")
+        rates = Table(box=box.SIMPLE_HEAD, show_edge=False, title="Throughput", title_justify="left")
         rates.add_column("figure")
         rates.add_column("value", justify="right")
         rates.add_row("oldest todo", format_duration(figures["oldest_todo_age"]))
@@ -104,9 +104,9 @@ def renderable(figures, title, error=None):
 
         side = Table.grid(padding=(0, 4))
         side.add_row(tasks, rates)
-        parts.append(side)
+        parts += [Text(""), side, Text("")]
 
-        instances = Table(box=box.SIMPLE_HEAD, title=f"Instances ({len(figures['instances'])})",
+        instances = Table(box=box.SIMPLE_HEAD, show_edge=False, title=f"Instances ({len(figures['instances'])})",
                           title_justify="left")
         for name in INSTANCE_HEADERS:
             instances.add_column(name, justify="right" if name in ("QUEUE", "OUTBOX") else "left")
@@ -131,15 +131,18 @@ def watch(store, instance_timeout, title, stop, interval=1.0, console=None):
     from riaktq_cli.errors import StoreUnavailable
 
     console = console or Console()
-    figures = None
-    with Live(renderable(None, title), console=console, auto_refresh=False, screen=False,
+
+    def frame():
+        try:
+            return gather(store, instance_timeout), None
+        except StoreUnavailable as exc:
+            return None, str(exc)
+
+    figures, error = frame()
+    with Live(renderable(figures, title, error), console=console, auto_refresh=False, screen=False,
               transient=False, redirect_stdout=False, redirect_stderr=False) as live:
-        while not stop.is_set():
-            started = time.monotonic()
-            error = None
-            try:
-                figures = gather(store, instance_timeout)
-            except StoreUnavailable as exc:
-                error = str(exc)
+        live.refresh()
+        while not stop.wait(interval):
+            fresh, error = frame()
+            figures = fresh or figures  # keep the last figures on screen while the store is away
             live.update(renderable(figures, title, error), refresh=True)
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))

@@ -39,8 +39,32 @@ def riak_server():
     from tests.riak_server import RiakTestServer
     server = RiakTestServer(port=0)
     server.start()
+    server.listings = 0
+    plain_reset = server.reset_counts
+
+    def reset_counts():
+        # tests reset the counters; the suite-wide listing count survives it
+        server.listings += listings(server)
+        plain_reset()
+    server.reset_counts = reset_counts
     yield server
+    total = server.listings + listings(server)
     server.stop()
+    assert total == 0, f"the Riak test server saw {total} key or bucket listing(s)"
+
+
+def listings(server):
+    return server.counts["list_keys"] + server.counts["list_buckets"]
+
+
+@pytest.fixture(autouse=True)
+def no_key_listing(request):
+    """Every test that talked to the Riak test server made no listing."""
+    yield
+    if "riak_server" in request.fixturenames:
+        server = request.getfixturevalue("riak_server")
+        if server is not None:
+            assert listings(server) == 0, "a key or bucket listing reached the Riak test server"
 
 
 @pytest.fixture

@@ -110,7 +110,13 @@ _VCLOCK_MAGIC = b"k\xce"
 
 
 def _unique_id_62() -> str:
-    return "".join(random.choice(_B62) for _ in range(22))
+    """A random base-62 id like Riak's vtags and boundaries (cheap: one draw)."""
+    number = random.getrandbits(128)
+    out = []
+    for _ in range(22):
+        number, rem = divmod(number, 62)
+        out.append(_B62[rem])
+    return "".join(out)
 
 
 def _http_date(ts: float) -> str:
@@ -202,6 +208,14 @@ class _Obj:
         self.vclock: dict[str, int] = {}
         self.entries: frozenset = frozenset()  # index entries now in the 2i lists
         self.deleted_at: float | None = None  # set while every sibling is a tombstone
+
+    def snapshot(self) -> "_Obj":
+        """A copy to answer from outside the store lock (siblings never change
+        in place; writes replace the list and the clock)."""
+        copy = _Obj()
+        copy.siblings = list(self.siblings)
+        copy.vclock = self.vclock
+        return copy
 
     @property
     def is_tombstone(self) -> bool:
@@ -327,12 +341,9 @@ class _Store:
         clock[actor] = counter
         obj.vclock = clock
         obj.deleted_at = time.time() if obj.is_tombstone else None
+        self._reindex(b, key, obj)
         if obj.deleted_at is not None and self.delete_mode == "immediate":
             del b.objects[key]
-            self._reindex(b, key, None)
-            obj.entries = frozenset()
-            return obj
-        self._reindex(b, key, obj)
         return obj
 
     def wipe(self) -> None:
@@ -454,6 +465,42 @@ class _Faults:
 # The request handler
 
 
+class _Headers:
+    """Request headers: case-insensitive, every line kept.
+
+    http.server parses headers with the email package, which costs more than
+    the rest of a request here; benchmarks push tens of thousands of
+    requests through this server, so it parses them itself.
+    """
+
+    __slots__ = ("_items", "_index")
+
+    def __init__(self, items: list[tuple[str, str]]):
+        self._items = items
+        self._index: dict[str, list[str]] = {}
+        for name, value in items:
+            self._index.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str, default=None):
+        values = self._index.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str, default=None):
+        return list(self._index.get(name.lower(), default or []))
+
+    def __getitem__(self, name: str):
+        return self.get(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._index
+
+    def keys(self):
+        return [name for name, _ in self._items]
+
+    def items(self):
+        return list(self._items)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "MochiWeb/3.0.0 WebMachine/1.11.1 (riaktq test server)"
@@ -489,6 +536,45 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # quiet: tests and benchmarks
         pass
+
+    def parse_request(self):
+        """Request line and headers, as http.server does, minus the email
+        parser (see _Headers).  HTTP/1.0 and 1.1 only."""
+        self.command = None
+        self.request_version = self.default_request_version
+        self.close_connection = True
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if len(words) != 3 or not words[2].startswith("HTTP/1."):
+            self.send_error(400, "Bad request line")
+            return False
+        self.command, self.path, self.request_version = words
+        items = []
+        while True:
+            line = self.rfile.readline(65537)
+            if len(line) > 65536 or len(items) > 200:
+                self.send_error(431, "Request header fields too large")
+                return False
+            if line in (b"\r\n", b"\n", b""):
+                break
+            text = line.decode("iso-8859-1").rstrip("\r\n")
+            if text[:1] in (" ", "\t") and items:  # obsolete folding
+                name, value = items[-1]
+                items[-1] = (name, value + " " + text.strip())
+                continue
+            name, sep, value = text.partition(":")
+            if not sep:
+                self.send_error(400, "Bad header line")
+                return False
+            items.append((name.strip(), value.strip()))
+        self.headers = _Headers(items)
+        connection = (self.headers.get("Connection") or "").lower()
+        self.close_connection = (connection == "close" or
+                                 (self.request_version == "HTTP/1.0" and connection != "keep-alive"))
+        if (self.headers.get("Expect") or "").lower() == "100-continue":
+            if not self.handle_expect_100():
+                return False
+        return True
 
     def handle_one_request(self):
         try:
@@ -694,15 +780,18 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plain resources -----------------------------------------------
 
     def _root(self):
-        if _choose_media(["application/json"], self.headers.get("Accept")) == "application/json":
+        accept = self.headers.get("Accept")
+        if _choose_media(["text/html", "application/json"], accept) == "application/json":
             links = {"riak_kv_wm_buckets": "/buckets", "riak_kv_wm_index": "/buckets",
                      "riak_kv_wm_keylist": "/buckets", "riak_kv_wm_object": "/buckets",
                      "riak_kv_wm_ping": "/ping", "riak_kv_wm_props": "/buckets",
                      "riak_kv_wm_stats": "/stats"}
             self._send(200, json.dumps(links).encode(), ctype="application/json")
         else:
-            html = "".join(f'<li><a href="{p}">{p}</a></li>' for p in ("/buckets", "/ping", "/stats"))
-            self._send(200, f"<html><body><ul>{html}</ul></body></html>".encode(), ctype="text/html")
+            items = "".join(f'<li><a href="{p}">{p}</a></li>'
+                            for p in ("/buckets", "/ping", "/stats"))
+            self._send(200, f"<html><body><ul>{items}</ul></body></html>".encode(),
+                       ctype="text/html")
 
     def _ping(self):
         self._send(200, b"OK", ctype="text/html")
@@ -834,22 +923,23 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "DELETE":
             return self._delete(btype, bucket, key)
         store = self.riak.store
-        with store.lock:
+        with store.lock:  # answer from a snapshot: never write to a socket under the lock
             obj = store.lookup(store.bucket(btype, bucket), key)
-            if obj is None:
+            obj = obj.snapshot() if obj is not None else None
+        if obj is None:
+            raise _Halt(404, "not found\n")
+        vtag = self.query.get("vtag")
+        if vtag is not None:
+            chosen = [s for s in obj.siblings if s.vtag == vtag]
+            if not chosen:
                 raise _Halt(404, "not found\n")
-            vtag = self.query.get("vtag")
-            if vtag is not None:
-                chosen = [s for s in obj.siblings if s.vtag == vtag]
-                if not chosen:
-                    raise _Halt(404, "not found\n")
-                return self._send_single(bucket, obj, chosen[0])
-            if obj.is_tombstone:
-                raise _Halt(404, "not found\n", headers=[
-                    ("X-Riak-Vclock", encode_vclock(obj.vclock)), ("X-Riak-Deleted", "true")])
-            if len(obj.siblings) == 1:
-                return self._send_single(bucket, obj, obj.siblings[0])
-            self._send_siblings(bucket, obj, ["text/plain", "multipart/mixed"], status=300)
+            return self._send_single(bucket, obj, chosen[0])
+        if obj.is_tombstone:
+            raise _Halt(404, "not found\n", headers=[
+                ("X-Riak-Vclock", encode_vclock(obj.vclock)), ("X-Riak-Deleted", "true")])
+        if len(obj.siblings) == 1:
+            return self._send_single(bucket, obj, obj.siblings[0])
+        self._send_siblings(bucket, obj, ["text/plain", "multipart/mixed"], status=300)
 
     def _sibling_headers(self, bucket: str, sib: _Sib, *, quoted_etag: bool,
                          joined_indexes: bool) -> list[tuple[str, str]]:
@@ -962,18 +1052,18 @@ class _Handler(BaseHTTPRequestHandler):
             exists = current is not None and not current.is_tombstone
             self._check_conditions(current if exists else None)
             concurrent = bool(ctx) and self.riak._faults.take_storm()
-            obj = store.write(btype, bucket, key, sib, ctx, self.riak.actor, concurrent)
-            returnbody = self.query.get("returnbody") == "true"
-            headers = []
-            if generated:  # Riak does not URL-encode the Location
-                prefix = f"/types/{btype}" if self.path.startswith("/types/") else ""
-                headers.append(("Location", f"{prefix}/buckets/{bucket}/keys/{key}"))
-            if not returnbody:
-                return self._send(201 if generated else 204, b"", headers, ctype=None)
-            if len(obj.siblings) == 1:
-                self._send_single_with(bucket, obj, headers, 201 if generated else 200)
-            else:
-                self._send_siblings_returnbody(bucket, obj)
+            obj = store.write(btype, bucket, key, sib, ctx, self.riak.actor, concurrent).snapshot()
+        returnbody = self.query.get("returnbody") == "true"
+        headers = []
+        if generated:  # Riak does not URL-encode the Location
+            prefix = f"/types/{btype}" if self.path.startswith("/types/") else ""
+            headers.append(("Location", f"{prefix}/buckets/{bucket}/keys/{key}"))
+        if not returnbody:
+            return self._send(201 if generated else 204, b"", headers, ctype=None)
+        if len(obj.siblings) == 1:
+            self._send_single_with(bucket, obj, headers, 201 if generated else 200)
+        else:
+            self._send_siblings_returnbody(bucket, obj)
 
     def _send_single_with(self, bucket, obj, extra, status):
         sib = obj.siblings[0]
@@ -1446,13 +1536,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     types = dict(_parse_type(s) for s in args.type) if args.type else None
     delete_mode = int(args.delete_mode) if args.delete_mode.isdigit() else args.delete_mode
-    server = RiakTestServer(args.port, args.host, types=types, backend_2i=not args.no_2i,
-                            delete_mode=delete_mode, idle_timeout=args.idle_timeout)
+    try:
+        server = RiakTestServer(args.port, args.host, types=types, backend_2i=not args.no_2i,
+                                delete_mode=delete_mode, idle_timeout=args.idle_timeout)
+    except OSError as exc:
+        print(f"riak_server: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
     print(f"listening on {server.url}", flush=True)
-    while not done.wait(0.5):
+    while not done.wait(0.1):
         pass
     server.stop()
     return 0

@@ -99,6 +99,14 @@ def test_store_requires_bytes(client):
         client.store(T, B, "k", "text")
 
 
+def test_empty_names_are_refused(client):
+    # ".../keys/" would be the key listing, not a key.
+    for call in (lambda: client.fetch(T, B, ""), lambda: client.store(T, "", "k", b""),
+                 lambda: client.delete("", B, "k"), lambda: client.index(T, B, "x_bin", "")):
+        with pytest.raises(ValueError):
+            call()
+
+
 # --------------------------------------------------------------------------
 # Vector clocks and siblings
 
@@ -479,6 +487,21 @@ def test_two_nodes_one_down(riak_test_server):
         riak_test_server.set_down(False)
     finally:
         other.stop()
+
+
+def test_unresponsive_node_is_skipped_for_a_while(riak_test_server):
+    hung = RiakTestServer(port=0, share_with=riak_test_server)  # accepts, never answers
+    try:
+        c = RiakClient([riak_test_server.url, hung.url], timeout=0.2, backoff=0.01)
+        c.store(T, B, "k", b"v")
+        hung.slow_next(1000, 5.0)
+        started = time.monotonic()
+        for _ in range(30):
+            assert c.fetch(T, B, "k").value == b"v"
+        assert time.monotonic() - started < 1.0  # one timeout, not fifteen
+        assert hung.counts["get"] <= 2
+    finally:
+        hung.stop()
 
 
 def test_all_nodes_down_one_line_message(riak_test_server):

@@ -156,14 +156,25 @@ def stats_cmd(app, watch, fmt):
     store = app.store()
     timeout = app.config.get("scheduler", "instance_timeout")
     if watch:
-        from riaktq_cli.signals import stop_event_on_signals
-        stats.watch(store, timeout, app.config.describe_store(), stop_event_on_signals())
+        stats.watch(store, timeout, app.config.describe_store(), _quiet_stop_event())
         return
     figures = stats.gather(store, timeout)
     if fmt == "json":
         click.echo(json.dumps(figures))
     else:
         click.echo(stats.render_text(figures), nl=False)
+
+
+def _quiet_stop_event():
+    """SIGINT/SIGTERM → a stop event, without the log line that the daemons'
+    handler writes (it would land in the middle of the live view)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
 
 
 @click.command("requeue")

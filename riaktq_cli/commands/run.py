@@ -39,8 +39,10 @@ def scheduler_cmd(app, interval, instance_timeout, prefetch, once, events):
     """
     from riaktq_cli.events import EventSink
     from riaktq_cli.scheduler import Scheduler
+    from riaktq_cli.logs import daemon_logging
     from riaktq_cli.signals import stop_event_on_signals
 
+    daemon_logging()
     cfg = app.config
     interval = interval if interval is not None else cfg.get("scheduler", "interval")
     scheduler = Scheduler(
@@ -81,8 +83,10 @@ def worker_cmd(app, handler, name, count, prefix, tags, options, heartbeat, poll
     SIGINT/SIGTERM: finish the task at hand, write the outbox, exit 0.
     """
     from riaktq_cli.handler import load_handler
+    from riaktq_cli.logs import daemon_logging
     from riaktq_cli.signals import stop_event_on_signals
 
+    daemon_logging()
     if (name is None) == (count is None):
         raise click.UsageError("give either --name NAME (one instance) or --count K (several)")
     if prefix is not None and count is None:

@@ -207,8 +207,15 @@ class IndexPage:
 
 
 def _seg(value: Any) -> str:
-    """One URL path segment: every reserved character escaped (``/``, ``+``)."""
-    return quote(str(value), safe="")
+    """One URL path segment: every reserved character escaped (``/``, ``+``).
+
+    An empty segment would change which Riak resource the path names
+    (``.../keys/`` is the key *listing*), so it is refused.
+    """
+    text = str(value)
+    if not text:
+        raise ValueError("riak: bucket types, buckets, keys and 2i terms must not be empty")
+    return quote(text, safe="")
 
 
 def _one_line(body: bytes | str, limit: int = 200) -> str:

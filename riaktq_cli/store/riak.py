@@ -353,7 +353,7 @@ class RiakStore(Store):
             yield False, f"bucket type {self.btype}: {exc}; create it with: {create}"
             return
         if props.get("allow_mult") is not True:
-            yield False, (f"bucket type {self.btype} has allow_mult={props.get('allow_mult')}; "
+            yield False, (f"bucket type {self.btype} has allow_mult={json.dumps(props.get('allow_mult'))}; "
                           f"riaktq needs allow_mult=true: riak admin bucket-type update {self.btype} "
                           "'{\"props\":{\"allow_mult\":true}}' (or use a new type: " + create + ")")
         else:

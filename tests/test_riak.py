@@ -1,0 +1,209 @@
+"""What only the Riak store has: siblings, 2i pagination, faults, several nodes.
+
+Fault injection needs the project's Riak test server and is skipped against
+a real node (RIAKTQ_TEST_RIAK_URL); everything else runs on both.
+"""
+
+import json
+import threading
+import time
+
+import pytest
+
+from riaktq_cli import config, task as t
+from riaktq_cli.errors import StoreUnavailable
+from riaktq_cli.riak import RiakClient
+from riaktq_cli.store import open_store
+from tests.conftest import FAST, Processes, read_events, riak_store_available, wait_until, write_config
+
+pytestmark = pytest.mark.skipif(not riak_store_available(), reason="riak store not built yet")
+
+
+@pytest.fixture
+def riak_config(tmp_path, riak_url):
+    return write_config(tmp_path / "riaktq.toml", "riak", riak_url, **FAST)
+
+
+@pytest.fixture
+def rstore(riak_config):
+    s = open_store(config.load(str(riak_config)))
+    yield s
+    s.close()
+
+
+def new(task_id, **kw):
+    return t.new_task(task_id, task_id.encode(), now=kw.pop("cat", 1), **kw)
+
+
+def test_concurrent_blind_writes_make_siblings_that_reads_resolve(rstore, riak_url):
+    rstore.create_task(new("x"))
+    assigned = t.assign(rstore.get_task("x"), "w1")
+    done = t.close(assigned, "w1", "done", b"ok", 1, 2)[0]
+    raw = RiakClient([riak_url])
+    bucket = rstore.bucket("task")
+    # two writers that never read: each adds a sibling beside the stored value
+    for version in (assigned, done):
+        raw.store(rstore.btype, bucket, "x", json.dumps(version.to_record()).encode(), "application/json")
+    obj = raw.fetch(rstore.btype, bucket, "x")
+    assert len(obj.siblings) == 3
+    resolved = rstore.get_task("x")
+    assert resolved == done  # highest rev wins
+    assert len(raw.fetch(rstore.btype, bucket, "x").siblings) == 1  # written back resolved
+    # the indexes follow the resolved value
+    assert rstore.nextup_assignees() == []
+    assert list(rstore.iter_ids(status="done")) == ["x"]
+
+
+def test_sibling_storm_loses_no_transition(rstore, fault_server):
+    rstore.create_tasks([new(f"s{i}", retry=1) for i in range(20)])
+    fault_server.sibling_storm(1000)  # every write with a clock now adds a sibling
+    ids = [f"s{i}" for i in range(20)]
+    rstore.update_tasks(ids, lambda task: t.assign(task, "w"))
+    rstore.update_tasks(ids, lambda task: t.close(task, "w", "failed", b"e1", 1, 1)[0])  # restart
+    rstore.update_tasks(ids, lambda task: t.assign(task, "w2"))
+    rstore.update_tasks(ids, lambda task: t.close(task, "w2", "done", b"ok", 2, 1)[0])
+    fault_server.clear_faults()
+    for task in rstore.get_tasks(ids).values():
+        assert (task.status, task.rev, task.retry, task.priority, task.out, task.assignee) == \
+            ("done", 5, 0, -1, b"ok", "w2")
+    for task_id in ids:  # each read wrote back one resolved value
+        assert fault_server.sibling_count(rstore.btype, rstore.bucket("task"), task_id) == 1
+    assert sorted(rstore.iter_ids(status="done")) == sorted(ids)
+    assert rstore.count_by_status()["todo"] == 0
+
+
+def test_todo_order_comes_from_one_paginated_range_query(rstore, fault_server):
+    specs = [(f"p{i:02d}", i % 4 - 1, 100 + (i * 7) % 13) for i in range(45)]
+    rstore.create_tasks([new(i, priority=p, cat=c) for i, p, c in specs])
+    fault_server.reset_counts()
+    got = [task.id for task in rstore.iter_todo(page_size=10)]
+    assert got == [i for i, p, c in sorted(specs, key=lambda s: (-s[1], s[2], s[0]))]
+    assert fault_server.counts["index"] == 5  # 45 keys in pages of 10, one query
+    assert fault_server.counts["list_keys"] == 0
+
+
+def run_tasks(procs, store, tmp_path, n, injector=None, workers=4, timeout=240):
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("".join(json.dumps({"id": f"f{i}", "in": f"v{i}"}) + "\n" for i in range(n)))
+    assert procs.run("open", "--batch", str(batch)).returncode == 0
+    events = tmp_path / "events.jsonl"
+    procs.start("scheduler", "--interval", "100ms", "--prefetch", "4", "--events", str(events), name="sched")
+    procs.start("worker", "--handler", "echo", "--count", str(workers), name="workers")
+    if injector:
+        threading.Thread(target=injector, daemon=True).start()
+    def all_done():
+        try:
+            return store.count_by_status()["done"] == n
+        except StoreUnavailable:
+            return False  # the test's own reads wait out an outage too
+    wait_until(all_done, timeout=timeout, interval=0.5, message=f"{n} done")
+    tasks = store.get_tasks([f"f{i}" for i in range(n)])
+    assert all(task.out == task.in_ for task in tasks.values()) and len(tasks) == n
+    closes = [e["id"] for e in read_events(events) if e["transition"] == "close"]
+    assert sorted(closes) == sorted(tasks), "a task was closed twice or not at all"
+
+
+def test_faults_during_a_500_task_run_lose_nothing(rstore, riak_config, fault_server, tmp_path):
+    procs = Processes(tmp_path, riak_config)
+    fault_server.reset_counts()
+
+    def injector():
+        for _ in range(6):
+            time.sleep(0.8)
+            fault_server.fail_next(15, 503)
+            time.sleep(0.4)
+            fault_server.drop_next(4)
+            time.sleep(0.4)
+            fault_server.slow_next(2, 2.5)  # past the client's 2s timeout
+    try:
+        run_tasks(procs, rstore, tmp_path, 500, injector)
+    finally:
+        procs.cleanup()
+    hit = fault_server.counts
+    assert hit["status_503"] > 0 and hit["dropped"] > 0 and hit["slowed"] > 0, dict(hit)
+
+
+def test_two_nodes_one_down_work_goes_on(tmp_path, fault_server):
+    from tests.riak_server import RiakTestServer
+    second = RiakTestServer(port=0, share_with=fault_server)
+    try:
+        cfg = write_config(tmp_path / "riaktq.toml", "riak", fault_server.url, **FAST)
+        cfg.write_text(cfg.read_text().replace(f'nodes = ["{fault_server.url}"]',
+                                               f'nodes = ["{fault_server.url}", "{second.url}"]'))
+        store = open_store(config.load(str(cfg)))
+        second.set_down(True)
+        procs = Processes(tmp_path, cfg)
+        try:
+            run_tasks(procs, store, tmp_path, 60, workers=2)
+        finally:
+            procs.cleanup()
+            store.close()
+    finally:
+        second.stop()
+
+
+def test_all_nodes_down_then_back_everyone_waits_and_resumes(rstore, riak_config, fault_server, tmp_path):
+    procs = Processes(tmp_path, riak_config)
+
+    def outage():
+        time.sleep(1.0)
+        fault_server.set_down(True)
+        time.sleep(4.0)
+        fault_server.set_down(False)
+    try:
+        run_tasks(procs, rstore, tmp_path, 150, outage, workers=2)
+        assert all(p.poll() is None for p in procs.procs), "a process died during the outage"
+        logs = "".join(open(p.log_path, errors="replace").read() for p in procs.procs)
+        assert "store unavailable, retrying" in logs
+    finally:
+        fault_server.set_down(False)
+        procs.cleanup()
+
+
+def test_cli_says_no_node_answered(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = write_config(tmp_path / "riaktq.toml", "riak", f"http://127.0.0.1:{port}")
+    procs = Processes(tmp_path, cfg)
+    result = procs.run("open", "a", "--in", "x")
+    err = result.stderr.decode().strip()
+    assert result.returncode != 0 and "Traceback" not in err and len(err.splitlines()) == 1
+    assert f"riak: no node answered (http://127.0.0.1:{port}: connection refused)" in err
+
+
+def test_check_reports_each_point(tmp_path, riak_url):
+    cfg = write_config(tmp_path / "riaktq.toml", "riak", riak_url)
+    procs = Processes(tmp_path, cfg)
+    result = procs.run("check")
+    out = result.stdout.decode()
+    assert result.returncode == 0, out + result.stderr.decode()
+    assert "✓ node" in out and "allow_mult=true" in out and "✓ secondary indexes (2i) work" in out
+    # a bucket type without allow_mult: the exact commands to fix it
+    cfg.write_text(cfg.read_text().replace("[riak]\n", '[riak]\nbucket_type = "default"\n'))
+    result = procs.run("check")
+    out = result.stdout.decode()
+    assert result.returncode == 1 and "✗ bucket type default has allow_mult=false" in out
+    assert "riak admin bucket-type create" in out
+
+
+def test_check_without_2i_backend(tmp_path):
+    from tests.riak_server import RiakTestServer
+    bitcask = RiakTestServer(port=0, backend_2i=False)
+    try:
+        cfg = write_config(tmp_path / "riaktq.toml", "riak", bitcask.url)
+        result = Processes(tmp_path, cfg).run("check")
+        out = result.stdout.decode()
+        assert result.returncode == 1 and "✗ secondary indexes" in out and "leveled or leveldb" in out
+    finally:
+        bitcask.stop()
+
+
+def test_init_riak_writes_a_working_config(tmp_path, riak_url):
+    procs = Processes(tmp_path, tmp_path / "riaktq.toml")
+    result = procs.run("init", "--riak", riak_url)
+    assert result.returncode == 0
+    text = (tmp_path / "riaktq.toml").read_text()
+    assert 'backend = "riak"' in text and riak_url in text
+    assert procs.run("check").returncode == 0
