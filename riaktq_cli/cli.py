@@ -127,6 +127,10 @@ def main(argv=None):
         sys.stderr.write("riaktq: interrupted\n")
         rc = 130
     except BrokenPipeError:
+        # `riaktq report | head`: the reader left; that is not an error.
+        # Point stdout at /dev/null so the interpreter's last flush is quiet.
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         rc = 0
     except Exception as exc:  # a bug: say so in one line unless asked for more
         if verbose:

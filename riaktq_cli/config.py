@@ -7,9 +7,6 @@ misspelt `instance_timout` silently ignored is a queue that behaves wrongly.
 """
 
 import os
-import tomllib
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from riaktq_cli.durations import parse_duration
 from riaktq_cli.errors import ConfigError, DurationError
@@ -86,18 +83,25 @@ SCHEMA = {
 QUERY_KEYS = {"key", "status", "age"}
 
 
-@dataclass
 class ObserverQuery:
-    key: str
-    status: str | None
-    age: float  # seconds
+    """One `[[observer.query]]`: tasks with `status` created `age` seconds ago or more."""
+
+    def __init__(self, key, status, age):
+        self.key, self.status, self.age = key, status, age
+
+    def __repr__(self):
+        return f"ObserverQuery(key={self.key!r}, status={self.status!r}, age={self.age!r})"
 
 
-@dataclass
 class Config:
-    path: Path | None            # the file read, or None for built-in defaults
-    values: dict                 # section -> key -> checked value
-    queries: list = field(default_factory=list)
+    """The checked configuration. Plain classes and os.path rather than
+    dataclasses and pathlib: both cost more start-up time than all of
+    `riaktq open` on the embedded store."""
+
+    def __init__(self, path, values, queries=None):
+        self.path = path          # the file read (absolute str), or None for built-in defaults
+        self.values = values      # section -> key -> checked value
+        self.queries = queries or []
 
     def get(self, section, key):
         return self.values[section][key]
@@ -109,9 +113,9 @@ class Config:
     @property
     def sqlite_path(self):
         """The database file; relative paths are relative to the config file."""
-        path = Path(self.get("sqlite", "path"))
-        base = self.path.parent if self.path else Path.cwd()
-        return path if path.is_absolute() else base / path
+        path = os.path.expanduser(self.get("sqlite", "path"))
+        base = os.path.dirname(self.path) if self.path else os.getcwd()
+        return os.path.join(base, path)
 
     def describe_store(self):
         if self.backend == "sqlite":
@@ -122,12 +126,11 @@ class Config:
 def locate(explicit=None):
     """Which config file applies, or None for the defaults."""
     if explicit:
-        return Path(explicit)
+        return str(explicit)
     env = os.environ.get("RIAKTQ_CONFIG")
     if env:
-        return Path(env)
-    default = Path(DEFAULT_NAME)
-    return default if default.exists() else None
+        return env
+    return DEFAULT_NAME if os.path.exists(DEFAULT_NAME) else None
 
 
 def load(explicit=None):
@@ -135,6 +138,7 @@ def load(explicit=None):
     path = locate(explicit)
     raw = {}
     if path is not None:
+        import tomllib  # only when there is a file: it costs start-up time
         try:
             with open(path, "rb") as fh:
                 raw = tomllib.load(fh)
@@ -144,7 +148,7 @@ def load(explicit=None):
             raise ConfigError(f"config file {path}: cannot read it ({exc.strerror or exc})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
-        path = path.resolve()
+        path = os.path.abspath(path)
     return from_dict(raw, path)
 
 

@@ -6,9 +6,7 @@ place and is the same on SQLite and Riak. See DESIGN.md section 1.
 """
 
 import base64
-import dataclasses
 import json
-from dataclasses import dataclass, field
 
 from riaktq_cli.errors import TransitionError
 
@@ -19,26 +17,51 @@ FINISHED = (DONE, FAILED)
 STATUS_RANK = {TODO: 0, NEXTUP: 1, DONE: 2, FAILED: 2}
 
 MAX_ID_LENGTH = 200
+FIELDS = ("id", "status", "priority", "retry", "assignee", "in_", "out", "sat", "laf", "cat", "tags", "rev")
+DEFAULTS = {"status": TODO, "priority": 0, "retry": 0, "assignee": None, "in_": b"", "out": None,
+            "sat": None, "laf": None, "cat": 0, "tags": (), "rev": 0}
 
 
-@dataclass(frozen=True)
 class Task:
-    id: str
-    status: str = TODO
-    priority: int = 0
-    retry: int = 0
-    assignee: str | None = None
-    in_: bytes = b""
-    out: bytes | None = None
-    sat: int | None = None
-    laf: int | None = None
-    cat: int = 0
-    tags: tuple = field(default_factory=tuple)
-    rev: int = 0
+    """One task, immutable: transitions return a new Task.
+
+    A plain class with __slots__ rather than a dataclass: `dataclasses`
+    pulls in `inspect`, which alone costs more start-up time than the rest
+    of `riaktq open` (see docs/architecture.md, start-up).
+    """
+
+    __slots__ = FIELDS
+
+    def __init__(self, id, **values):
+        unknown = set(values) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown task field(s): {', '.join(sorted(unknown))}")
+        object.__setattr__(self, "id", id)
+        for name, default in DEFAULTS.items():
+            object.__setattr__(self, name, values.get(name, default))
+        object.__setattr__(self, "tags", tuple(self.tags))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Task is immutable; use with_()")
+
+    def _values(self):
+        return tuple(getattr(self, f) for f in FIELDS)
+
+    def __eq__(self, other):
+        return isinstance(other, Task) and self._values() == other._values()
+
+    def __hash__(self):
+        return hash(self._values())
+
+    def __repr__(self):
+        return "Task(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in FIELDS) + ")"
 
     def with_(self, **changes):
         """A copy with `changes` applied and `rev` advanced by one."""
-        return dataclasses.replace(self, rev=self.rev + 1, **changes)
+        values = {f: getattr(self, f) for f in FIELDS[1:]}
+        values.update(changes)
+        values["rev"] = self.rev + 1
+        return Task(self.id, **values)
 
     def matches(self, instance_tags):
         """True if an instance offering `instance_tags` may run this task."""

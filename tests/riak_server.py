@@ -569,8 +569,8 @@ class _Handler(BaseHTTPRequestHandler):
             items.append((name.strip(), value.strip()))
         self.headers = _Headers(items)
         connection = (self.headers.get("Connection") or "").lower()
-        self.close_connection = (connection == "close" or
-                                 (self.request_version == "HTTP/1.0" and connection != "keep-alive"))
+        http10 = self.request_version == "HTTP/1.0"
+        self.close_connection = connection == "close" or (http10 and connection != "keep-alive")
         if (self.headers.get("Expect") or "").lower() == "100-continue":
             if not self.handle_expect_100():
                 return False

@@ -25,7 +25,7 @@ def test_config_defaults_without_file(tmp_path, monkeypatch):
     monkeypatch.delenv("RIAKTQ_CONFIG", raising=False)
     cfg = config.load()
     assert cfg.path is None and cfg.backend == "sqlite"
-    assert cfg.sqlite_path == tmp_path / "riaktq.db"
+    assert cfg.sqlite_path == str(tmp_path / "riaktq.db")
     assert cfg.get("scheduler", "interval") == 60 and cfg.get("scheduler", "prefetch") == 1
 
 
@@ -34,7 +34,7 @@ def test_config_relative_path_is_relative_to_the_file(tmp_path):
     path = tmp_path / "etc" / "q.toml"
     path.write_text('[sqlite]\npath = "data/q.db"\n[scheduler]\ninterval = "5s"\n')
     cfg = config.load(str(path))
-    assert cfg.sqlite_path == tmp_path / "etc" / "data" / "q.db"
+    assert cfg.sqlite_path == str(tmp_path / "etc" / "data" / "q.db")
     assert cfg.get("scheduler", "interval") == 5
 
 
