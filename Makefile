@@ -2,24 +2,31 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed-1
 
 .PHONY: demo test bench clean
 
 $(STAMP): setup.cfg pyproject.toml
+	rm -f $(VENV)/.installed*
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Byte-code for our own modules: the environment may set PYTHONDONTWRITEBYTECODE,
+# and compiling riaktq_cli on every start would double `riaktq open`'s start-up.
+.PHONY: compile
+compile: $(STAMP)
+	@$(BIN)/python -m compileall -q riaktq_cli handlers
+
+demo: compile
 	$(BIN)/python scripts/demo.py
 
-test: $(STAMP)
+test: compile
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
-bench: $(STAMP)
+bench: compile
 	$(BIN)/python scripts/bench.py
 
 clean:

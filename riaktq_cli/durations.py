@@ -4,12 +4,10 @@ One parser for the config file and the command line, so that both accept
 and reject exactly the same spellings.
 """
 
-import re
-
 from riaktq_cli.errors import DurationError
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$"
 
 
 def parse_duration(text, what="duration"):
@@ -20,7 +18,8 @@ def parse_duration(text, what="duration"):
     """
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         raise DurationError(f"bad {what} {text!r}: write it with a unit, e.g. '{text}s' (units: ms, s, m, h, d)")
-    match = _PATTERN.match(str(text))
+    import re  # here, not at the top: `riaktq open` never parses a duration
+    match = re.match(_PATTERN, str(text))
     if not match:
         raise DurationError(f"bad {what} {text!r}: expected a number and a unit, e.g. 250ms, 5s, 1m, 2h, 1d")
     return float(match.group(1)) * _UNITS[match.group(2)]

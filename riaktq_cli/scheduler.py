@@ -15,7 +15,7 @@ import time
 
 from riaktq_cli import protocol, task as transitions
 from riaktq_cli.clock import now_us, seconds_to_us
-from riaktq_cli.errors import StoreUnavailable, TransitionError
+from riaktq_cli.errors import StoreError, StoreUnavailable, TransitionError
 from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
@@ -169,7 +169,7 @@ class Scheduler:
             while not stop.is_set():
                 try:
                     held, lease = self.store.acquire_lease(self.owner, lease_ttl, now_us())
-                except StoreUnavailable as exc:
+                except StoreError as exc:
                     log.warning("store unavailable, retrying: %s", exc)
                     holding = False
                     stop.wait(tick)
@@ -191,8 +191,11 @@ class Scheduler:
                     started = time.monotonic()
                     try:
                         summary = self.iteration()
-                    except StoreUnavailable as exc:
-                        log.warning("store unavailable, retrying: %s", exc)
+                    except StoreError as exc:
+                        # Unavailable, or a record it cannot read: say so and
+                        # try again; a scheduler that dies stops the queue.
+                        what = "store unavailable" if isinstance(exc, StoreUnavailable) else "iteration failed"
+                        log.warning("%s, retrying: %s", what, exc)
                         self._inboxes.clear()
                         stop.wait(tick)
                         continue

@@ -17,7 +17,7 @@ from collections import deque
 
 from riaktq_cli import protocol
 from riaktq_cli.clock import now_us
-from riaktq_cli.errors import StoreUnavailable
+from riaktq_cli.errors import StoreError, StoreUnavailable
 from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
@@ -140,7 +140,7 @@ class Worker:
                     settled = self.current is None and not self.queue
                     if due or (self._dirty and (settled or now - self._last_write >= FLUSH_INTERVAL)):
                         self._write()
-                except StoreUnavailable as exc:
+                except StoreError as exc:
                     log.warning("%s: store unavailable, retrying: %s", self.name, exc)
                     stop.wait(self.poll)
                     continue

@@ -615,7 +615,12 @@ class _Handler(BaseHTTPRequestHandler):
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The client went away mid-request (killed, say): Riak's web
+            # server fails such a request; it never stores a truncated value.
+            raise ValueError("request body shorter than its Content-Length")
+        return body
 
     # -- routing -------------------------------------------------------
 

@@ -207,3 +207,20 @@ def test_init_riak_writes_a_working_config(tmp_path, riak_url):
     text = (tmp_path / "riaktq.toml").read_text()
     assert 'backend = "riak"' in text and riak_url in text
     assert procs.run("check").returncode == 0
+
+
+def test_a_foreign_value_under_our_keys_stalls_nothing(rstore, riak_url):
+    from riaktq_cli.events import EventSink
+    from riaktq_cli.scheduler import Scheduler
+    from tests.test_scheduler import instance
+    raw = RiakClient([riak_url])
+    rstore.create_tasks([new("good", cat=2)])
+    # somebody else's write: not JSON, but indexed as a todo task ahead of ours
+    raw.store(rstore.btype, rstore.bucket("task"), "junk", b"", "text/plain",
+              indexes={"todo_bin": "0" * 20 + ":" + "0" * 20 + ":junk", "status_bin": "todo"})
+    raw.store(rstore.btype, rstore.bucket("instance"), "ghost", b"{not json", "application/json",
+              indexes={"kind_bin": "instance"})
+    rstore.put_record("instance", "w", instance("w"))
+    summary = Scheduler(rstore, instance_timeout=2.0, prefetch=1, events=EventSink(None)).iteration()
+    assert summary["assign"] == 1 and rstore.get_task("good").assignee == "w"
+    assert "ghost" not in rstore.list_records("instance")

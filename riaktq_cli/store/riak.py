@@ -21,6 +21,7 @@ siblings; readers pick the newest sibling by `_written`.
 
 import heapq
 import json
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,6 +30,8 @@ from riaktq_cli.errors import DuplicateTask, StoreError, StoreUnavailable
 from riaktq_cli.riak import RiakClient, RiakConflict, RiakError, RiakUnavailable
 from riaktq_cli.store.base import LEASE_NAME, SCHEDULER, Store
 from riaktq_cli.task import DONE, FAILED, NEXTUP, STATUSES, TODO, Task, merge
+
+log = logging.getLogger("riaktq")
 
 JSON = "application/json"
 PRIORITY_OFFSET = (1 << 63) - 1      # inverts priority into a non-negative number
@@ -58,8 +61,16 @@ def task_indexes(task):
     return indexes
 
 
-def _decode_task(sibling):
-    return Task.from_record(json.loads(sibling.value))
+def _decode(siblings, what):
+    """Parse the JSON value of each sibling, skipping any that is not JSON
+    (a value some other program wrote under our key); logged once each."""
+    docs = []
+    for sibling in siblings:
+        try:
+            docs.append(json.loads(sibling.value))
+        except ValueError:
+            log.warning("riak: ignoring a value of %s that is not JSON (%d bytes)", what, len(sibling.value))
+    return docs
 
 
 class RiakStore(Store):
@@ -113,7 +124,13 @@ class RiakStore(Store):
         live = obj.live_siblings
         if not live:
             return None, obj.vclock
-        task = merge([_decode_task(s) for s in live]) if len(live) > 1 else _decode_task(live[0])
+        try:
+            copies = [Task.from_record(doc) for doc in _decode(live, f"task {task_id!r}")]
+        except (KeyError, TypeError, ValueError):
+            copies = []
+        if not copies:
+            raise StoreError(f"riak: task {task_id!r} holds a value that is not a riaktq task")
+        task = merge(copies) if len(copies) > 1 else copies[0]
         if len(obj.siblings) > 1:
             # Read repair: one resolved value, written with the clock that
             # saw every sibling, so later readers find no siblings.
@@ -154,9 +171,21 @@ class RiakStore(Store):
     def get_task(self, task_id):
         return self._fetch_task(task_id)[0]
 
+    def _readable(self, fn, task_id):
+        """fn(task_id), or None for a task whose value is not ours: one bad
+        key must not stall every iteration that touches a batch with it."""
+        try:
+            return fn(task_id)
+        except StoreUnavailable:
+            raise
+        except StoreError as exc:
+            log.warning("skipping task %r: %s", task_id, exc)
+            return None
+
     def get_tasks(self, task_ids):
         ids = list(dict.fromkeys(task_ids))
-        return {t.id: t for t in self._map(self.get_task, ids) if t is not None}
+        found = self._map(lambda i: self._readable(self.get_task, i), ids)
+        return {t.id: t for t in found if t is not None}
 
     def delete_task(self, task_id):
         task, vclock = self._fetch_task(task_id)
@@ -175,7 +204,8 @@ class RiakStore(Store):
                 return None
             self._store_task(new, vclock)
             return old, new
-        return [pair for pair in self._map(update, list(dict.fromkeys(task_ids))) if pair is not None]
+        pairs = self._map(lambda i: self._readable(update, i), list(dict.fromkeys(task_ids)))
+        return [pair for pair in pairs if pair is not None]
 
     def iter_todo(self, page_size=100):
         keys = self._guard(self.client.index_all, self.btype, self.bucket("task"), "todo_bin",
@@ -269,7 +299,7 @@ class RiakStore(Store):
         obj = self._guard(self.client.fetch, self.btype, self.bucket(kind), name)
         if obj is None:
             return None, None
-        docs = [json.loads(s.value) for s in obj.live_siblings]
+        docs = [d for d in _decode(obj.live_siblings, f"{kind} {name!r}") if isinstance(d, dict)]
         doc = max(docs, key=lambda d: d.get("_written", 0)) if docs else None
         return doc, obj.vclock
 
@@ -317,7 +347,8 @@ class RiakStore(Store):
     def _lease_winner(self, obj, now_us_):
         """Among lease siblings, every reader picks the same one: an unexpired
         lease first, then the smallest owner name."""
-        leases = [json.loads(s.value) for s in obj.live_siblings] if obj else []
+        leases = [d for d in _decode(obj.live_siblings, "the scheduler lease")
+                  if isinstance(d, dict) and {"owner", "expires"} <= set(d)] if obj else []
         if not leases:
             return None
         return min(leases, key=lambda l: (l["expires"] <= now_us_, l["owner"]))

@@ -1,0 +1,91 @@
+"""The `riaktq` entry point: a fast lane for `open`, then the full click CLI.
+
+`riaktq open ID --in TEXT` is what scripts run thousands of times, so its
+start-up time is the queue's enqueue cost from a shell. click alone takes
+longer to import than the interpreter takes to start; this module parses the
+common shape of `open` with no import beyond the store, and hands every
+other command line (help, --batch, --wait, anything unusual or wrong) to
+click, which gives the full checks and messages. Both lanes end in the same
+`store.create_task`, so they cannot disagree on what gets written.
+"""
+
+import sys
+
+VALUE_OPTIONS = {"--in": "text", "--priority": "priority", "--retry": "retry", "--tag": "tags"}
+
+
+def parse_simple_open(argv):
+    """(config_path, fields) for `[--config P] open ID --in T [--priority N]
+    [--retry N] [--tag T]...`, or None when the line is anything else."""
+    args = list(argv)
+    config_path = None
+    if args[:1] == ["--config"] and len(args) >= 2:
+        config_path, args = args[1], args[2:]
+    if len(args) < 2 or args[0] != "open" or args[1].startswith("-"):
+        return None
+    fields = {"id": args[1], "text": None, "priority": "0", "retry": "0", "tags": []}
+    rest = args[2:]
+    if len(rest) % 2:
+        return None
+    for flag, value in zip(rest[::2], rest[1::2]):
+        key = VALUE_OPTIONS.get(flag)
+        if key is None:
+            return None
+        if key == "tags":
+            fields["tags"].append(value)
+        elif key == "text" and fields["text"] is not None:
+            return None
+        else:
+            fields[key] = value
+    if fields["text"] is None:
+        return None
+    try:
+        fields["priority"] = int(fields["priority"])
+        fields["retry"] = int(fields["retry"])
+    except ValueError:
+        return None
+    if fields["retry"] < 0:
+        return None
+    return config_path, fields
+
+
+def fast_open(argv):
+    """Open the task if the line is a simple `open`; None to fall back."""
+    parsed = parse_simple_open(argv)
+    if parsed is None:
+        return None
+    config_path, fields = parsed
+    from riaktq_cli import config, task
+    from riaktq_cli.clock import now_us
+    from riaktq_cli.errors import TransitionError
+    try:
+        new = task.new_task(fields["id"], fields["text"].encode("utf-8", "surrogateescape"),
+                            priority=fields["priority"], retry=fields["retry"], tags=fields["tags"],
+                            now=now_us())
+    except TransitionError:
+        return None  # click reports it as a usage error
+    from riaktq_cli.store import open_store
+    store = open_store(config.load(config_path))
+    try:
+        store.create_task(new)
+    finally:
+        store.close()
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        rc = fast_open(argv)
+    except Exception as exc:
+        from riaktq_cli.errors import RiaktqError
+        if isinstance(exc, RiaktqError):
+            sys.stderr.write(f"riaktq: error: {exc}\n")
+            sys.exit(exc.exit_code)
+        sys.stderr.write(f"riaktq: internal error: {type(exc).__name__}: {exc}"
+                         " (run with -v for details)\n")
+        sys.exit(70)
+    if rc is not None:
+        sys.exit(rc)
+    from riaktq_cli.cli import main as full_main
+    full_main(argv)
