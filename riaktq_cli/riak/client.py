@@ -786,15 +786,17 @@ class RiakClient:
 
     # -- properties ------------------------------------------------------------
 
-    def bucket_props(self, btype: str, bucket: str) -> dict:
-        """The bucket's properties (its type's defaults plus its own settings)."""
-        path = self._bucket_path(btype, bucket) + "/props"
+    def _get_props(self, btype: str, path: str) -> dict:
         resp, _ = self._call("GET", path, headers={"Accept": ACCEPT_JSON})
         if resp.status == 404:
             raise RiakError(f"riak: bucket type {btype} does not exist", status=404)
         if resp.status != 200:
             raise self._error("GET", path, resp)
         return json.loads(resp.data)["props"]
+
+    def bucket_props(self, btype: str, bucket: str) -> dict:
+        """The bucket's properties (its type's defaults plus its own settings)."""
+        return self._get_props(btype, self._bucket_path(btype, bucket) + "/props")
 
     def set_bucket_props(self, btype: str, bucket: str, props: dict) -> None:
         """Change some properties of a bucket (the others are left as they are)."""
@@ -811,10 +813,4 @@ class RiakClient:
     def type_props(self, btype: str) -> dict:
         """A bucket type's properties; RiakError when the type does not exist
         (types are created only with ``riak admin bucket-type create``)."""
-        path = f"/types/{_seg(btype)}/props"
-        resp, _ = self._call("GET", path, headers={"Accept": ACCEPT_JSON})
-        if resp.status == 404:
-            raise RiakError(f"riak: bucket type {btype} does not exist", status=404)
-        if resp.status != 200:
-            raise self._error("GET", path, resp)
-        return json.loads(resp.data)["props"]
+        return self._get_props(btype, f"/types/{_seg(btype)}/props")
