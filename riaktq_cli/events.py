@@ -6,10 +6,9 @@ and flushed line by line so a crash loses at most the line being written.
 """
 
 import json
-import logging
 import sys
 
-log = logging.getLogger("riaktq")
+from riaktq_cli.logs import info_line
 
 
 class EventSink:
@@ -27,7 +26,7 @@ class EventSink:
         detail = f" on {task.assignee}" if task.assignee else ""
         if transition in ("close", "restart"):
             detail = f" {task.status}" + (f" (retries left {task.retry})" if transition == "restart" else "")
-        log.info("%s %s%s", transition, task.id, detail)
+        info_line(f"{transition} {task.id}{detail}")
         if self._out is not None:
             record = {"transition": transition, "id": task.id, "task": task.to_view()}
             record.update(extra)

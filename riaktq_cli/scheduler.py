@@ -59,25 +59,32 @@ class Scheduler:
         return summary
 
     def _commit(self, instances, dirty, summary):
-        """Close every outbox result, then list it as committed."""
+        """Close every outbox result (one batch for all instances), then
+        list the results as committed in each instance's inbox."""
+        fresh = {}   # task id -> (instance, result)
         for name, record in instances.items():
             inbox = self._inboxes[name]
-            outbox = record.get("outbox", [])
             done = {tuple(k) for k in inbox["committed"]}
-            fresh = {r["id"]: r for r in outbox if protocol.result_key(r) not in done}
-            if fresh:
-                def close(task, name=name, fresh=fresh):
-                    r = fresh[task.id]
-                    try:
-                        return transitions.close(task, name, r["status"], protocol.result_output(r),
-                                                 r["sat"], r["laf"])[0]
-                    except TransitionError:
-                        return None  # no longer nextup on this instance: drop silently
-                for old, new in self.store.update_tasks(list(fresh), close):
-                    kind = "restart" if new.status == transitions.TODO else "close"
-                    summary["commit" if kind == "close" else "restart"] += 1
-                    self.events.emit(kind, new, instance=name)
-            committed = [list(protocol.result_key(r)) for r in outbox]
+            for result in record.get("outbox", []):
+                if protocol.result_key(result) not in done:
+                    fresh[result["id"]] = (name, result)
+
+        def close(task):
+            name, r = fresh[task.id]
+            try:
+                return transitions.close(task, name, r["status"], protocol.result_output(r),
+                                         r["sat"], r["laf"])[0]
+            except TransitionError:
+                return None  # no longer nextup on this instance: dropped silently
+
+        if fresh:
+            for _old, new in self.store.update_tasks(list(fresh), close):
+                kind = "restart" if new.status == transitions.TODO else "close"
+                summary["commit" if kind == "close" else "restart"] += 1
+                self.events.emit(kind, new, instance=fresh[new.id][0])
+        for name, record in instances.items():
+            inbox = self._inboxes[name]
+            committed = [list(protocol.result_key(r)) for r in record.get("outbox", [])]
             if committed != inbox["committed"]:
                 inbox["committed"] = committed
                 dirty.add(name)
@@ -100,9 +107,12 @@ class Scheduler:
                 free[name] = slots
         if not free:
             return
-        budget = max(SCAN_MIN, SCAN_FACTOR * sum(free.values()))
+        slots = sum(free.values())
+        budget = max(SCAN_MIN, SCAN_FACTOR * slots)
         picks = {}
-        for task in self.store.iter_todo(page_size=min(budget, 500)):
+        # Pages as large as the free slots: on Riak each listed task is a GET,
+        # so one free slot should cost one task read, not a hundred.
+        for task in self.store.iter_todo(page_size=min(slots, 500)):
             budget -= 1
             candidates = [n for n in free if task.matches(live[n].get("tags", []))]
             if candidates:

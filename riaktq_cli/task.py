@@ -17,34 +17,37 @@ STATUS_RANK = {TODO: 0, NEXTUP: 1, DONE: 2, FAILED: 2}
 
 MAX_ID_LENGTH = 200
 FIELDS = ("id", "status", "priority", "retry", "assignee", "in_", "out", "sat", "laf", "cat", "tags", "rev")
-DEFAULTS = {"status": TODO, "priority": 0, "retry": 0, "assignee": None, "in_": b"", "out": None,
-            "sat": None, "laf": None, "cat": 0, "tags": (), "rev": 0}
 
 
 class Task:
-    """One task, immutable: transitions return a new Task.
+    """One task. Treat it as immutable: transitions return a new Task.
 
     A plain class with __slots__ rather than a dataclass: `dataclasses`
     pulls in `inspect`, which alone costs more start-up time than the rest
-    of `riaktq open` (see docs/architecture.md, start-up).
+    of `riaktq open`; and the scheduler builds several Tasks per task it
+    moves, so construction is kept to plain assignments.
     """
 
     __slots__ = FIELDS
 
-    def __init__(self, id, **values):
-        unknown = set(values) - set(DEFAULTS)
-        if unknown:
-            raise TypeError(f"unknown task field(s): {', '.join(sorted(unknown))}")
-        object.__setattr__(self, "id", id)
-        for name, default in DEFAULTS.items():
-            object.__setattr__(self, name, values.get(name, default))
-        object.__setattr__(self, "tags", tuple(self.tags))
-
-    def __setattr__(self, name, value):
-        raise AttributeError("Task is immutable; use with_()")
+    def __init__(self, id, status=TODO, priority=0, retry=0, assignee=None, in_=b"", out=None,
+                 sat=None, laf=None, cat=0, tags=(), rev=0):
+        self.id = id
+        self.status = status
+        self.priority = priority
+        self.retry = retry
+        self.assignee = assignee
+        self.in_ = in_
+        self.out = out
+        self.sat = sat
+        self.laf = laf
+        self.cat = cat
+        self.tags = tuple(tags)
+        self.rev = rev
 
     def _values(self):
-        return tuple(getattr(self, f) for f in FIELDS)
+        return (self.id, self.status, self.priority, self.retry, self.assignee, self.in_, self.out,
+                self.sat, self.laf, self.cat, self.tags, self.rev)
 
     def __eq__(self, other):
         return isinstance(other, Task) and self._values() == other._values()
@@ -53,14 +56,18 @@ class Task:
         return hash(self._values())
 
     def __repr__(self):
-        return "Task(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in FIELDS) + ")"
+        return "Task(" + ", ".join(f"{f}={v!r}" for f, v in zip(FIELDS, self._values())) + ")"
 
     def with_(self, **changes):
         """A copy with `changes` applied and `rev` advanced by one."""
-        values = {f: getattr(self, f) for f in FIELDS[1:]}
-        values.update(changes)
-        values["rev"] = self.rev + 1
-        return Task(self.id, **values)
+        copy = Task.__new__(Task)
+        copy.id, copy.status, copy.priority, copy.retry = self.id, self.status, self.priority, self.retry
+        copy.assignee, copy.in_, copy.out, copy.sat = self.assignee, self.in_, self.out, self.sat
+        copy.laf, copy.cat, copy.tags = self.laf, self.cat, self.tags
+        for name, value in changes.items():
+            setattr(copy, name, value)
+        copy.rev = self.rev + 1
+        return copy
 
     def matches(self, instance_tags):
         """True if an instance offering `instance_tags` may run this task."""

@@ -1,13 +1,16 @@
 """A worker instance: runs the tasks the scheduler puts in its inbox.
 
-All store I/O happens on the worker's main thread; the handler runs on a
-second thread so the heartbeat keeps going during a long task. Results go
-to the outbox in the instance record and stay there until the scheduler
-lists them as committed, so neither a worker crash nor a scheduler crash
-loses a finished result (DESIGN §2).
+Two threads. The main thread does all store I/O: it polls the inbox, hands
+new entries to the runner, and writes the instance record (heartbeat,
+queue, task at hand, outbox). The runner thread runs handlers back to back
+from an in-memory queue, so a stream of fast tasks costs no thread hand-off
+per task, and a long task never holds up the heartbeat.
+
+Results go to the outbox in the instance record and stay there until the
+scheduler lists them as committed, so neither a worker crash nor a
+scheduler crash loses a finished result (DESIGN §2).
 """
 
-import concurrent.futures
 import logging
 import os
 import socket
@@ -17,7 +20,8 @@ from collections import deque
 
 from riaktq_cli import protocol
 from riaktq_cli.clock import now_us
-from riaktq_cli.errors import StoreError, StoreUnavailable
+from riaktq_cli.errors import StoreError
+from riaktq_cli.logs import info_line
 from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
@@ -35,32 +39,72 @@ class Worker:
         self.tags = sorted(set(tags) | set(handler.tags()))
         self.heartbeat = heartbeat
         self.poll = poll
-        self.queue = deque()      # inbox entries taken, not started
-        self.current = None       # (entry, sat µs, monotonic start, future)
         self.outbox = []
         self.taken = 0
-        self.status = protocol.IDLE
+        self._started = now_us()
+        # Shared with the runner thread, always under _lock: the queue of
+        # entries not started, the task at hand, finished results not yet in
+        # the outbox. One lock keeps "where is task X" consistent in every
+        # record the main thread writes.
+        self._lock = threading.Lock()
+        self._pending = deque()
+        self._running = None          # (entry, sat µs)
+        self._results = deque()
+        self._work = threading.Event()     # main → runner: entries queued (or closing)
+        self._settled = threading.Event()  # runner → main: queue drained
+        self._closing = False
         self._dirty = True
         self._last_write = 0.0
         self._last_poll = 0.0
-        self._started = now_us()
 
-    # --- the record --------------------------------------------------------
-    def _record(self):
-        current = None
-        if self.current:
-            entry, sat, _, _ = self.current
-            current = {"id": entry["id"], "seq": entry["seq"], "since": sat}
-        return {
+    # --- the runner thread -------------------------------------------------
+    def _runner(self):
+        while True:
+            with self._lock:
+                entry = self._pending.popleft() if self._pending else None
+                if entry is not None:
+                    sat = now_us()
+                    self._running = (entry, sat)
+            if entry is None:
+                if self._closing:
+                    return
+                self._work.wait()
+                self._work.clear()
+                continue
+            started = time.monotonic()
+            status, out = self.handler.run(entry["id"], protocol.entry_input(entry), entry["tags"])
+            laf = int((time.monotonic() - started) * 1_000_000)
+            with self._lock:
+                self._results.append(protocol.make_result(entry, status, out, sat, laf))
+                self._running = None
+                drained = not self._pending
+            info_line(f"{self.name} {status} {entry['id']} in {laf / 1e6:.3f}s")
+            if drained:
+                self._settled.set()
+
+    # --- the record ----------------------------------------------------------
+    def _collect(self):
+        """Move finished results into the outbox; (queue, current, settled)."""
+        with self._lock:
+            if self._results:
+                self.outbox.extend(self._results)
+                self._results.clear()
+                self._dirty = True
+            queue = [{"id": e["id"], "seq": e["seq"]} for e in self._pending]
+            running = self._running
+        current = None if running is None else {"id": running[0]["id"], "seq": running[0]["seq"],
+                                                "since": running[1]}
+        return queue, current, not queue and current is None
+
+    def _write(self, status=None):
+        queue, current, settled = self._collect()
+        status = status or (protocol.IDLE if settled else protocol.BUSY)
+        self.store.put_record(INSTANCE, self.name, {
             "name": self.name, "handler": self.handler.name, "tags": self.tags,
             "host": socket.gethostname(), "pid": os.getpid(), "started": self._started,
-            "heartbeat": now_us(), "status": self.status, "taken": self.taken,
-            "queue": [{"id": e["id"], "seq": e["seq"]} for e in self.queue],
-            "current": current, "outbox": self.outbox,
-        }
-
-    def _write(self):
-        self.store.put_record(INSTANCE, self.name, self._record())
+            "heartbeat": now_us(), "status": status, "taken": self.taken,
+            "queue": queue, "current": current, "outbox": self.outbox,
+        })
         self._dirty = False
         self._last_write = time.monotonic()
 
@@ -72,49 +116,33 @@ class Worker:
             self.outbox = old.get("outbox", [])
             self.taken = old.get("taken", 0)
 
-    # --- steps ---------------------------------------------------------------
     def _read_inbox(self, accept_new):
         inbox = self.store.get_record(INBOX, self.name) or protocol.empty_inbox()
         self._last_poll = time.monotonic()
         committed = {tuple(k) for k in inbox["committed"]}
         if committed:
-            kept = [r for r in self.outbox if protocol.result_key(r) not in committed]
-            if len(kept) != len(self.outbox):
-                self.outbox = kept
-                self._dirty = True
+            with self._lock:
+                kept = [r for r in self.outbox if protocol.result_key(r) not in committed]
+                if len(kept) != len(self.outbox):
+                    self.outbox = kept
+                    self._dirty = True
         if accept_new:
             fresh = sorted((e for e in inbox["entries"] if e["seq"] > self.taken), key=lambda e: e["seq"])
             if fresh:
-                self.queue.extend(fresh)
+                with self._lock:
+                    self._pending.extend(fresh)
                 self.taken = fresh[-1]["seq"]
+                self._settled.clear()
+                self._work.set()
                 self._dirty = True
 
-    def _start_next(self, executor):
-        entry = self.queue.popleft()
-        sat = now_us()
-        data = protocol.entry_input(entry)
-        future = executor.submit(self.handler.run, entry["id"], data, entry["tags"])
-        self.current = (entry, sat, time.monotonic(), future)
-        self.status = protocol.BUSY
-        self._dirty = True
-
-    def _finish_current(self):
-        entry, sat, started, future = self.current
-        status, out = future.result()
-        laf = int((time.monotonic() - started) * 1_000_000)
-        self.outbox.append(protocol.make_result(entry, status, out, sat, laf))
-        log.info("%s %s %s in %.3fs", self.name, status, entry["id"], laf / 1e6)
-        self.current = None
-        if not self.queue:
-            self.status = protocol.IDLE
-        self._dirty = True
-
-    # --- the loop --------------------------------------------------------------
+    # --- the main loop -----------------------------------------------------------
     def run(self, stop=None):
         """Work until `stop` is set; then finish the task at hand, write the
         outbox and mark the instance stopped (its queued tasks go back)."""
         stop = stop or threading.Event()
-        executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"task-{self.name}")
+        runner = threading.Thread(target=self._runner, name=f"task-{self.name}", daemon=True)
+        runner.start()
         registered = False
         try:
             while True:
@@ -125,20 +153,16 @@ class Worker:
                         registered = True
                         log.info("worker %s up (handler %s, tags %s)", self.name, self.handler.name,
                                  ",".join(self.tags) or "-")
-                    if self.current and self.current[3].done():
-                        self._finish_current()
-                    if stop.is_set() and self.current is None:
+                    if stop.is_set() and self._stopped_running():
                         break
+                    queue, current, settled = self._collect()
                     now = time.monotonic()
-                    idle = self.current is None and not self.queue
-                    if now - self._last_poll >= self.poll or (idle and self._dirty):
+                    if now - self._last_poll >= self.poll or (settled and self._dirty):
                         self._read_inbox(accept_new=not stop.is_set())
-                    if self.current is None and self.queue and not stop.is_set():
-                        self._start_next(executor)
+                        settled = settled and not self._pending
                     now = time.monotonic()
-                    due = now - self._last_write >= self.heartbeat
-                    settled = self.current is None and not self.queue
-                    if due or (self._dirty and (settled or now - self._last_write >= FLUSH_INTERVAL)):
+                    if now - self._last_write >= self.heartbeat or \
+                            (self._dirty and (settled or now - self._last_write >= FLUSH_INTERVAL)):
                         self._write()
                 except StoreError as exc:
                     log.warning("%s: store unavailable, retrying: %s", self.name, exc)
@@ -147,7 +171,15 @@ class Worker:
                 self._wait(stop)
             self._shutdown()
         finally:
-            executor.shutdown(wait=True)
+            self._closing = True
+            self._work.set()
+            runner.join(timeout=5)
+
+    def _stopped_running(self):
+        """On stop: drop the entries not started; True once nothing runs."""
+        with self._lock:
+            self._pending.clear()
+            return self._running is None
 
     def _wait(self, stop):
         now = time.monotonic()
@@ -155,23 +187,23 @@ class Worker:
         if self._dirty:
             until = min(until, self._last_write + FLUSH_INTERVAL)
         timeout = max(0.0, until - now)
-        if self.current is not None:
-            concurrent.futures.wait([self.current[3]], timeout=timeout)
-        elif timeout > 0 and not (self.queue and not stop.is_set()):
-            stop.wait(timeout)
+        if stop.is_set():
+            self._settled.wait(min(timeout, 0.05))
+        elif timeout > 0:
+            # Wake early when the runner drains its queue: then the results
+            # go out and the inbox is read again at once.
+            self._settled.wait(timeout)
 
     def _shutdown(self):
         """Write the outbox and the stopped status, retrying a while if the
         store is down: the outbox holds results nobody else has."""
-        self.status = protocol.STOPPED
-        self.queue.clear()
         deadline = time.monotonic() + max(10 * self.poll, 5.0)
         while True:
             try:
-                self._write()
+                self._write(status=protocol.STOPPED)
                 log.info("worker %s stopped (%d result(s) waiting for commit)", self.name, len(self.outbox))
                 return
-            except StoreUnavailable as exc:
+            except StoreError as exc:
                 if time.monotonic() > deadline:
                     log.error("worker %s: could not write its outbox: %s", self.name, exc)
                     raise

@@ -208,26 +208,28 @@ class RiakStore(Store):
         return [pair for pair in pairs if pair is not None]
 
     def iter_todo(self, page_size=100):
-        keys = self._guard(self.client.index_all, self.btype, self.bucket("task"), "todo_bin",
-                           start=_num(0), end=HIGH + ";", page_size=page_size)
-        seen = set()
+        """Todo tasks in assignment order from one paginated range query on
+        `todo_bin`. The first page is `page_size` (the scheduler asks for as
+        many as it has free slots); later pages double, up to 500, so tasks
+        skipped for their tags cost few requests."""
+        continuation, seen = None, set()
+        size = max(1, page_size)
         while True:
-            page = []
-            for key in keys:
-                if key not in seen:
-                    seen.add(key)
-                    page.append(key)
-                if len(page) >= page_size:
-                    break
-            if not page:
-                return
-            found = self.get_tasks(page)
+            page = self._guard(self.client.index, self.btype, self.bucket("task"), "todo_bin",
+                               start=_num(0), end=HIGH + ";", max_results=size, continuation=continuation)
+            keys = [k for k in page.keys if k not in seen]
+            seen.update(keys)
+            found = self.get_tasks(keys)
             # The index may lag a concurrent change (or list a sibling's old
             # term): trust only what the task itself says.
-            for key in page:
+            for key in keys:
                 task = found.get(key)
                 if task is not None and task.status == TODO:
                     yield task
+            if not page.continuation:
+                return
+            continuation = page.continuation
+            size = min(500, size * 2)
 
     def _index_iter(self, *args, **kwargs):
         """index_all with errors mapped, lazily."""

@@ -6,8 +6,8 @@ task and then both write it (no lost updates). The indexes make "next todo
 tasks in order" and "status X created before T" index range scans.
 """
 
+import _thread
 import sqlite3
-import threading
 
 from riaktq_cli.errors import DuplicateTask, StoreError, StoreUnavailable
 from riaktq_cli.store.base import LEASE_NAME, SCHEDULER, Store
@@ -76,7 +76,7 @@ class SqliteStore(Store):
 
     def __init__(self, path, busy_timeout=30.0):
         self.path = str(path)
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()  # _thread: threading costs start-up time
         try:
             self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                        check_same_thread=False)
@@ -147,20 +147,27 @@ class SqliteStore(Store):
         return self._write(lambda db: db.execute("DELETE FROM tasks WHERE id = ?", (task_id,)).rowcount > 0)
 
     def update_tasks(self, task_ids, change):
+        ids = list(dict.fromkeys(task_ids))
+
         def work(db):
+            # One SELECT per 500 ids and one executemany UPDATE, all in one
+            # transaction: the scheduler moves a whole batch per write lock.
+            found = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in db.execute(f"SELECT {COLUMNS} FROM tasks WHERE id IN ({marks})", chunk):
+                    found[row[0]] = _row_to_task(row)
             written = []
-            for task_id in task_ids:
-                row = db.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
-                if row is None:
-                    continue
-                old = _row_to_task(row)
-                new = change(old)
-                if new is None:
-                    continue
-                db.execute("UPDATE tasks SET status=?, priority=?, retry=?, assignee=?, in_=?, out=?,"
-                           " sat=?, laf=?, cat=?, tags=?, rev=? WHERE id=?",
-                           _task_to_row(new)[1:] + (new.id,))
-                written.append((old, new))
+            for task_id in ids:
+                old = found.get(task_id)
+                new = change(old) if old is not None else None
+                if new is not None:
+                    written.append((old, new))
+            db.executemany("UPDATE tasks SET status=?, priority=?, retry=?, assignee=?, out=?,"
+                           " sat=?, laf=?, tags=?, rev=? WHERE id=?",
+                           [(n.status, n.priority, n.retry, n.assignee, n.out, n.sat, n.laf,
+                             _tags_to_text(n.tags), n.rev, n.id) for _, n in written])
             return written
         return self._write(work)
 
