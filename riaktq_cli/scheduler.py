@@ -15,7 +15,7 @@ import time
 
 from riaktq_cli import protocol, task as transitions
 from riaktq_cli.clock import now_us, seconds_to_us
-from riaktq_cli.errors import StoreError, StoreUnavailable, TransitionError
+from riaktq_cli.errors import StoreError, StoreUnavailable
 from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
@@ -61,27 +61,28 @@ class Scheduler:
     def _commit(self, instances, dirty, summary):
         """Close every outbox result (one batch for all instances), then
         list the results as committed in each instance's inbox."""
-        fresh = {}   # task id -> (instance, result)
+        # task id -> {instance: result}: a task rolled back from an instance
+        # presumed dead can have results from it and from its new assignee.
+        fresh = {}
         for name, record in instances.items():
             inbox = self._inboxes[name]
             done = {tuple(k) for k in inbox["committed"]}
             for result in record.get("outbox", []):
                 if protocol.result_key(result) not in done:
-                    fresh[result["id"]] = (name, result)
+                    fresh.setdefault(result["id"], {})[name] = result
 
         def close(task):
-            name, r = fresh[task.id]
-            try:
-                return transitions.close(task, name, r["status"], protocol.result_output(r),
-                                         r["sat"], r["laf"])[0]
-            except TransitionError:
-                return None  # no longer nextup on this instance: dropped silently
+            r = fresh[task.id].get(task.assignee)
+            if r is None or task.status != transitions.NEXTUP:
+                return None  # not the assignee's result: dropped silently
+            return transitions.close(task, task.assignee, r["status"], protocol.result_output(r),
+                                     r["sat"], r["laf"])[0]
 
         if fresh:
-            for _old, new in self.store.update_tasks(list(fresh), close):
+            for old, new in self.store.update_tasks(list(fresh), close):
                 kind = "restart" if new.status == transitions.TODO else "close"
                 summary["commit" if kind == "close" else "restart"] += 1
-                self.events.emit(kind, new, instance=fresh[new.id][0])
+                self.events.emit(kind, new, instance=old.assignee)
         for name, record in instances.items():
             inbox = self._inboxes[name]
             committed = [list(protocol.result_key(r)) for r in record.get("outbox", [])]

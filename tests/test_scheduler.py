@@ -133,3 +133,29 @@ def test_lease_keeps_a_second_scheduler_standing_by(store):
     held, _ = store.acquire_lease("first", 10_000_000, now_us())
     assert held
     assert second.run(interval=0.05, stop=threading.Event(), once=True) is False
+
+
+def test_only_the_assignees_result_is_committed(store):
+    """A task rolled back from an instance presumed dead and run again
+    elsewhere: both results reach outboxes; the assignee's is committed and
+    the other is dropped, whichever instance record is read first."""
+    open_tasks(store, ("a", 0, 1, ()))
+    store.put_record("instance", "old", instance("old"))
+    s = scheduler(store)
+    s.iteration()
+    first = store.get_record("inbox", "old")["entries"][0]
+    store.put_record("instance", "old", instance("old", taken=1, queue=[{"id": "a", "seq": 1}],
+                                                heartbeat=now_us() - 5_000_000))
+    store.put_record("instance", "new", instance("new"))
+    s.iteration()  # rollback from old
+    s.iteration()  # assigned to new
+    assert store.get_task("a").assignee == "new"
+    second = store.get_record("inbox", "new")["entries"][0]
+    for name in ("new", "old"):  # both finished: old came back late
+        entry = second if name == "new" else first
+        store.put_record("instance", name, instance(name, taken=1, outbox=[
+            protocol.make_result(entry, "done", name.encode(), 1, 1)]))
+    s.iteration()
+    task = store.get_task("a")
+    assert (task.status, task.out, task.assignee) == ("done", b"new", "new")
+    assert store.get_record("inbox", "old")["committed"] == [["a", 1]]
