@@ -24,6 +24,8 @@ log = logging.getLogger("riaktq")
 # tasks no live instance can take (tags) do not stall the ones behind them.
 SCAN_FACTOR = 4
 SCAN_MIN = 100
+# How often the scheduler looks for changes where the store can tell cheaply.
+WATCH_TICK = 0.01
 
 
 class Scheduler:
@@ -166,61 +168,83 @@ class Scheduler:
     def run(self, interval, stop=None, once=False):
         """Hold the lease and iterate every `interval` until `stop` is set.
 
-        The lease lasts half the instance timeout and is renewed several
-        times per lease period even between iterations, so a standby takes
-        over within the instance timeout of this process's death.
+        The lease lasts half the instance timeout and is renewed four times
+        per lease period, also between iterations, so a standby takes over
+        within the instance timeout of this process's death.
+
+        Where the store can tell cheaply that another process wrote to it
+        (SQLite's data_version), an iteration also runs as soon as something
+        changed -- a task opened, a result in an outbox -- at most every
+        WATCH_TICK; `interval` is then the longest wait, not the only one.
         """
         stop = stop or threading.Event()
         lease_ttl = self.timeout_us // 2
-        tick = min(interval, max(0.05, lease_ttl / 4 / 1e6))
-        holding = False
-        standby_logged = False
-        next_run = time.monotonic()
+        lease_tick = max(0.05, lease_ttl / 4 / 1e6)
+        watch = not once and self._data_version() is not None
+        holding = standby_logged = False
+        next_run = next_lease = time.monotonic()
+        seen_version = None
         try:
             while not stop.is_set():
-                try:
-                    held, lease = self.store.acquire_lease(self.owner, lease_ttl, now_us())
-                except StoreError as exc:
-                    log.warning("store unavailable, retrying: %s", exc)
-                    holding = False
-                    stop.wait(tick)
-                    continue
-                if not held:
-                    if holding or not standby_logged:
-                        log.info("standing by: scheduler lease held by %s", lease["owner"])
-                        standby_logged = True
-                    holding = False
-                    if once:
-                        return False
-                    stop.wait(tick)
-                    continue
-                if not holding:
-                    log.info("scheduler %s holds the lease", self.owner)
-                    self._inboxes.clear()  # another scheduler may have written them
-                    holding, standby_logged = True, False
-                if time.monotonic() >= next_run:
-                    started = time.monotonic()
+                now = time.monotonic()
+                if now >= next_lease:
+                    next_lease = now + lease_tick
                     try:
-                        summary = self.iteration()
+                        held, lease = self.store.acquire_lease(self.owner, lease_ttl, now_us())
                     except StoreError as exc:
-                        # Unavailable, or a record it cannot read: say so and
-                        # try again; a scheduler that dies stops the queue.
-                        what = "store unavailable" if isinstance(exc, StoreUnavailable) else "iteration failed"
-                        log.warning("%s, retrying: %s", what, exc)
-                        self._inboxes.clear()
-                        stop.wait(tick)
+                        log.warning("store unavailable, retrying: %s", exc)
+                        holding = False
+                        stop.wait(lease_tick)
                         continue
-                    took = time.monotonic() - started
-                    if any(summary[k] for k in ("commit", "restart", "assign", "rollback")):
-                        log.debug("iteration %.1fms %s", took * 1000, summary)
-                    next_run = started + interval
-                    if once:
-                        return True
-                stop.wait(max(0.0, min(tick, next_run - time.monotonic())))
+                    if not held:
+                        if holding or not standby_logged:
+                            log.info("standing by: scheduler lease held by %s", lease["owner"])
+                            standby_logged = True
+                        holding = False
+                        if once:
+                            return False
+                    elif not holding:
+                        log.info("scheduler %s holds the lease", self.owner)
+                        self._inboxes.clear()  # another scheduler may have written them
+                        holding, standby_logged = True, False
+                        next_run = now
+                if holding:
+                    due = now >= next_run
+                    if not due and watch:
+                        due = self._data_version() != seen_version
+                    if due:
+                        started = time.monotonic()
+                        seen_version = self._data_version() if watch else None
+                        try:
+                            summary = self.iteration()
+                        except StoreError as exc:
+                            # Unavailable, or a record it cannot read: say so
+                            # and try again; a dead scheduler stops the queue.
+                            what = "store unavailable" if isinstance(exc, StoreUnavailable) else "iteration failed"
+                            log.warning("%s, retrying: %s", what, exc)
+                            self._inboxes.clear()
+                            next_run = started + min(interval, lease_tick)
+                            stop.wait(min(interval, lease_tick))
+                            continue
+                        if any(summary[k] for k in ("commit", "restart", "assign", "rollback")):
+                            log.debug("iteration %.1fms %s", (time.monotonic() - started) * 1000, summary)
+                        next_run = started + interval
+                        if once:
+                            return True
+                wake = next_lease if not holding else min(next_lease, next_run)
+                if holding and watch:
+                    wake = min(wake, time.monotonic() + WATCH_TICK)
+                stop.wait(max(0.0, wake - time.monotonic()))
         finally:
             if holding:
                 try:
                     self.store.release_lease(self.owner)
-                except StoreUnavailable:
+                except StoreError:
                     pass
         return True
+
+    def _data_version(self):
+        try:
+            return self.store.data_version()
+        except StoreError:
+            return None

@@ -29,6 +29,9 @@ log = logging.getLogger("riaktq")
 # Finished results are written at most this often while more tasks are
 # queued, so a burst of fast tasks costs one write per batch, not per task.
 FLUSH_INTERVAL = 0.05
+# Where the store can tell cheaply that someone wrote (SQLite), the worker
+# looks this often and reads its inbox at once instead of waiting for `poll`.
+WATCH_TICK = 0.01
 
 
 class Worker:
@@ -56,6 +59,8 @@ class Worker:
         self._dirty = True
         self._last_write = 0.0
         self._last_poll = 0.0
+        self._watch = False
+        self._seen_version = None
 
     # --- the runner thread -------------------------------------------------
     def _runner(self):
@@ -116,7 +121,12 @@ class Worker:
             self.outbox = old.get("outbox", [])
             self.taken = old.get("taken", 0)
 
+    def _inbox_may_have_changed(self):
+        return self._watch and self.store.data_version() != self._seen_version
+
     def _read_inbox(self, accept_new):
+        if self._watch:
+            self._seen_version = self.store.data_version()
         inbox = self.store.get_record(INBOX, self.name) or protocol.empty_inbox()
         self._last_poll = time.monotonic()
         committed = {tuple(k) for k in inbox["committed"]}
@@ -150,6 +160,7 @@ class Worker:
                     if not registered:
                         self._load()
                         self._write()
+                        self._watch = self.store.data_version() is not None
                         registered = True
                         log.info("worker %s up (handler %s, tags %s)", self.name, self.handler.name,
                                  ",".join(self.tags) or "-")
@@ -157,7 +168,8 @@ class Worker:
                         break
                     queue, current, settled = self._collect()
                     now = time.monotonic()
-                    if now - self._last_poll >= self.poll or (settled and self._dirty):
+                    if now - self._last_poll >= self.poll or (settled and self._dirty) or \
+                            self._inbox_may_have_changed():
                         self._read_inbox(accept_new=not stop.is_set())
                         settled = settled and not self._pending
                     now = time.monotonic()
@@ -186,6 +198,8 @@ class Worker:
         until = min(self._last_poll + self.poll, self._last_write + self.heartbeat)
         if self._dirty:
             until = min(until, self._last_write + FLUSH_INTERVAL)
+        if self._watch:
+            until = min(until, now + WATCH_TICK)
         timeout = max(0.0, until - now)
         if stop.is_set():
             self._settled.wait(min(timeout, 0.05))

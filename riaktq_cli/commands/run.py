@@ -22,7 +22,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$")
               help="No heartbeat for this long = instance lost. [config: scheduler.instance_timeout, default 30s]")
 @click.option("--prefetch", type=click.IntRange(min=1), metavar="N",
               help="Tasks queued per instance at most. [config: scheduler.prefetch, default 1]")
-@click.option("--once", is_flag=True, help="Run a single iteration and exit.")
+@click.option("--once", is_flag=True, help="Run a single iteration and exit (exit 3 if another scheduler holds the lease).")
 @click.option("--events", metavar="FILE", help="Also write each transition as a JSON line (- for stdout).")
 @click.pass_obj
 def scheduler_cmd(app, interval, instance_timeout, prefetch, once, events):

@@ -109,6 +109,16 @@ class Store(ABC):
     def release_lease(self, owner):
         """Give the lease up if `owner` holds it, so a standby takes over now."""
 
+    # --- change detection ------------------------------------------------------
+    def data_version(self):
+        """A value that changes when another process has written to the
+        store, if the store can tell that cheaply; None if it cannot.
+
+        Scheduler and workers poll it to act on a change at once instead of
+        at their next interval (SQLite: PRAGMA data_version). Riak has no such
+        signal, so there they keep to their intervals."""
+        return None
+
     # --- life cycle ----------------------------------------------------------
     def check(self):
         """Yield (ok: bool, line: str) checks of the store's health."""

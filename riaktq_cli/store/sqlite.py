@@ -274,6 +274,9 @@ class SqliteStore(Store):
                 db.execute("DELETE FROM records WHERE kind = ? AND name = ?", (SCHEDULER, LEASE_NAME))
         self._write(work)
 
+    def data_version(self):
+        return self._read("PRAGMA data_version")[0][0]
+
     def check(self):
         yield True, f"sqlite {self.path}: open, WAL mode"
         counts = self.count_by_status()
