@@ -203,3 +203,38 @@ def test_supervisor_restarts_a_dead_child(store, procs):
     wait_until(lambda: store.get_record("instance", "kid-1")["pid"] != pid, timeout=15, message="restart")
     assert procs.stop(sup, signal.SIGTERM) == 0
     assert {r["status"] for r in store.list_records("instance").values()} == {"stopped"}
+
+
+def test_random_kill_9s_lose_nothing_and_close_nothing_twice(store, procs, tmp_path):
+    """Chaos: for several seconds, kill -9 a random worker child or the
+    scheduler every few hundred ms (the supervisor restarts workers; a new
+    scheduler is started by hand). Every task still ends done, once."""
+    import random
+    rnd = random.Random(int(os.environ.get("RIAKTQ_CHAOS_SEED", "7")))
+    n = 120
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("".join(json.dumps({"id": f"c{i}", "in": "0.05"}) + "\n" for i in range(n)))
+    assert procs.run("open", "--batch", str(batch)).returncode == 0
+    events = [tmp_path / "ev0.jsonl"]
+    scheduler = procs.start("scheduler", "--interval", "100ms", "--prefetch", "2", "--events", str(events[0]),
+                            name="sched")
+    procs.start("worker", "--handler", "sleep", "--count", "3", "--prefix", "chaos", name="workers")
+    wait_until(lambda: len(store.list_records("instance")) == 3, message="workers up")
+    for _ in range(8):
+        time.sleep(0.4 + rnd.random() * 0.4)
+        if rnd.random() < 0.3:
+            os.kill(scheduler.pid, signal.SIGKILL)
+            scheduler.wait()
+            events.append(tmp_path / f"ev{len(events)}.jsonl")
+            scheduler = procs.start("scheduler", "--interval", "100ms", "--prefetch", "2",
+                                    "--events", str(events[-1]), name="sched")
+        else:
+            victim = rnd.choice(sorted(store.list_records("instance").values(), key=lambda r: r["name"]))
+            try:
+                os.kill(victim["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    wait_until(lambda: count(store, "done") == n, timeout=120, interval=0.3, message="all done after chaos")
+    all_events = [e for path in events for e in read_events(path)]
+    per_task = closes(all_events)
+    assert set(per_task) == {f"c{i}" for i in range(n)} and set(per_task.values()) == {1}
