@@ -25,7 +25,9 @@ class Handler:
         """Run one task: (status, output bytes). Failures become one line."""
         try:
             result = self.module.handle(task_id, data, list(tags), self.state)
-        except Exception as exc:  # the handler's failure is the task's failure
+        except BaseException as exc:  # noqa: B036 -- even sys.exit() in a handler
+            # is the task's failure: the runner thread must live on, or the
+            # task would stay at hand forever while the heartbeat goes on.
             return "failed", one_line_reason(exc).encode("utf-8")
         if result is None:
             return "done", b""

@@ -77,7 +77,10 @@ class Worker:
                 self._work.clear()
                 continue
             started = time.monotonic()
-            status, out = self.handler.run(entry["id"], protocol.entry_input(entry), entry["tags"])
+            try:
+                status, out = self.handler.run(entry["id"], protocol.entry_input(entry), entry["tags"])
+            except Exception as exc:  # an entry we cannot even decode: fail it, keep running
+                status, out = "failed", f"{type(exc).__name__}: {exc}".encode()
             laf = int((time.monotonic() - started) * 1_000_000)
             with self._lock:
                 self._results.append(protocol.make_result(entry, status, out, sat, laf))

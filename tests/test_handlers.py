@@ -57,3 +57,9 @@ def test_shell_handler_failure_and_timeout():
     assert status == "failed" and b"ran longer than 0.2s" in out
     status, out = load_handler("shell", {"cmd": "no-such-command-here"}).run("t", b"", [])
     assert status == "failed" and b"command not found" in out
+
+
+def test_a_handler_calling_exit_fails_the_task_only(tmp_path):
+    path = tmp_path / "quitter.py"
+    path.write_text("import sys\ndef handle(task_id, data, tags, state):\n    sys.exit(3)\n")
+    assert load_handler(str(path)).run("t", b"", []) == ("failed", b"SystemExit: 3")

@@ -90,3 +90,30 @@ def test_lease(store):
     assert not store.acquire_lease("s1", 1_000_000, 2_000_001)[0]
     store.release_lease("s2")
     assert store.acquire_lease("s1", 1_000_000, 2_000_002)[0]
+
+
+def _bump_many(path, times):
+    from riaktq_cli.store.sqlite import SqliteStore
+    s = SqliteStore(path)
+    for _ in range(times):
+        s.update_tasks(["counter"], lambda task: task.with_(priority=task.priority + 1))
+    s.close()
+
+
+def test_sqlite_many_processes_lose_no_update(tmp_path):
+    """The embedded store's promise: read-modify-writes from several
+    processes at once never overwrite each other (BEGIN IMMEDIATE)."""
+    import multiprocessing
+    from riaktq_cli.store.sqlite import SqliteStore
+    path = tmp_path / "shared.db"
+    store = SqliteStore(path)
+    store.create_task(new("counter"))
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_bump_many, args=(str(path), 100)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    task = store.get_task("counter")
+    assert (task.priority, task.rev) == (400, 401)
