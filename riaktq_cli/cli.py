@@ -1,10 +1,11 @@
 """The `riaktq` command: a click group whose subcommands load on demand.
 
 Subcommands live in `riaktq_cli/commands/`; only the one being run is
-imported, which keeps `riaktq open` close to the interpreter's own start-up
-time. `main` is the only place exceptions become exit codes: a RiaktqError
-or a usage error is one line on stderr; anything else is a bug and shows a
-traceback only with `-v`.
+imported (the commonest `riaktq open` does not even get here: see
+entry.py). `main` turns usage errors into one line here and every other
+exception through `errors.report_failure`, shared with the fast lane: a
+RiaktqError is its message; anything else is a bug, with a traceback only
+under `-v`.
 """
 
 import importlib
@@ -13,7 +14,7 @@ import sys
 
 import click
 
-from riaktq_cli.errors import RiaktqError
+from riaktq_cli.errors import report_failure
 
 COMMANDS = {
     "open": ("riaktq_cli.commands.tasks", "open_cmd"),
@@ -117,12 +118,6 @@ def main(argv=None):
     except click.ClickException as exc:
         sys.stderr.write(f"riaktq: error: {exc.format_message()}\n")
         rc = exc.exit_code
-    except RiaktqError as exc:
-        if verbose:
-            import traceback
-            traceback.print_exc()
-        sys.stderr.write(f"riaktq: error: {exc}\n")
-        rc = exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("riaktq: interrupted\n")
         rc = 130
@@ -132,9 +127,6 @@ def main(argv=None):
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         rc = 0
-    except Exception as exc:  # a bug: say so in one line unless asked for more
-        if verbose:
-            raise
-        sys.stderr.write(f"riaktq: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n")
-        rc = 70
+    except Exception as exc:  # RiaktqError, or a bug: one line (and -v: the traceback)
+        rc = report_failure(exc, verbose)
     sys.exit(rc or 0)

@@ -78,13 +78,8 @@ def main(argv=None):
     try:
         rc = fast_open(argv)
     except Exception as exc:
-        from riaktq_cli.errors import RiaktqError
-        if isinstance(exc, RiaktqError):
-            sys.stderr.write(f"riaktq: error: {exc}\n")
-            sys.exit(exc.exit_code)
-        sys.stderr.write(f"riaktq: internal error: {type(exc).__name__}: {exc}"
-                         " (run with -v for details)\n")
-        sys.exit(70)
+        from riaktq_cli.errors import report_failure
+        sys.exit(report_failure(exc))
     if rc is not None:
         sys.exit(rc)
     from riaktq_cli.cli import main as full_main

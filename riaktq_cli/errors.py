@@ -4,6 +4,8 @@ The CLI turns every `RiaktqError` into its message on stderr and a non-zero
 exit; anything else is a bug and shows a traceback only with `-v`.
 """
 
+import sys
+
 
 class RiaktqError(Exception):
     """A failure the user can understand and act on; str() is one line."""
@@ -55,3 +57,20 @@ class TaskNotFound(RiaktqError):
 
 class TransitionError(RiaktqError):
     """A transition does not apply to the task in its current state."""
+
+
+def report_failure(exc, verbose=False):
+    """Tell the user about `exc` in one line on stderr; return the exit code.
+
+    The one place both entry lanes (the fast `open` and the click CLI) turn
+    an exception into what a user sees: a RiaktqError is its message; any
+    other exception is a bug, named in one line. `-v` adds the traceback.
+    """
+    if verbose:
+        import traceback
+        traceback.print_exception(exc)
+    if isinstance(exc, RiaktqError):
+        sys.stderr.write(f"riaktq: error: {exc}\n")
+        return exc.exit_code
+    sys.stderr.write(f"riaktq: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n")
+    return 70

@@ -71,7 +71,7 @@ class Task:
 
     def matches(self, instance_tags):
         """True if an instance offering `instance_tags` may run this task."""
-        return set(self.tags) <= set(instance_tags)
+        return not self.tags or set(self.tags) <= set(instance_tags)
 
     # --- wire form: what both stores keep (JSON; bytes as base64) ---------
     def to_record(self):

@@ -91,21 +91,23 @@ class Worker:
                 self._settled.set()
 
     # --- the record ----------------------------------------------------------
-    def _collect(self):
-        """Move finished results into the outbox; (queue, current, settled)."""
+    def _take_results(self):
+        """Move finished results into the outbox; True when nothing is
+        queued or running (the worker has settled)."""
         with self._lock:
             if self._results:
                 self.outbox.extend(self._results)
                 self._results.clear()
                 self._dirty = True
+            return not self._pending and self._running is None
+
+    def _write(self, status=None):
+        settled = self._take_results()
+        with self._lock:
             queue = [{"id": e["id"], "seq": e["seq"]} for e in self._pending]
             running = self._running
         current = None if running is None else {"id": running[0]["id"], "seq": running[0]["seq"],
                                                 "since": running[1]}
-        return queue, current, not queue and current is None
-
-    def _write(self, status=None):
-        queue, current, settled = self._collect()
         status = status or (protocol.IDLE if settled else protocol.BUSY)
         self.store.put_record(INSTANCE, self.name, {
             "name": self.name, "handler": self.handler.name, "tags": self.tags,
@@ -169,7 +171,7 @@ class Worker:
                                  ",".join(self.tags) or "-")
                     if stop.is_set() and self._stopped_running():
                         break
-                    queue, current, settled = self._collect()
+                    settled = self._take_results()
                     now = time.monotonic()
                     if now - self._last_poll >= self.poll or (settled and self._dirty) or \
                             self._inbox_may_have_changed():
