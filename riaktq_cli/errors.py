@@ -39,6 +39,19 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached right now; daemons wait and retry."""
 
 
+class PartialUpdate(StoreUnavailable):
+    """Some writes of a batch failed (Riak has no multi-key transaction).
+
+    `written` holds the (old, new) pairs that landed; `failed` the ids whose
+    write failed -- after a timeout it may still have been applied, so the
+    caller must not assume either way."""
+
+    def __init__(self, message, written, failed):
+        super().__init__(message)
+        self.written = written
+        self.failed = failed
+
+
 class DuplicateTask(RiaktqError):
     """A task with this id already exists."""
 

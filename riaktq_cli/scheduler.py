@@ -15,7 +15,7 @@ import time
 
 from riaktq_cli import protocol, task as transitions
 from riaktq_cli.clock import now_us, seconds_to_us
-from riaktq_cli.errors import StoreError, StoreUnavailable
+from riaktq_cli.errors import PartialUpdate, StoreError, StoreUnavailable
 from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
@@ -38,6 +38,8 @@ class Scheduler:
         # The scheduler is the only writer of inboxes: it keeps them in
         # memory and reads them from the store only when it takes the lease.
         self._inboxes = {}
+        # Result keys whose close write failed in a way that may have landed.
+        self._unconfirmed = set()
 
     # --- one iteration -------------------------------------------------------
     def iteration(self):
@@ -73,24 +75,48 @@ class Scheduler:
                 if protocol.result_key(result) not in done:
                     fresh.setdefault(result["id"], {})[name] = result
 
+        recognized = []  # (task, instance, result): an earlier, unconfirmed close that landed
+
         def close(task):
+            for name, r in fresh[task.id].items():
+                if protocol.result_key(r) in self._unconfirmed and (task.sat, task.laf) == (r["sat"], r["laf"]):
+                    recognized.append((task, name, r))
+                    return None
             r = fresh[task.id].get(task.assignee)
             if r is None or task.status != transitions.NEXTUP:
                 return None  # not the assignee's result: dropped silently
             return transitions.close(task, task.assignee, r["status"], protocol.result_output(r),
                                      r["sat"], r["laf"])[0]
 
-        if fresh:
-            for old, new in self.store.update_tasks(list(fresh), close):
-                kind = "restart" if new.status == transitions.TODO else "close"
-                summary["commit" if kind == "close" else "restart"] += 1
-                self.events.emit(kind, new, instance=old.assignee)
+        written, failed = self._update(list(fresh), close, "commit") if fresh else ([], [])
+        closed = [(new, old.assignee) for old, new in written] + [(t, n) for t, n, _ in recognized]
+        for new, name in closed:
+            kind = "restart" if new.status == transitions.TODO else "close"
+            summary["commit" if kind == "close" else "restart"] += 1
+            self.events.emit(kind, new, instance=name)
+        # A failed write may still have landed (a timeout): not committed, so
+        # the result is tried again, and recognized by its sat/laf if it did.
+        unsure = {protocol.result_key(r) for task_id in failed for r in fresh[task_id].values()}
+        self._unconfirmed = (self._unconfirmed | unsure) - {protocol.result_key(r) for _, _, r in recognized}
+        outboxes = set()
         for name, record in instances.items():
             inbox = self._inboxes[name]
-            committed = [list(protocol.result_key(r)) for r in record.get("outbox", [])]
+            keys = [protocol.result_key(r) for r in record.get("outbox", [])]
+            outboxes.update(keys)
+            committed = [list(k) for k in keys if k not in unsure]
             if committed != inbox["committed"]:
                 inbox["committed"] = committed
                 dirty.add(name)
+        self._unconfirmed &= outboxes  # forget what no outbox holds any more
+
+    def _update(self, task_ids, change, step):
+        """store.update_tasks; on a partial failure keep what was written
+        and go on: the rest is retried by a later iteration."""
+        try:
+            return self.store.update_tasks(task_ids, change), []
+        except PartialUpdate as exc:
+            log.warning("%s: %s; retrying those next iteration", step, exc)
+            return exc.written, exc.failed
 
     def _prune(self, instances, live, dirty):
         """Drop inbox entries the instance has taken; empty the inboxes of
@@ -137,7 +163,7 @@ class Scheduler:
                 return None
             return transitions.assign(task, name)
 
-        for _old, new in self.store.update_tasks(list(picks), assign):
+        for _old, new in self._update(list(picks), assign, "assign")[0]:
             inbox = self._inboxes[new.assignee]
             inbox["seq"] += 1
             inbox["entries"].append(protocol.inbox_entry(inbox["seq"], new))
@@ -160,7 +186,7 @@ class Scheduler:
                 return None
             return transitions.rollback(task)
 
-        for old, new in self.store.update_tasks(lost, rollback):
+        for old, new in self._update(lost, rollback, "rollback")[0]:
             summary["rollback"] += 1
             self.events.emit("rollback", new, instance=old.assignee)
 

@@ -54,7 +54,9 @@ class Store(ABC):
         Each task is read and written atomically (None = leave it alone).
         Returns the list of (old, new) pairs that were written, in the order
         of `task_ids`. A change never alters `id`, `in` or `cat` (no
-        transition does), so a store may leave those columns alone.
+        transition does), so a store may leave those columns alone. A store
+        without multi-key transactions raises PartialUpdate when some writes
+        failed, carrying the pairs that were written.
         """
 
     @abstractmethod

@@ -26,7 +26,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from riaktq_cli.clock import now_us
-from riaktq_cli.errors import DuplicateTask, StoreError, StoreUnavailable
+from riaktq_cli.errors import DuplicateTask, PartialUpdate, StoreError, StoreUnavailable
 from riaktq_cli.riak import RiakClient, RiakConflict, RiakError, RiakUnavailable
 from riaktq_cli.store.base import LEASE_NAME, SCHEDULER, Store
 from riaktq_cli.task import DONE, FAILED, NEXTUP, STATUSES, TODO, Task, merge
@@ -204,8 +204,19 @@ class RiakStore(Store):
                 return None
             self._store_task(new, vclock)
             return old, new
-        pairs = self._map(lambda i: self._readable(update, i), list(dict.fromkeys(task_ids)))
-        return [pair for pair in pairs if pair is not None]
+        def attempt(task_id):
+            try:
+                return self._readable(update, task_id)
+            except StoreUnavailable as exc:
+                return exc
+        ids = list(dict.fromkeys(task_ids))
+        outcomes = self._map(attempt, ids)
+        written = [o for o in outcomes if isinstance(o, tuple)]
+        failed = [i for i, o in zip(ids, outcomes) if isinstance(o, StoreUnavailable)]
+        if failed:
+            first = next(o for o in outcomes if isinstance(o, StoreUnavailable))
+            raise PartialUpdate(f"{len(failed)} of {len(ids)} task write(s) failed: {first}", written, failed)
+        return written
 
     def iter_todo(self, page_size=100):
         """Todo tasks in assignment order from one paginated range query on
