@@ -11,7 +11,6 @@ wakes it at once.
 import os
 import select
 import signal
-import sys
 import time
 
 
@@ -67,9 +66,9 @@ def stop_event_on_signals():
     def handler(signum, _frame):
         if stop.signal_name is None:
             stop.signal_name = signal.Signals(signum).name
-            try:  # a plain write: no logging locks in a signal handler
-                sys.stderr.write(f"{stop.signal_name} received, finishing up\n")
-            except (OSError, ValueError):
+            try:  # os.write: neither logging's locks nor stderr's buffer lock
+                os.write(2, f"{time.strftime('%H:%M:%S')} {stop.signal_name} received, finishing up\n".encode())
+            except OSError:
                 pass
         stop.set()
 
