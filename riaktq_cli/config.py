@@ -28,6 +28,13 @@ def _positive_int(value, where):
     return value
 
 
+def _attempts(value, where):
+    value = _positive_int(value, where)
+    if value > 1000:
+        raise ConfigError(f"bad {where} {value!r}: expected a whole number from 1 to 1000")
+    return value
+
+
 def _text(value, where):
     if not isinstance(value, str) or not value:
         raise ConfigError(f"bad {where} {value!r}: expected a non-empty string")
@@ -76,6 +83,7 @@ SCHEMA = {
         "interval": (_duration, "1m"),
         "instance_timeout": (_duration, "30s"),
         "prefetch": (_positive_int, 1),
+        "max_attempts": (_attempts, 3),
     },
     "worker": {"heartbeat": (_duration, "2s"), "poll": (_duration, "500ms")},
     "observer": {"time": (_time_of_day, "00:00:00"), "interval": (_duration, "1m")},
@@ -237,6 +245,10 @@ interval = "1m"
 instance_timeout = "30s"
 # Tasks queued per instance at most.
 prefetch = 1
+# Runs of one task that may end with their instance (or handler process)
+# lost or crashed before the task ends `failed` ("lost 3 times; ...").
+# `riaktq open --max-attempts N` sets it per task.
+max_attempts = 3
 
 [worker]
 # How often a worker writes its heartbeat.

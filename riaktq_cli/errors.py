@@ -39,6 +39,11 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached right now; daemons wait and retry."""
 
 
+class ForeignValue(StoreError):
+    """A key of ours holds a value that is not a riaktq record (another
+    program wrote it, or it was cut short): skipped, never fatal."""
+
+
 class PartialUpdate(StoreUnavailable):
     """Some writes of a batch failed (Riak has no multi-key transaction).
 

@@ -4,36 +4,63 @@
 scheduler. These helpers build and read both, so the two sides agree on
 every field in one place.
 
-Outbox results and commits are keyed by (task id, inbox seq), not by id
-alone: a task restarted onto the same instance runs again under a new seq,
-and its second result must not be mistaken for the first, already committed.
+Identity of a run: each assign starts run number `task.run` (DESIGN "a run
+has an identity"). The inbox entry carries it, the worker echoes it in its
+result, and results and commits are keyed by (task id, run): the scheduler
+commits a result only if the task is still `nextup` on that instance *for
+that run*, so a result of an older run -- from an instance presumed dead,
+or from a second process under the same name -- is never committed.
+
+Fencing: the inbox carries the `epoch` of the scheduler lease it was written
+under and the `token` of the worker process it addresses. A worker ignores
+an inbox from an older epoch (a scheduler that lost its lease and does not
+know it yet) and entries addressed to another process's token (a second
+process started under its name, or its predecessor).
+
+Inbox:    {"seq", "epoch", "token", "entries": [entry], "committed": [[id, run]]}
+Entry:    {"seq", "id", "run", "in" (base64), "tags", "time_limit" (s or null)}
+Instance: {"name", "token", "handler", "tags", "host", "pid", "started",
+           "heartbeat", "status", "taken", "epoch", "queue": [{"id", "seq", "run"}],
+           "current": {"id", "seq", "run", "since"} | null, "outbox": [result]}
+Result:   {"id", "run", "seq", "status", "out" (base64), "sat", "laf"}
+          status is done or failed (closed; failed counts against `retry`),
+          RETURNED: a run the worker hands back unstarted or stopped by its
+          shutdown grace (rolled back, not counted as an attempt), or
+          CRASHED: the run killed the process running the handler (exit,
+          signal, OOM); `out` says how. Counted like a run lost with its
+          instance: back to todo until `max_attempts`, then failed.
 """
 
 import base64
 
 IDLE, BUSY, STOPPED = "idle", "busy", "stopped"
+RETURNED, CRASHED = "returned", "crashed"
 
 
 def empty_inbox():
-    return {"seq": 0, "entries": [], "committed": []}
+    return {"seq": 0, "epoch": 0, "token": None, "entries": [], "committed": []}
 
 
 def inbox_entry(seq, task):
-    return {"seq": seq, "id": task.id, "in": base64.b64encode(task.in_).decode("ascii"),
-            "tags": list(task.tags)}
+    return {"seq": seq, "id": task.id, "run": task.run,
+            "in": base64.b64encode(task.in_).decode("ascii"),
+            "tags": list(task.tags), "time_limit": task.time_limit}
 
 
 def entry_input(entry):
     return base64.b64decode(entry["in"])
 
 
-def result_key(result):
-    """Identity of one run's result: (task id, inbox seq)."""
-    return (result["id"], result["seq"])
+def run_key(item):
+    """Identity of one run: (task id, run number), for entries and results."""
+    return (item["id"], item.get("run", 0))
+
+
+result_key = run_key
 
 
 def make_result(entry, status, out, sat, laf):
-    return {"id": entry["id"], "seq": entry["seq"], "status": status,
+    return {"id": entry["id"], "run": entry.get("run", 0), "seq": entry["seq"], "status": status,
             "out": base64.b64encode(out).decode("ascii"), "sat": sat, "laf": laf}
 
 
@@ -45,6 +72,15 @@ def pending_entries(inbox, instance):
     """Inbox entries the instance has not taken yet (seq above its `taken`)."""
     taken = instance.get("taken", 0) if instance else 0
     return [e for e in inbox["entries"] if e["seq"] > taken]
+
+
+def unstarted_runs(inbox, instance):
+    """Runs the instance holds but has certainly not started: pending in
+    its inbox or waiting in its queue. Losing them costs no attempt."""
+    runs = {run_key(e) for e in pending_entries(inbox, instance)}
+    if instance:
+        runs.update(run_key(e) for e in instance.get("queue", []))
+    return runs
 
 
 def held_task_ids(inbox, instance):

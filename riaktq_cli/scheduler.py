@@ -4,114 +4,161 @@ One iteration (DESIGN §2): read every instance record; commit the results
 in their outboxes; assign `todo` tasks to instances with free slots, in
 priority order and honouring tags; roll back `nextup` tasks whose instance
 is lost or no longer holds them. Iterations never overlap (one loop, one
-process) and only the holder of the scheduler lease runs them.
+process) and only the holder of the scheduler lease runs them (lease.py);
+every inbox it writes carries the lease epoch and the token of the worker
+process it addresses (protocol.py), and it stops writing the moment its
+lease is no longer valid.
+
+The process loop (`run`) follows Huey's consumer: initialize (take the
+lease), one pass at a time, shutdown (release the lease).
 """
 
 import logging
 import os
 import socket
-import threading
 import time
 
 from riaktq_cli import protocol, task as transitions
+from riaktq_cli.assigning import pick_tasks
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import PartialUpdate, StoreError, StoreUnavailable
+from riaktq_cli.lease import Lease
+from riaktq_cli.outage import Outage
 from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
 
-# How many todo tasks one iteration looks at beyond the free slots, so that
-# tasks no live instance can take (tags) do not stall the ones behind them.
-SCAN_FACTOR = 4
-SCAN_MIN = 100
 # How often the scheduler looks for changes where the store can tell cheaply.
 WATCH_TICK = 0.01
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+class LeaseLost(Exception):
+    """The lease is no longer ours (or not confirmed recently enough to act)."""
 
 
 class Scheduler:
-    def __init__(self, store, *, instance_timeout, prefetch, events, owner=None):
+    def __init__(self, store, *, instance_timeout, prefetch, events, owner=None,
+                 max_attempts=DEFAULT_MAX_ATTEMPTS):
         self.store = store
         self.timeout_us = seconds_to_us(instance_timeout)
+        self.instance_timeout = instance_timeout
         self.prefetch = prefetch
         self.events = events
+        self.max_attempts = max_attempts
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.lease = None     # set by run(); iteration() alone (tests) writes epoch 0
         # The scheduler is the only writer of inboxes: it keeps them in
         # memory and reads them from the store only when it takes the lease.
         self._inboxes = {}
-        # Result keys whose close write failed in a way that may have landed.
-        self._unconfirmed = set()
 
     # --- one iteration -------------------------------------------------------
     def iteration(self):
         """Run one iteration; return a summary dict of what it did."""
         now = now_us()
         instances = self.store.list_records(INSTANCE)
-        for name in instances:
+        for name, record in instances.items():
             if name not in self._inboxes:
-                self._inboxes[name] = self.store.get_record(INBOX, name) or protocol.empty_inbox()
+                self._inboxes[name] = self._load_inbox(name, record)
+        # What each instance certainly has not started, judged before the
+        # inboxes change below: losing those runs costs no attempt.
+        unstarted = {name: {task_id for task_id, _ in protocol.unstarted_runs(self._inboxes[name], record)}
+                     for name, record in instances.items()}
         dirty = set()
         summary = {"commit": 0, "restart": 0, "assign": 0, "rollback": 0}
 
+        self._address(instances, dirty)
         self._commit(instances, dirty, summary)
         live = {n: r for n, r in instances.items() if protocol.is_live(r, now, self.timeout_us)}
         self._prune(instances, live, dirty)
         self._assign(live, dirty, summary)
-        for name in dirty:
-            self.store.put_record(INBOX, name, self._inboxes[name])
-        self._rollback(instances, live, summary)
+        self._write_inboxes(dirty)
+        self._rollback(instances, live, unstarted, summary)
         summary["instances"] = len(live)
         return summary
 
+    def _load_inbox(self, name, record):
+        """The stored inbox, with `seq` never below what the instance took
+        (a lost or reset inbox must not re-use sequence numbers)."""
+        inbox = self.store.get_record(INBOX, name) or protocol.empty_inbox()
+        inbox = dict(protocol.empty_inbox(), **inbox)
+        inbox["seq"] = max([inbox["seq"], record.get("taken", 0)] + [e["seq"] for e in inbox["entries"]])
+        return inbox
+
+    def _address(self, instances, dirty):
+        """Address each inbox to the worker process now holding the name:
+        entries meant for an earlier process are withdrawn (it will never
+        take them; the rollback below sends their tasks back uncounted)."""
+        for name, record in instances.items():
+            inbox = self._inboxes[name]
+            token = record.get("token")
+            if inbox.get("token") != token:
+                inbox["token"] = token
+                inbox["entries"] = []
+                dirty.add(name)
+
     def _commit(self, instances, dirty, summary):
-        """Close every outbox result (one batch for all instances), then
-        list the results as committed in each instance's inbox."""
+        """Apply every outbox result of the task's current run (one batch for
+        all instances), then list the results as committed in the inboxes."""
         # task id -> {instance: result}: a task rolled back from an instance
         # presumed dead can have results from it and from its new assignee.
         fresh = {}
         for name, record in instances.items():
-            inbox = self._inboxes[name]
-            done = {tuple(k) for k in inbox["committed"]}
+            done = {tuple(k) for k in self._inboxes[name]["committed"]}
             for result in record.get("outbox", []):
                 if protocol.result_key(result) not in done:
                     fresh.setdefault(result["id"], {})[name] = result
 
-        recognized = []  # (task, instance, result): an earlier, unconfirmed close that landed
+        kinds = {}           # task id -> transition name of the write
+        recognized = []      # (task, instance, kind): landed earlier, event maybe not emitted
 
-        def close(task):
-            for name, r in fresh[task.id].items():
-                if protocol.result_key(r) in self._unconfirmed and (task.sat, task.laf) == (r["sat"], r["laf"]):
-                    recognized.append((task, name, r))
-                    return None
-            r = fresh[task.id].get(task.assignee)
-            if r is None or task.status != transitions.NEXTUP:
-                return None  # not the assignee's result: dropped silently
-            return transitions.close(task, task.assignee, r["status"], protocol.result_output(r),
-                                     r["sat"], r["laf"])[0]
+        def apply(task):
+            results = fresh[task.id]
+            mine = results.get(task.assignee)
+            if task.status == transitions.NEXTUP and mine is not None and mine.get("run", 0) == task.run:
+                new, kinds[task.id] = self._apply_result(task, mine)
+                return new
+            for name, r in results.items():
+                if _landed(task, r):
+                    recognized.append((task, name, _kind_of(task, r)))
+                    break
+            return None  # a result of another run or instance: dropped silently
 
-        written, failed = self._update(list(fresh), close, "commit") if fresh else ([], [])
-        closed = [(new, old.assignee) for old, new in written] + [(t, n) for t, n, _ in recognized]
-        for new, name in closed:
-            kind = "restart" if new.status == transitions.TODO else "close"
-            summary["commit" if kind == "close" else "restart"] += 1
-            self.events.emit(kind, new, instance=name)
-        # A failed write may still have landed (a timeout): not committed, so
-        # the result is tried again, and recognized by its sat/laf if it did.
+        written, failed = self._update(list(fresh), apply, "commit") if fresh else ([], [])
+        for old, new in written:
+            kind = kinds[new.id]
+            summary["restart" if kind == "restart" else "rollback" if kind == "rollback" else "commit"] += 1
+            self.events.emit(kind, new, instance=old.assignee)
+        for task, name, kind in recognized:
+            self.events.emit(kind, task, instance=name)
+        # A failed write may still have landed: not committed, so the result
+        # is tried again next time, and recognized by its run if it landed.
         unsure = {protocol.result_key(r) for task_id in failed for r in fresh[task_id].values()}
-        self._unconfirmed = (self._unconfirmed | unsure) - {protocol.result_key(r) for _, _, r in recognized}
-        outboxes = set()
         for name, record in instances.items():
             inbox = self._inboxes[name]
-            keys = [protocol.result_key(r) for r in record.get("outbox", [])]
-            outboxes.update(keys)
-            committed = [list(k) for k in keys if k not in unsure]
+            committed = [list(protocol.result_key(r)) for r in record.get("outbox", [])
+                         if protocol.result_key(r) not in unsure]
             if committed != inbox["committed"]:
                 inbox["committed"] = committed
                 dirty.add(name)
-        self._unconfirmed &= outboxes  # forget what no outbox holds any more
+
+    def _apply_result(self, task, result):
+        """(new task, transition name) for the current run's result."""
+        status, out = result["status"], protocol.result_output(result)
+        if status == protocol.RETURNED:
+            return transitions.rollback(task)
+        if status == protocol.CRASHED:
+            return transitions.rollback(task, counted=True, default_max_attempts=self.max_attempts,
+                                        why=out.decode("utf-8", "replace"), sat=result["sat"], laf=result["laf"])
+        if status not in transitions.FINISHED:
+            status, out = transitions.FAILED, f"unknown result status {status!r}".encode()
+        return transitions.close(task, task.assignee, status, out, result["sat"], result["laf"])
 
     def _update(self, task_ids, change, step):
-        """store.update_tasks; on a partial failure keep what was written
-        and go on: the rest is retried by a later iteration."""
+        """store.update_tasks, only while the lease is ours; on a partial
+        failure keep what was written and go on: the rest is retried by a
+        later iteration."""
+        self._check_lease()
         try:
             return self.store.update_tasks(task_ids, change), []
         except PartialUpdate as exc:
@@ -136,24 +183,7 @@ class Scheduler:
                 free[name] = slots
         if not free:
             return
-        slots = sum(free.values())
-        budget = max(SCAN_MIN, SCAN_FACTOR * slots)
-        picks = {}
-        # Pages as large as the free slots: on Riak each listed task is a GET,
-        # so one free slot should cost one task read, not a hundred.
-        for task in self.store.iter_todo(page_size=min(slots, 500)):
-            budget -= 1
-            candidates = [n for n in free if task.matches(live[n].get("tags", []))]
-            if candidates:
-                # Fill the instance with the most free slots first, so work
-                # spreads over instances instead of piling onto one.
-                name = max(candidates, key=lambda n: (free[n], n))
-                picks[task.id] = name
-                free[name] -= 1
-                if free[name] == 0:
-                    del free[name]
-            if not free or budget <= 0:
-                break
+        picks = pick_tasks(self.store, free, {n: live[n].get("tags", []) for n in free})
         if not picks:
             return
 
@@ -171,7 +201,16 @@ class Scheduler:
             summary["assign"] += 1
             self.events.emit("assign", new)
 
-    def _rollback(self, instances, live, summary):
+    def _write_inboxes(self, dirty):
+        if not dirty:
+            return
+        self._check_lease()
+        epoch = self.lease.epoch if self.lease is not None else 0
+        for name in dirty:
+            self._inboxes[name]["epoch"] = epoch
+        self.store.put_records(INBOX, {name: self._inboxes[name] for name in dirty})
+
+    def _rollback(self, instances, live, unstarted, summary):
         expected = dict(self.store.nextup_assignees())
         held = {name: protocol.held_task_ids(self._inboxes[name], record)
                 for name, record in live.items()}
@@ -179,98 +218,130 @@ class Scheduler:
                 if task_id not in held.get(assignee, ())]
         if not lost:
             return
+        kinds = {}
 
         def rollback(task):
             # Still nextup on the instance we judged lost, and still not held.
             if task.status != transitions.NEXTUP or task.assignee != expected.get(task.id):
                 return None
-            return transitions.rollback(task)
+            counted = task.id not in unstarted.get(task.assignee, ())
+            new, kinds[task.id] = transitions.rollback(task, counted=counted,
+                                                       default_max_attempts=self.max_attempts)
+            return new
 
         for old, new in self._update(lost, rollback, "rollback")[0]:
-            summary["rollback"] += 1
-            self.events.emit("rollback", new, instance=old.assignee)
+            summary["rollback" if kinds[new.id] == "rollback" else "commit"] += 1
+            self.events.emit(kinds[new.id], new, instance=old.assignee)
+
+    def _check_lease(self):
+        if self.lease is not None and not self.lease.valid():
+            raise LeaseLost("the scheduler lease is not confirmed; not writing")
 
     # --- the loop ------------------------------------------------------------
-    def run(self, interval, stop=None, once=False):
+    def run(self, interval, stop, once=False):
         """Hold the lease and iterate every `interval` until `stop` is set.
 
-        The lease lasts half the instance timeout and is renewed four times
-        per lease period, also between iterations, so a standby takes over
-        within the instance timeout of this process's death.
+        The lease lasts half the instance timeout and is renewed by its own
+        thread four times per lease period, so a standby takes over within
+        the instance timeout of this process's death, and a slow iteration
+        never lets it lapse.
 
         Where the store can tell cheaply that another process wrote to it
         (SQLite's data_version), an iteration also runs as soon as something
         changed -- a task opened, a result in an outbox -- at most every
         WATCH_TICK; `interval` is then the longest wait, not the only one.
         """
-        stop = stop or threading.Event()
-        lease_ttl = self.timeout_us // 2
-        lease_tick = max(0.05, lease_ttl / 4 / 1e6)
-        watch = not once and self._data_version() is not None
-        holding = standby_logged = False
-        next_run = next_lease = time.monotonic()
-        seen_version = None
+        self.lease = Lease(self.store, self.owner, ttl=self.instance_timeout / 2)
+        outage = Outage("scheduler")
         try:
             while not stop.is_set():
-                now = time.monotonic()
-                if now >= next_lease:
-                    next_lease = now + lease_tick
-                    try:
-                        held, lease = self.store.acquire_lease(self.owner, lease_ttl, now_us())
-                    except StoreError as exc:
-                        log.warning("store unavailable, retrying: %s", exc)
-                        holding = False
-                        stop.wait(lease_tick)
-                        continue
-                    if not held:
-                        if holding or not standby_logged:
-                            log.info("standing by: scheduler lease held by %s", lease["owner"])
-                            standby_logged = True
-                        holding = False
-                        if once:
-                            return False
-                    elif not holding:
-                        log.info("scheduler %s holds the lease", self.owner)
-                        self._inboxes.clear()  # another scheduler may have written them
-                        holding, standby_logged = True, False
-                        next_run = now
-                if holding:
-                    due = now >= next_run
-                    if not due and watch:
-                        due = self._data_version() != seen_version
-                    if due:
-                        started = time.monotonic()
-                        seen_version = self._data_version() if watch else None
-                        try:
-                            summary = self.iteration()
-                        except StoreError as exc:
-                            # Unavailable, or a record it cannot read: say so
-                            # and try again; a dead scheduler stops the queue.
-                            what = "store unavailable" if isinstance(exc, StoreUnavailable) else "iteration failed"
-                            log.warning("%s, retrying: %s", what, exc)
-                            self._inboxes.clear()
-                            next_run = started + min(interval, lease_tick)
-                            stop.wait(min(interval, lease_tick))
-                            continue
-                        if any(summary[k] for k in ("commit", "restart", "assign", "rollback")):
-                            log.debug("iteration %.1fms %s", (time.monotonic() - started) * 1000, summary)
-                        next_run = started + interval
-                        if once:
-                            return True
-                wake = next_lease if not holding else min(next_lease, next_run)
-                if holding and watch:
-                    wake = min(wake, time.monotonic() + WATCH_TICK)
-                stop.wait(max(0.0, wake - time.monotonic()))
+                if not self.lease.held and not self._take_lease(outage, stop, once):
+                    if once:
+                        return False
+                    continue
+                if not self._pass(interval, stop, outage, once):
+                    return True
         finally:
-            if holding:
-                try:
-                    self.store.release_lease(self.owner)
-                except StoreError:
-                    pass
+            self.lease.release()
         return True
+
+    def _take_lease(self, outage, stop, once):
+        """One attempt at the lease; on success start a fresh view."""
+        try:
+            held = self.lease.attempt()
+            outage.ok()
+        except StoreError as exc:
+            outage.failed(exc)
+            stop.wait(self.lease.tick)
+            return False
+        if not held:
+            holder = (self.lease.holder or {}).get("owner", "?")
+            if getattr(self, "_standby_for", None) != holder:
+                log.info("standing by: scheduler lease held by %s", holder)
+                self._standby_for = holder
+            if not once:
+                stop.wait(self.lease.tick)
+            return False
+        log.info("scheduler %s holds the lease (epoch %d)", self.owner, self.lease.epoch)
+        self._standby_for = None
+        self._inboxes.clear()     # another scheduler may have written them
+        self._next_run = time.monotonic()
+        self._seen_version = None
+        self.lease.keep_renewed()
+        return True
+
+    def _pass(self, interval, stop, outage, once):
+        """Wait for the next iteration and run it; False when `once` is done."""
+        watch = not once and self._data_version() is not None
+        while not stop.is_set() and self.lease.held:
+            now = time.monotonic()
+            due = now >= self._next_run or (watch and self._data_version() != self._seen_version)
+            if due:
+                break
+            wake = self._next_run
+            if watch:
+                wake = min(wake, now + WATCH_TICK)
+            stop.wait(min(max(0.0, wake - now), self.lease.tick))
+        if stop.is_set() or not self.lease.held:
+            return True
+        started = time.monotonic()
+        self._seen_version = self._data_version() if watch else None
+        try:
+            summary = self.iteration()
+            outage.ok()
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+            self._inboxes.clear()
+            self._next_run = started + min(interval, self.lease.tick)
+            return True
+        except StoreError as exc:
+            # Unavailable, or a record it cannot read: say so (once) and try
+            # again; a dead scheduler stops the queue.
+            outage.failed(exc, "store unavailable" if isinstance(exc, StoreUnavailable) else "iteration failed")
+            self._inboxes.clear()
+            self._next_run = started + min(interval, self.lease.tick)
+            return True
+        if any(summary[k] for k in ("commit", "restart", "assign", "rollback")):
+            log.debug("iteration %.1fms %s", (time.monotonic() - started) * 1000, summary)
+        self._next_run = started + interval
+        return not once
 
     def _data_version(self):
         try:
             return self.store.data_version()
         except StoreError:
             return None
+
+
+def _landed(task, result):
+    """True if `result` was already applied to `task` (an earlier write
+    whose answer was lost, or a scheduler that died before its event)."""
+    return (result["status"] != protocol.RETURNED and task.run == result.get("run", 0)
+            and task.status != transitions.NEXTUP
+            and (task.sat, task.laf) == (result["sat"], result["laf"]))
+
+
+def _kind_of(task, result):
+    if result["status"] == protocol.CRASHED:
+        return "close" if task.status in transitions.FINISHED else "rollback"
+    return "restart" if task.status == transitions.TODO else "close"

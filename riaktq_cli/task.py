@@ -16,7 +16,15 @@ FINISHED = (DONE, FAILED)
 STATUS_RANK = {TODO: 0, NEXTUP: 1, DONE: 2, FAILED: 2}
 
 MAX_ID_LENGTH = 200
-FIELDS = ("id", "status", "priority", "retry", "assignee", "in_", "out", "sat", "laf", "cat", "tags", "rev")
+# Bounds of the numbers a user gives. Priorities stay within ±2^53 (exact in
+# JSON for every consumer, and far inside the int64 range SQLite and the Riak
+# `todo_bin` term can order), and lowering one saturates at the floor.
+PRIORITY_MIN, PRIORITY_MAX = -(2 ** 53), 2 ** 53
+RETRY_MAX = 1000
+ATTEMPTS_MAX = 1000
+TIME_LIMIT_MAX = 366 * 86400.0  # seconds
+FIELDS = ("id", "status", "priority", "retry", "assignee", "in_", "out", "sat", "laf", "cat", "tags", "rev",
+          "run", "lost", "max_attempts", "time_limit")
 
 
 class Task:
@@ -31,7 +39,8 @@ class Task:
     __slots__ = FIELDS
 
     def __init__(self, id, status=TODO, priority=0, retry=0, assignee=None, in_=b"", out=None,
-                 sat=None, laf=None, cat=0, tags=(), rev=0):
+                 sat=None, laf=None, cat=0, tags=(), rev=0, run=0, lost=0, max_attempts=None,
+                 time_limit=None):
         self.id = id
         self.status = status
         self.priority = priority
@@ -44,10 +53,21 @@ class Task:
         self.cat = cat
         self.tags = tuple(tags)
         self.rev = rev
+        # run: how many times the task was assigned; each assign starts run
+        # number `run`, echoed in the inbox entry and in the result, so only
+        # the result of the current run is ever committed.
+        self.run = run
+        # lost: runs that ended with their instance lost (not with a result);
+        # bounded by max_attempts (None: the scheduler's default).
+        self.lost = lost
+        self.max_attempts = max_attempts
+        # time_limit: seconds a run may take (None: the worker's default).
+        self.time_limit = time_limit
 
     def _values(self):
         return (self.id, self.status, self.priority, self.retry, self.assignee, self.in_, self.out,
-                self.sat, self.laf, self.cat, self.tags, self.rev)
+                self.sat, self.laf, self.cat, self.tags, self.rev, self.run, self.lost,
+                self.max_attempts, self.time_limit)
 
     def __eq__(self, other):
         return isinstance(other, Task) and self._values() == other._values()
@@ -64,6 +84,8 @@ class Task:
         copy.id, copy.status, copy.priority, copy.retry = self.id, self.status, self.priority, self.retry
         copy.assignee, copy.in_, copy.out, copy.sat = self.assignee, self.in_, self.out, self.sat
         copy.laf, copy.cat, copy.tags = self.laf, self.cat, self.tags
+        copy.run, copy.lost, copy.max_attempts, copy.time_limit = \
+            self.run, self.lost, self.max_attempts, self.time_limit
         for name, value in changes.items():
             setattr(copy, name, value)
         copy.rev = self.rev + 1
@@ -82,6 +104,8 @@ class Task:
             "out": None if self.out is None else b64(self.out),
             "sat": self.sat, "laf": self.laf, "cat": self.cat,
             "tags": list(self.tags), "rev": self.rev,
+            "run": self.run, "lost": self.lost, "max_attempts": self.max_attempts,
+            "time_limit": self.time_limit,
         }
 
     @classmethod
@@ -94,6 +118,8 @@ class Task:
             out=None if out is None else unb64(out),
             sat=rec.get("sat"), laf=rec.get("laf"), cat=int(rec["cat"]),
             tags=tuple(rec.get("tags") or ()), rev=int(rec.get("rev", 0)),
+            run=int(rec.get("run") or 0), lost=int(rec.get("lost") or 0),
+            max_attempts=rec.get("max_attempts"), time_limit=rec.get("time_limit"),
         )
 
     # --- human/JSON view (DESIGN: in/out as text when UTF-8) --------------
@@ -151,28 +177,62 @@ def validate_id(task_id):
 
 
 def validate_tag(tag):
-    if not tag or any(ch.isspace() or ch == "," for ch in tag):
-        raise TransitionError(f"bad tag {tag!r}: tags are non-empty words without spaces or commas")
+    # `;` separates the tag key from the order in the Riak `todotag_bin`
+    # term, and control characters cannot travel in an HTTP header.
+    if not tag or not isinstance(tag, str) or any(ch.isspace() or ch in ",;" or not ch.isprintable()
+                                                  for ch in tag):
+        raise TransitionError(f"bad tag {tag!r}: tags are non-empty words without spaces, commas or semicolons")
     return tag
+
+
+def check_int(value, name, low, high):
+    """A whole number within [low, high], or one clear TransitionError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            if isinstance(value, bool) or float(value) != int(value):
+                raise ValueError
+            value = int(value)
+        except (TypeError, ValueError, OverflowError):
+            raise TransitionError(f"{name} must be a whole number, not {value!r}") from None
+    if not low <= value <= high:
+        raise TransitionError(f"{name} {value} is out of range ({low} to {high})")
+    return value
+
+
+def check_time_limit(seconds):
+    """None, or a positive number of seconds up to TIME_LIMIT_MAX."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= TIME_LIMIT_MAX:
+        raise TransitionError(f"time limit {seconds!r} is out of range (above 0, up to 366 days)")
+    return float(seconds)
+
+
+def lowered(priority):
+    """priority - 1, saturating at PRIORITY_MIN: a restart never overflows."""
+    return max(PRIORITY_MIN, priority - 1)
 
 
 # --- transitions -----------------------------------------------------------
 
-def new_task(task_id, data, *, priority=0, retry=0, tags=(), now):
+def new_task(task_id, data, *, priority=0, retry=0, tags=(), now, max_attempts=None, time_limit=None):
     """open: a new `todo` task (the store refuses an existing id)."""
     validate_id(task_id)
-    if retry < 0:
-        raise TransitionError("retry must be 0 or more")
+    priority = check_int(priority, "priority", PRIORITY_MIN, PRIORITY_MAX)
+    retry = check_int(retry, "retry", 0, RETRY_MAX)
+    if max_attempts is not None:
+        max_attempts = check_int(max_attempts, "max attempts", 1, ATTEMPTS_MAX)
     tags = tuple(sorted({validate_tag(t) for t in tags}))
-    return Task(id=task_id, status=TODO, priority=int(priority), retry=int(retry),
-                in_=bytes(data), cat=now, tags=tags, rev=1)
+    return Task(id=task_id, status=TODO, priority=priority, retry=retry,
+                in_=bytes(data), cat=now, tags=tags, rev=1, max_attempts=max_attempts,
+                time_limit=check_time_limit(time_limit))
 
 
 def assign(task, instance):
-    """todo → nextup on `instance`."""
+    """todo → nextup on `instance`: run number `run + 1` starts."""
     if task.status != TODO:
         raise TransitionError(f"task {task.id} is {task.status}, not todo")
-    return task.with_(status=NEXTUP, assignee=instance)
+    return task.with_(status=NEXTUP, assignee=instance, run=task.run + 1)
 
 
 def close(task, instance, status, out, sat, laf):
@@ -186,23 +246,42 @@ def close(task, instance, status, out, sat, laf):
     if status not in FINISHED:
         raise TransitionError(f"cannot close with status {status!r}")
     if status == FAILED and task.retry > 0:
-        return task.with_(status=TODO, retry=task.retry - 1, priority=task.priority - 1,
+        return task.with_(status=TODO, retry=task.retry - 1, priority=lowered(task.priority),
                           assignee=None, out=out, sat=sat, laf=laf), "restart"
     return task.with_(status=status, out=out, sat=sat, laf=laf), "close"
 
 
-def rollback(task):
-    """nextup → todo: the instance holding it was lost."""
+def rollback(task, *, counted=False, default_max_attempts=3, why=None, sat=None, laf=None):
+    """nextup → todo: the run ended without a result.
+
+    `counted` says the run was under way when its instance was lost (as
+    opposed to a task handed back unstarted, or stopped by a shutdown's
+    grace period): such runs are bounded by `max_attempts` (the task's own,
+    else `default_max_attempts`); the last one ends the task `failed` with
+    the reason in `out` (`why` adds how the last run ended; `sat`/`laf`,
+    when the worker reported them, record when that run ran). Returns (new_task, transition_name): "rollback" or
+    "close" for that last one.
+    """
     if task.status != NEXTUP:
         raise TransitionError(f"task {task.id} is {task.status}, not nextup")
-    return task.with_(status=TODO, assignee=None)
+    ran = {} if sat is None else {"sat": sat, "laf": laf}
+    if not counted:
+        return task.with_(status=TODO, assignee=None), "rollback"
+    lost = task.lost + 1
+    bound = task.max_attempts or default_max_attempts
+    if lost >= bound:
+        reason = f"lost {lost} time{'s' if lost != 1 else ''}; last on instance {task.assignee}"
+        if why:
+            reason += f": {why}"
+        return task.with_(status=FAILED, lost=lost, out=reason.encode(), **ran), "close"
+    return task.with_(status=TODO, assignee=None, lost=lost, **ran), "rollback"
 
 
 def requeue(task, retry=0):
     """done/failed → todo with a fresh retry count; `out` kept until it reruns."""
     if task.status not in FINISHED:
         raise TransitionError(f"task {task.id} is {task.status}, not finished")
-    return task.with_(status=TODO, retry=int(retry), assignee=None)
+    return task.with_(status=TODO, retry=check_int(retry, "retry", 0, RETRY_MAX), assignee=None, lost=0)
 
 
 def merge(copies):

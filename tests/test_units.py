@@ -91,7 +91,8 @@ def test_lifecycle_transitions():
 
 
 def test_rollback_clears_assignee():
-    task = t.rollback(t.assign(make(), "w1"))
+    task, kind = t.rollback(t.assign(make(), "w1"))
+    assert kind == "rollback"
     assert task.status == "todo" and task.assignee is None
     with pytest.raises(TransitionError):
         t.rollback(task)

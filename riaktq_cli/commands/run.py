@@ -49,6 +49,7 @@ def scheduler_cmd(app, interval, instance_timeout, prefetch, once, events):
         app.store(),
         instance_timeout=instance_timeout or cfg.get("scheduler", "instance_timeout"),
         prefetch=prefetch or cfg.get("scheduler", "prefetch"),
+        max_attempts=cfg.get("scheduler", "max_attempts"),
         events=EventSink(events))
     stop = stop_event_on_signals()
     try:

@@ -434,8 +434,8 @@ class RiakClient:
 
     def _mark_ok(self, node: _Node) -> None:
         with self._lock:
-            if node.streak or node.down_until:
-                log.info("riak node %s answers again", node.url)
+            if node.down_until:
+                log.info("riak node %s answers again (after %d failed request(s))", node.url, node.streak)
             node.streak = 0
             node.down_until = 0.0
 
@@ -445,8 +445,10 @@ class RiakClient:
             node.reason = reason
             if skip:
                 pause = min(_DOWN_MAX, _DOWN_FIRST * 2 ** (node.streak - 1))
+                if not node.down_until:
+                    # once per outage of the node, not once per request
+                    log.warning("riak node %s: %s; skipping it while it fails", node.url, reason)
                 node.down_until = time.monotonic() + pause
-                log.warning("riak node %s: %s; skipping it for %.1fs", node.url, reason, pause)
 
     def _sleep(self, step: int) -> None:
         delay = min(self.backoff_max, self.backoff * (2 ** step))

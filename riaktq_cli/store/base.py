@@ -60,9 +60,16 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def iter_todo(self, page_size=100):
+    def iter_todo(self, page_size=100, tags=None):
         """Yield `todo` tasks in assignment order (priority desc, cat, id),
-        page by page through an index."""
+        page by page through an index; with `tags` (a sorted tuple, () for
+        untagged) only the tasks needing exactly that tag set."""
+
+    @abstractmethod
+    def todo_tagsets(self):
+        """Yield each distinct tag set (sorted tuple) among `todo` tasks,
+        one index seek per set: the scheduler's way around a backlog that
+        no live instance can take, without scanning the backlog."""
 
     @abstractmethod
     def nextup_assignees(self):
@@ -91,6 +98,11 @@ class Store(ABC):
     def put_record(self, kind, name, doc):
         """Replace kind/name with `doc` (a JSON-able dict)."""
 
+    def put_records(self, kind, docs):
+        """put_record for each {name: doc}; a store may write them at once."""
+        for name, doc in docs.items():
+            self.put_record(kind, name, doc)
+
     @abstractmethod
     def delete_record(self, kind, name):
         """Remove kind/name if present."""
@@ -100,16 +112,41 @@ class Store(ABC):
         """{name: doc} of every record of `kind`, through an index."""
 
     # --- the scheduler lease -----------------------------------------------
+    # The decision (who holds it, which epoch) is `riaktq_cli.lease.decide`,
+    # the same for every store; a store only reads and writes the copies.
+    lease_needs_settle = False
+    """True where two concurrent read-then-write swaps can both succeed (no
+    compare-and-set): a takeover must then wait and look again (lease.py)."""
+
     @abstractmethod
+    def read_lease(self):
+        """Every copy of the lease document (siblings on Riak), maybe []."""
+
+    @abstractmethod
+    def swap_lease(self, choose):
+        """Read the copies, call choose(copies) -> doc or None, write doc
+        (replacing every copy) unless None; return the copies visible after
+        the write (on Riak a concurrent writer's copy can be among them)."""
+
+    @abstractmethod
+    def clear_lease(self, owner):
+        """Remove the lease if `owner` holds it."""
+
     def acquire_lease(self, owner, ttl_us, now_us):
-        """Take or renew the scheduler lease for `owner` until now+ttl.
+        """One take-or-renew for `owner`: (held, the holder's copy)."""
+        from riaktq_cli.lease import decide, winner
+        decision = {}
 
-        Returns (held, lease_doc): held is True when `owner` holds it now;
-        lease_doc is the lease as stored ({"owner", "expires"}) or None."""
+        def choose(copies):
+            write, doc = decide(copies, owner, now_us, ttl_us)
+            decision["doc"] = doc
+            return doc if write else None
+        visible = self.swap_lease(choose)
+        holder = winner(visible, now_us) or decision["doc"]
+        return holder["owner"] == owner, holder
 
-    @abstractmethod
     def release_lease(self, owner):
-        """Give the lease up if `owner` holds it, so a standby takes over now."""
+        self.clear_lease(owner)
 
     # --- change detection ------------------------------------------------------
     def data_version(self):

@@ -26,7 +26,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from riaktq_cli.clock import now_us
-from riaktq_cli.errors import DuplicateTask, PartialUpdate, StoreError, StoreUnavailable
+from riaktq_cli.errors import DuplicateTask, ForeignValue, PartialUpdate, StoreError, StoreUnavailable
 from riaktq_cli.riak import RiakClient, RiakConflict, RiakError, RiakUnavailable
 from riaktq_cli.store.base import LEASE_NAME, SCHEDULER, Store
 from riaktq_cli.task import DONE, FAILED, NEXTUP, STATUSES, TODO, Task, merge
@@ -49,11 +49,23 @@ def todo_term(task):
     return f"{_num(PRIORITY_OFFSET - task.priority)}:{_num(task.cat)}:{task.id}"
 
 
+def tag_key(tags):
+    """The tag set as one term prefix: sorted tags joined by commas (tags
+    hold no commas or semicolons), "" for an untagged task."""
+    return ",".join(tags)
+
+
+def todotag_term(task):
+    return f"{tag_key(task.tags)};{todo_term(task)}"
+
+
 def task_indexes(task):
     """The whole index set of a task in its current state."""
     indexes = {"status_bin": task.status, "statuscat_bin": f"{task.status}:{_num(task.cat)}"}
     if task.status == TODO:
         indexes["todo_bin"] = todo_term(task)
+        # the same order within one tag set, for the scheduler's fair scan
+        indexes["todotag_bin"] = todotag_term(task)
     elif task.status == NEXTUP and task.assignee:
         indexes["assignee_bin"] = task.assignee
     elif task.sat is not None and task.laf is not None:
@@ -124,12 +136,14 @@ class RiakStore(Store):
         live = obj.live_siblings
         if not live:
             return None, obj.vclock
-        try:
-            copies = [Task.from_record(doc) for doc in _decode(live, f"task {task_id!r}")]
-        except (KeyError, TypeError, ValueError):
-            copies = []
+        copies = []
+        for doc in _decode(live, f"task {task_id!r}"):
+            try:
+                copies.append(Task.from_record(doc))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                log.warning("riak: ignoring a copy of task %r that is not a riaktq task", task_id)
         if not copies:
-            raise StoreError(f"riak: task {task_id!r} holds a value that is not a riaktq task")
+            raise ForeignValue(f"riak: task {task_id!r} holds a value that is not a riaktq task")
         task = merge(copies) if len(copies) > 1 else copies[0]
         if len(obj.siblings) > 1:
             # Read repair: one resolved value, written with the clock that
@@ -176,9 +190,7 @@ class RiakStore(Store):
         key must not stall every iteration that touches a batch with it."""
         try:
             return fn(task_id)
-        except StoreUnavailable:
-            raise
-        except StoreError as exc:
+        except ForeignValue as exc:
             log.warning("skipping task %r: %s", task_id, exc)
             return None
 
@@ -195,39 +207,56 @@ class RiakStore(Store):
         return True
 
     def update_tasks(self, task_ids, change):
+        """Read-modify-write each task with its vector clock, PARALLEL at a
+        time. Three outcomes per task: written; left alone (missing, not
+        ours to read, or `change` said None); or failed -- the write got no
+        clear answer (timeout, 503, any other error), so it may have landed.
+        Failed ids raise PartialUpdate carrying what was written, and the
+        caller retries them knowing they may already be applied."""
+        failed = []   # (task_id, error)
+
         def update(task_id):
-            old, vclock = self._fetch_task(task_id)
-            if old is None:
+            try:
+                old, vclock = self._fetch_task(task_id)
+            except ForeignValue as exc:
+                log.warning("skipping task %r: %s", task_id, exc)
                 return None
-            new = change(old)
+            except StoreError as exc:
+                failed.append((task_id, exc))
+                return None
+            new = change(old) if old is not None else None
             if new is None:
                 return None
-            self._store_task(new, vclock)
-            return old, new
-        def attempt(task_id):
             try:
-                return self._readable(update, task_id)
-            except StoreUnavailable as exc:
-                return exc
+                self._store_task(new, vclock)
+            except StoreError as exc:
+                failed.append((task_id, exc))
+                return None
+            return old, new
         ids = list(dict.fromkeys(task_ids))
-        outcomes = self._map(attempt, ids)
-        written = [o for o in outcomes if isinstance(o, tuple)]
-        failed = [i for i, o in zip(ids, outcomes) if isinstance(o, StoreUnavailable)]
+        written = [o for o in self._map(update, ids) if o is not None]
         if failed:
-            first = next(o for o in outcomes if isinstance(o, StoreUnavailable))
-            raise PartialUpdate(f"{len(failed)} of {len(ids)} task write(s) failed: {first}", written, failed)
+            order = {task_id: n for n, task_id in enumerate(ids)}
+            failed.sort(key=lambda pair: order[pair[0]])
+            raise PartialUpdate(f"{len(failed)} of {len(ids)} task write(s) failed: {failed[0][1]}",
+                                written, [task_id for task_id, _ in failed])
         return written
 
-    def iter_todo(self, page_size=100):
+    def iter_todo(self, page_size=100, tags=None):
         """Todo tasks in assignment order from one paginated range query on
-        `todo_bin`. The first page is `page_size` (the scheduler asks for as
-        many as it has free slots); later pages double, up to 500, so tasks
-        skipped for their tags cost few requests."""
+        `todo_bin` (or, for one tag set, on `todotag_bin`). The first page is
+        `page_size` (the scheduler asks for as many as it has free slots);
+        later pages double, up to 500, so tasks skipped for their tags cost
+        few requests."""
         continuation, seen = None, set()
         size = max(1, page_size)
+        field, start, end = "todo_bin", _num(0), HIGH + ";"
+        if tags is not None:
+            prefix = tag_key(tags) + ";"
+            field, start, end = "todotag_bin", prefix + start, prefix + end
         while True:
-            page = self._guard(self.client.index, self.btype, self.bucket("task"), "todo_bin",
-                               start=_num(0), end=HIGH + ";", max_results=size, continuation=continuation)
+            page = self._guard(self.client.index, self.btype, self.bucket("task"), field,
+                               start=start, end=end, max_results=size, continuation=continuation)
             keys = [k for k in page.keys if k not in seen]
             seen.update(keys)
             found = self.get_tasks(keys)
@@ -241,6 +270,19 @@ class RiakStore(Store):
                 return
             continuation = page.continuation
             size = min(500, size * 2)
+
+    def todo_tagsets(self):
+        start = ""
+        while True:
+            # one seek: the first term at or after `start`; then jump past
+            # every term of that tag set (";" < "<" and tags hold no ";").
+            page = self._guard(self.client.index, self.btype, self.bucket("task"), "todotag_bin",
+                               start=start, end="\U0010ffff", max_results=1, return_terms=True)
+            if not page.results:
+                return
+            key = page.results[0][0].split(";", 1)[0]
+            yield tuple(key.split(",")) if key else ()
+            start = key + "<"
 
     def _index_iter(self, *args, **kwargs):
         """index_all with errors mapped, lazily."""
@@ -343,6 +385,19 @@ class RiakStore(Store):
             self._vclocks[(kind, name)] = result.vclock if result is not None else None
         return result
 
+    def put_records(self, kind, docs):
+        """The writes go out PARALLEL at a time; the first failure is raised
+        after all have been tried."""
+        def put(item):
+            try:
+                self.put_record(kind, *item)
+            except StoreError as exc:
+                return exc
+            return None
+        errors = [e for e in self._map(put, docs.items()) if e is not None]
+        if errors:
+            raise errors[0]
+
     def delete_record(self, kind, name):
         _, vclock = self._fetch_record(kind, name)
         if vclock is not None:
@@ -357,33 +412,34 @@ class RiakStore(Store):
         return {n: {k: v for k, v in d.items() if k != "_written"} for n, d in docs if d is not None}
 
     # --- lease -----------------------------------------------------------------
-    def _lease_winner(self, obj, now_us_):
-        """Among lease siblings, every reader picks the same one: an unexpired
-        lease first, then the smallest owner name."""
-        leases = [d for d in _decode(obj.live_siblings, "the scheduler lease")
-                  if isinstance(d, dict) and {"owner", "expires"} <= set(d)] if obj else []
-        if not leases:
-            return None
-        return min(leases, key=lambda l: (l["expires"] <= now_us_, l["owner"]))
+    # Riak has no compare-and-set: two swaps can both write, leaving two
+    # copies (siblings) that every reader sees; lease.py decides among them
+    # and confirms a takeover only after a settle time.
+    lease_needs_settle = True
 
-    def acquire_lease(self, owner, ttl_us, now_us_):
+    def _lease_copies(self, obj):
+        return [d for d in _decode(obj.live_siblings, "the scheduler lease")
+                if isinstance(d, dict) and {"owner", "expires"} <= set(d)] if obj else []
+
+    def read_lease(self):
+        return self._lease_copies(self._guard(self.client.fetch, self.btype, self.bucket(SCHEDULER), LEASE_NAME))
+
+    def swap_lease(self, choose):
         obj = self._guard(self.client.fetch, self.btype, self.bucket(SCHEDULER), LEASE_NAME)
-        lease = self._lease_winner(obj, now_us_)
-        if lease and lease["owner"] != owner and lease["expires"] > now_us_:
-            return False, lease
-        mine = {"owner": owner, "expires": now_us_ + ttl_us}
+        copies = self._lease_copies(obj)
+        doc = choose(copies)
+        if doc is None:
+            return copies
         stored = self._guard(self.client.store, self.btype, self.bucket(SCHEDULER), LEASE_NAME,
-                             json.dumps(mine).encode(), JSON, vclock=obj.vclock if obj else None,
+                             json.dumps(doc).encode(), JSON, vclock=obj.vclock if obj else None,
                              indexes={"kind_bin": SCHEDULER}, returnbody=True)
-        # Two schedulers may have written at once (Riak has no compare-and-
-        # set): both then see both siblings and agree on one winner.
-        winner = self._lease_winner(stored, now_us_) if stored is not None else mine
-        winner = winner or mine
-        return winner["owner"] == owner, winner
+        return self._lease_copies(stored) if stored is not None else [doc]
 
-    def release_lease(self, owner):
+    def clear_lease(self, owner):
         obj = self._guard(self.client.fetch, self.btype, self.bucket(SCHEDULER), LEASE_NAME)
-        lease = self._lease_winner(obj, now_us())
+        copies = self._lease_copies(obj)
+        # the newest copy, expired or not: ours to delete only if it is ours
+        lease = max(copies, key=lambda c: (c.get("epoch", 0), c.get("since", 0)), default=None)
         if lease and lease["owner"] == owner:
             self._guard(self.client.delete, self.btype, self.bucket(SCHEDULER), LEASE_NAME, vclock=obj.vclock)
 

@@ -26,9 +26,14 @@ CREATE TABLE IF NOT EXISTS tasks (
     laf INTEGER,
     cat INTEGER NOT NULL,
     tags TEXT NOT NULL,
-    rev INTEGER NOT NULL
+    rev INTEGER NOT NULL,
+    run INTEGER NOT NULL DEFAULT 0,
+    lost INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER,
+    time_limit REAL
 );
 CREATE INDEX IF NOT EXISTS tasks_todo_order ON tasks (status, priority DESC, cat, id);
+CREATE INDEX IF NOT EXISTS tasks_todo_by_tags ON tasks (status, tags, priority DESC, cat, id);
 CREATE INDEX IF NOT EXISTS tasks_status_cat ON tasks (status, cat);
 CREATE INDEX IF NOT EXISTS tasks_cat ON tasks (cat);
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (status, (sat + laf))
@@ -41,18 +46,23 @@ CREATE TABLE IF NOT EXISTS records (
 ) WITHOUT ROWID;
 """
 
-COLUMNS = "id, status, priority, retry, assignee, in_, out, sat, laf, cat, tags, rev"
+COLUMNS = "id, status, priority, retry, assignee, in_, out, sat, laf, cat, tags, rev, run, lost, max_attempts, time_limit"
+MARKS = ",".join("?" * len(COLUMNS.split(",")))
+# Columns added after the first release, for databases made before them.
+ADDED_COLUMNS = (("run", "INTEGER NOT NULL DEFAULT 0"), ("lost", "INTEGER NOT NULL DEFAULT 0"),
+                 ("max_attempts", "INTEGER"), ("time_limit", "REAL"))
 
 
 def _row_to_task(row):
     return Task(id=row[0], status=row[1], priority=row[2], retry=row[3], assignee=row[4],
                 in_=bytes(row[5]), out=None if row[6] is None else bytes(row[6]),
-                sat=row[7], laf=row[8], cat=row[9], tags=_tags_from_text(row[10]), rev=row[11])
+                sat=row[7], laf=row[8], cat=row[9], tags=_tags_from_text(row[10]), rev=row[11],
+                run=row[12], lost=row[13], max_attempts=row[14], time_limit=row[15])
 
 
 def _task_to_row(t):
     return (t.id, t.status, t.priority, t.retry, t.assignee, t.in_, t.out,
-            t.sat, t.laf, t.cat, _tags_to_text(t.tags), t.rev)
+            t.sat, t.laf, t.cat, _tags_to_text(t.tags), t.rev, t.run, t.lost, t.max_attempts, t.time_limit)
 
 
 # Tags are stored as a JSON list. Most tasks have none; for those the
@@ -87,9 +97,18 @@ class SqliteStore(Store):
             # NORMAL in WAL mode survives any process crash; only a power
             # loss can drop the last transactions.
             self._db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
+
+    def _migrate(self):
+        """Add the columns a database made by an older riaktq lacks."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
+        if have:
+            for name, decl in ADDED_COLUMNS:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {decl}")
 
     # --- plumbing ----------------------------------------------------------
     def _write(self, work):
@@ -121,7 +140,7 @@ class SqliteStore(Store):
             errors = []
             for task in tasks:
                 try:
-                    db.execute(f"INSERT INTO tasks ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    db.execute(f"INSERT INTO tasks ({COLUMNS}) VALUES ({MARKS})",
                                _task_to_row(task))
                     errors.append(None)
                 except sqlite3.IntegrityError:
@@ -165,15 +184,21 @@ class SqliteStore(Store):
                 if new is not None:
                     written.append((old, new))
             db.executemany("UPDATE tasks SET status=?, priority=?, retry=?, assignee=?, out=?,"
-                           " sat=?, laf=?, tags=?, rev=? WHERE id=?",
+                           " sat=?, laf=?, tags=?, rev=?, run=?, lost=?, max_attempts=?, time_limit=?"
+                           " WHERE id=?",
                            [(n.status, n.priority, n.retry, n.assignee, n.out, n.sat, n.laf,
-                             _tags_to_text(n.tags), n.rev, n.id) for _, n in written])
+                             _tags_to_text(n.tags), n.rev, n.run, n.lost, n.max_attempts, n.time_limit,
+                             n.id) for _, n in written])
             return written
         return self._write(work)
 
-    def iter_todo(self, page_size=100):
-        rows = self._read(f"SELECT {COLUMNS} FROM tasks WHERE status = 'todo'"
-                          " ORDER BY priority DESC, cat, id LIMIT ?", (page_size,))
+    def iter_todo(self, page_size=100, tags=None):
+        where, params = "status = 'todo'", []
+        if tags is not None:
+            # the index tasks_todo_by_tags: (status, tags, priority, cat, id)
+            where, params = "status = 'todo' AND tags = ?", [_tags_to_text(tags)]
+        rows = self._read(f"SELECT {COLUMNS} FROM tasks WHERE {where}"
+                          " ORDER BY priority DESC, cat, id LIMIT ?", (*params, page_size))
         while rows:
             yield from (_row_to_task(r) for r in rows)
             if len(rows) < page_size:
@@ -181,10 +206,20 @@ class SqliteStore(Store):
             last = rows[-1]
             prio, cat, tid = last[2], last[9], last[0]
             rows = self._read(
-                f"SELECT {COLUMNS} FROM tasks WHERE status = 'todo' AND"
+                f"SELECT {COLUMNS} FROM tasks WHERE {where} AND"
                 " (priority < ? OR (priority = ? AND (cat > ? OR (cat = ? AND id > ?))))"
                 " ORDER BY priority DESC, cat, id LIMIT ?",
-                (prio, prio, cat, cat, tid, page_size))
+                (*params, prio, prio, cat, cat, tid, page_size))
+
+    def todo_tagsets(self):
+        after = ""
+        while True:
+            # one seek in tasks_todo_by_tags per distinct tag set
+            rows = self._read("SELECT min(tags) FROM tasks WHERE status = 'todo' AND tags > ?", (after,))
+            if not rows or rows[0][0] is None:
+                return
+            after = rows[0][0]
+            yield _tags_from_text(after)
 
     def nextup_assignees(self):
         return [(r[0], r[1]) for r in self._read(
@@ -249,22 +284,28 @@ class SqliteStore(Store):
                 self._read("SELECT name, doc FROM records WHERE kind = ?", (kind,))}
 
     # --- lease ---------------------------------------------------------------
-    def acquire_lease(self, owner, ttl_us, now_us):
+    # One IMMEDIATE transaction reads and writes the lease: SQLite is its own
+    # compare-and-set, so a takeover needs no settle time (lease.py).
+    def read_lease(self):
+        doc = self.get_record(SCHEDULER, LEASE_NAME)
+        return [doc] if doc else []
+
+    def swap_lease(self, choose):
         import json
 
         def work(db):
             row = db.execute("SELECT doc FROM records WHERE kind = ? AND name = ?",
                              (SCHEDULER, LEASE_NAME)).fetchone()
-            lease = json.loads(row[0]) if row else None
-            if lease and lease["owner"] != owner and lease["expires"] > now_us:
-                return False, lease
-            lease = {"owner": owner, "expires": now_us + ttl_us}
+            copies = [json.loads(row[0])] if row else []
+            doc = choose(copies)
+            if doc is None:
+                return copies
             db.execute("INSERT OR REPLACE INTO records (kind, name, doc) VALUES (?, ?, ?)",
-                       (SCHEDULER, LEASE_NAME, json.dumps(lease)))
-            return True, lease
+                       (SCHEDULER, LEASE_NAME, json.dumps(doc)))
+            return [doc]
         return self._write(work)
 
-    def release_lease(self, owner):
+    def clear_lease(self, owner):
         import json
 
         def work(db):

@@ -1,0 +1,67 @@
+"""Which `todo` tasks go to which instance with free slots.
+
+Order is DESIGN's (priority desc, then creation, then id); a task with tags
+goes only to an instance offering all of them. The scan of the global order
+is bounded (SCAN_FACTOR per free slot), so a long run of tasks that no live
+instance can take -- a backlog tagged `gpu` with no `gpu` worker up -- would
+hide every task behind it. When the bounded scan ends with slots still free
+and tasks passed over, a second pass asks the store for the distinct tag
+sets of the `todo` tasks (one index seek each), keeps those some free
+instance can serve, and merges their per-tag-set orders: every task it sees
+there is assignable, so the backlog costs nothing however long it is.
+"""
+
+import heapq
+
+from riaktq_cli.task import assignment_order
+
+# How many todo tasks the first pass looks at per free slot (at least SCAN_MIN).
+SCAN_FACTOR = 4
+SCAN_MIN = 100
+PAGE_MAX = 500
+
+
+def pick_tasks(store, free, tags_of):
+    """{task id: instance name} for up to sum(free) tasks.
+
+    `free` maps instance name -> free slots (consumed here); `tags_of` maps
+    instance name -> the tags it offers."""
+    offered = {n: set(t) for n, t in tags_of.items()}
+    picks = {}
+    slots = sum(free.values())
+    passed_over = _take(store.iter_todo(page_size=min(slots, PAGE_MAX)), free, offered, picks,
+                        budget=max(SCAN_MIN, SCAN_FACTOR * slots))
+    if free and passed_over:
+        servable = [ts for ts in store.todo_tagsets() if any(set(ts) <= offered[n] for n in free)]
+        page = min(sum(free.values()), PAGE_MAX)
+        streams = [((assignment_order(t), t) for t in store.iter_todo(page_size=page, tags=ts))
+                   for ts in servable]
+        merged = (t for _, t in heapq.merge(*streams, key=lambda pair: pair[0]))
+        _take(merged, free, offered, picks, budget=max(SCAN_MIN, SCAN_FACTOR * sum(free.values())))
+    return picks
+
+
+def _take(tasks, free, offered, picks, budget):
+    """Fill free slots from `tasks`; True if the budget ran out with tasks
+    passed over for their tags (the first pass may have missed some)."""
+    passed_over = False
+    for task in tasks:
+        if task.id in picks:
+            continue
+        budget -= 1
+        candidates = [n for n in free if not task.tags or set(task.tags) <= offered[n]]
+        if candidates:
+            # Fill the instance with the most free slots first, so work
+            # spreads over instances instead of piling onto one.
+            name = max(candidates, key=lambda n: (free[n], n))
+            picks[task.id] = name
+            free[name] -= 1
+            if free[name] == 0:
+                del free[name]
+        else:
+            passed_over = True
+        if not free:
+            return False
+        if budget <= 0:
+            return passed_over
+    return False

@@ -1,0 +1,156 @@
+"""The scheduler lease: who may run iterations, and the fencing epoch.
+
+One scheduler at a time (DESIGN §2). The store keeps a lease document
+`{"owner", "expires", "since", "epoch"}`; on Riak several copies (siblings)
+can exist after concurrent writes, so the decision takes every copy and
+every reader picks the same winner: the unexpired copy with the highest
+epoch, then the earliest `since` (the incumbent beats a late intruder),
+then the smallest owner name.
+
+Taking the lease over (as opposed to renewing it) starts a new epoch, one
+above any epoch seen. The scheduler writes its epoch into every inbox and
+workers ignore inboxes from an older epoch, so a scheduler that lost its
+lease without knowing it yet cannot hand out work.
+
+On a store without compare-and-set (Riak), a takeover is confirmed only
+after `settle` seconds, longer than any lease write may take: a competing
+write that was in flight is visible by then, and the winner rule decides.
+The lease is renewed by a thread of its own, so a slow iteration does not
+let it lapse; `valid()` says whether the last renewal is recent enough to
+act on.
+"""
+
+import logging
+import threading
+import time
+
+from riaktq_cli.clock import now_us
+from riaktq_cli.errors import StoreError
+
+log = logging.getLogger("riaktq")
+
+
+def winner(copies, now):
+    """The copy every reader agrees holds the lease at `now`, or None."""
+    live = [c for c in copies if c.get("expires", 0) > now]
+    if not live:
+        return None
+    return min(live, key=lambda c: (-c.get("epoch", 0), c.get("since", 0), c.get("owner", "")))
+
+
+def decide(copies, owner, now, ttl_us):
+    """What `owner` does with the lease copies it read.
+
+    Returns (write, doc): write False means another owner holds it and doc
+    is that holder's copy; True means write doc: a renewal (same epoch and
+    `since`) if `owner` holds it, else a takeover with a new epoch.
+    """
+    held = winner(copies, now)
+    if held is not None and held["owner"] != owner:
+        return False, held
+    if held is not None:
+        return True, dict(held, expires=now + ttl_us)
+    top = max((c.get("epoch", 0) for c in copies), default=0)
+    return True, {"owner": owner, "expires": now + ttl_us, "since": now, "epoch": top + 1}
+
+
+class Lease:
+    """Holds (or waits for) the scheduler lease of one store."""
+
+    def __init__(self, store, owner, ttl, settle=None):
+        self.store = store
+        self.owner = owner
+        self.ttl = ttl                       # seconds a written lease lasts
+        self.tick = max(0.05, ttl / 4)       # renew this often while held
+        # On Riak a takeover waits this long before acting (see module doc);
+        # it must exceed the renewal period so an incumbent sees a rival's
+        # copy and steps down first.
+        self.settle = (settle if settle is not None else min(ttl / 2, 2.0)) \
+            if store.lease_needs_settle else 0.0
+        self.epoch = 0
+        self.holder = None                   # the holder's copy, when not us
+        self._confirmed = 0.0                # monotonic time of the last good write
+        self._held = False
+        self._lock = threading.Lock()
+        self._thread = None
+        self._stop = threading.Event()
+
+    # --- state -----------------------------------------------------------
+    @property
+    def held(self):
+        return self._held
+
+    def valid(self):
+        """True while we hold the lease with margin to act on it."""
+        with self._lock:
+            return self._held and time.monotonic() - self._confirmed < self.ttl * 0.75
+
+    # --- one attempt ---------------------------------------------------------
+    def attempt(self):
+        """Take or renew the lease once; True if we hold it afterwards.
+        Store errors propagate: the caller decides how to wait."""
+        started = time.monotonic()
+        was_held = self._held
+        now = now_us()
+        decision = {}
+
+        def choose(copies):
+            write, doc = decide(copies, self.owner, now, int(self.ttl * 1e6))
+            decision["write"], decision["doc"] = write, doc
+            return doc if write else None
+
+        visible = self.store.swap_lease(choose)
+        if not decision["write"]:
+            return self._lose(decision["doc"])
+        mine = decision["doc"]
+        top = winner(visible, now) or mine
+        if top["owner"] != self.owner:
+            return self._lose(top)
+        if not was_held and self.settle:
+            # A takeover on a store without compare-and-set: let any rival
+            # write land, then look again and act only if still the winner.
+            time.sleep(self.settle)
+            top = winner(self.store.read_lease(), now_us())
+            if top is None or top["owner"] != self.owner or top.get("epoch") != mine["epoch"]:
+                return self._lose(top)
+        with self._lock:
+            self._held = True
+            self.epoch = mine["epoch"]
+            self.holder = None
+            self._confirmed = started
+        return True
+
+    def _lose(self, holder):
+        with self._lock:
+            self._held = False
+            self.holder = holder
+        return False
+
+    # --- renewal in the background -------------------------------------------
+    def keep_renewed(self):
+        """Start the thread that renews the lease every `tick` while held."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._renew_loop, name="lease", daemon=True)
+            self._thread.start()
+
+    def _renew_loop(self):
+        while not self._stop.wait(self.tick):
+            if not self._held:
+                continue
+            try:
+                if not self.attempt():
+                    log.warning("scheduler lease lost to %s", (self.holder or {}).get("owner", "?"))
+            except StoreError as exc:
+                log.debug("lease renewal failed: %s", exc)   # valid() runs out on its own
+
+    def release(self):
+        """Stop renewing and give the lease up, so a standby takes over now."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._held:
+            self._held = False
+            try:
+                self.store.clear_lease(self.owner)
+            except StoreError:
+                pass
