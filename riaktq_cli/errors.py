@@ -19,6 +19,12 @@ class ConfigError(RiaktqError):
     exit_code = 2
 
 
+class BadInput(RiaktqError):
+    """What the user gave a command is malformed or out of range."""
+
+    exit_code = 2
+
+
 class DurationError(ConfigError):
     """A duration is not written as a number with ms/s/m/h/d."""
 

@@ -8,7 +8,7 @@ import click
 
 from riaktq_cli import task as tasks_mod
 from riaktq_cli.clock import now_us
-from riaktq_cli.errors import RiaktqError, TaskNotFound, TransitionError
+from riaktq_cli.errors import BadInput, RiaktqError, TaskNotFound, TransitionError
 from riaktq_cli.output import render, short
 from riaktq_cli.params import DURATION
 
@@ -155,7 +155,7 @@ def _open_batch(app, source):
     if problems:
         for p in problems:
             sys.stderr.write(f"riaktq: {p}\n")
-        raise RiaktqError(f"{len(problems)} bad line(s) in {source}; no task opened")
+        raise BadInput(f"{len(problems)} bad line(s) in {source}; no task opened")
     store = app.store()
     failed = 0
     for start in range(0, len(tasks), BATCH_CHUNK):

@@ -272,7 +272,7 @@ class RiakStore(Store):
             size = min(500, size * 2)
 
     def todo_tagsets(self):
-        start = ""
+        start = " "   # below ";" and every printable tag character; Riak wants a non-empty term
         while True:
             # one seek: the first term at or after `start`; then jump past
             # every term of that tag set (";" < "<" and tags hold no ";").
