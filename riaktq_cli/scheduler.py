@@ -57,6 +57,10 @@ class Scheduler:
         """Run one iteration; return a summary dict of what it did."""
         now = now_us()
         instances = self.store.list_records(INSTANCE)
+        # Read before anything moves: tasks assigned below are held anyway,
+        # and a store that remembers tasks (Riak) learns here which ones
+        # someone else changed since (rm) before it writes them again.
+        expected = dict(self.store.nextup_assignees())
         for name, record in instances.items():
             if name not in self._inboxes:
                 self._inboxes[name] = self._load_inbox(name, record)
@@ -73,7 +77,7 @@ class Scheduler:
         self._prune(instances, live, dirty)
         self._assign(live, dirty, summary)
         self._write_inboxes(dirty)
-        self._rollback(instances, live, unstarted, summary)
+        self._rollback(instances, live, expected, unstarted, summary)
         summary["instances"] = len(live)
         return summary
 
@@ -210,8 +214,7 @@ class Scheduler:
             self._inboxes[name]["epoch"] = epoch
         self.store.put_records(INBOX, {name: self._inboxes[name] for name in dirty})
 
-    def _rollback(self, instances, live, unstarted, summary):
-        expected = dict(self.store.nextup_assignees())
+    def _rollback(self, instances, live, expected, unstarted, summary):
         held = {name: protocol.held_task_ids(self._inboxes[name], record)
                 for name, record in live.items()}
         lost = [task_id for task_id, assignee in expected.items()

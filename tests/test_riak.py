@@ -220,7 +220,7 @@ def test_a_foreign_value_under_our_keys_stalls_nothing(rstore, riak_url):
     raw.store(rstore.btype, rstore.bucket("task"), "junk", b"", "text/plain",
               indexes={"todo_bin": "0" * 20 + ":" + "0" * 20 + ":junk", "status_bin": "todo"})
     raw.store(rstore.btype, rstore.bucket("instance"), "ghost", b"{not json", "application/json",
-              indexes={"kind_bin": "instance"})
+              indexes={"kind_bin": "instance", "written_bin": "instance:" + "9" * 20})
     rstore.put_record("instance", "w", instance("w"))
     summary = Scheduler(rstore, instance_timeout=2.0, prefetch=1, events=EventSink(None)).iteration()
     assert summary["assign"] == 1 and rstore.get_task("good").assignee == "w"

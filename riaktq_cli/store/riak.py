@@ -9,7 +9,8 @@ Layout (DESIGN §3), all buckets in one bucket type with allow_mult = true:
   `finished_bin` = `<status>:<sat+laf>` once done/failed (throughput).
 - `<prefix>_instance/<name>`, `<prefix>_inbox/<name>`,
   `<prefix>_scheduler/lease`: single-writer JSON records, found through the
-  `kind_bin` index, never by listing keys.
+  `written_bin` index (`<kind>:<written µs>`), never by listing keys; the
+  term doubles as the record's version, so a reader skips unchanged ones.
 
 Every write of a task carries the vector clock it read. Siblings (concurrent
 writers, or a partition) are merged by `task.merge` (highest `rev`, then the
@@ -93,14 +94,24 @@ class RiakStore(Store):
         self.btype = bucket_type
         self.prefix = prefix
         self._vclocks = {}            # (kind, name) -> vclock of our last read/write
+        self._listed = {}             # (kind, name) -> (written_bin term, doc) last listed
         self._vclock_lock = threading.Lock()
         self._pool = None
+        self.parallel = PARALLEL
+        # Tasks whose last version this process read or wrote itself, with
+        # the vector clock of that version (see _known_task): a transition
+        # on one of them needs no GET first.
+        self._known = {}
+        self._known_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config):
         riak = config.values["riak"]
-        client = RiakClient(riak["nodes"], timeout=riak["timeout"], pool_size=PARALLEL)
-        return cls(client, bucket_type=riak["bucket_type"], prefix=riak["prefix"])
+        parallel = riak.get("concurrency", PARALLEL)
+        client = RiakClient(riak["nodes"], timeout=riak["timeout"], pool_size=parallel)
+        store = cls(client, bucket_type=riak["bucket_type"], prefix=riak["prefix"])
+        store.parallel = parallel
+        return store
 
     def bucket(self, kind):
         return f"{self.prefix}_{kind}"
@@ -124,7 +135,7 @@ class RiakStore(Store):
         if len(items) <= 1:
             return [fn(i) for i in items]
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="riak")
+            self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="riak")
         return list(self._pool.map(fn, items))
 
     # --- tasks -------------------------------------------------------------
@@ -149,14 +160,30 @@ class RiakStore(Store):
             # Read repair: one resolved value, written with the clock that
             # saw every sibling, so later readers find no siblings.
             resolved = self._store_task(task, obj.vclock, returnbody=True)
-            return task, resolved
+            return task, resolved.vclock if resolved is not None else None
         return task, obj.vclock
 
     def _store_task(self, task, vclock, returnbody=False):
+        """Write `task` over the version `vclock` names; with returnbody the
+        object as stored (siblings included), else None."""
         body = json.dumps(task.to_record(), separators=(",", ":")).encode()
-        result = self._guard(self.client.store, self.btype, self.bucket("task"), task.id, body, JSON,
-                             vclock=vclock, indexes=task_indexes(task), returnbody=returnbody)
-        return result.vclock if result is not None else None
+        return self._guard(self.client.store, self.btype, self.bucket("task"), task.id, body, JSON,
+                           vclock=vclock, indexes=task_indexes(task), returnbody=returnbody)
+
+    # A version this process read or wrote itself needs no GET before the
+    # next transition: if someone else wrote the task since, our write with
+    # the older clock makes a sibling, and every reader's merge by `rev`
+    # resolves it (DESIGN §3). Kept only for tasks in flight: todo tasks
+    # read by iter_todo (until the next call) and nextup tasks this process
+    # wrote (until they leave nextup, or the nextup index stops listing them,
+    # e.g. after `rm`). Saves a GET per assign and per close.
+    def _known_task(self, task_id):
+        with self._known_lock:
+            return self._known.pop(task_id, None)
+
+    def _remember(self, task, vclock):
+        with self._known_lock:
+            self._known[task.id] = (task, vclock)
 
     def create_tasks(self, tasks):
         def create(task):
@@ -194,12 +221,20 @@ class RiakStore(Store):
             log.warning("skipping task %r: %s", task_id, exc)
             return None
 
+    def _fetch_known(self, task_id):
+        try:
+            return self._fetch_task(task_id)
+        except ForeignValue as exc:
+            log.warning("skipping task %r: %s", task_id, exc)
+            return None, None
+
     def get_tasks(self, task_ids):
         ids = list(dict.fromkeys(task_ids))
         found = self._map(lambda i: self._readable(self.get_task, i), ids)
         return {t.id: t for t in found if t is not None}
 
     def delete_task(self, task_id):
+        self._known_task(task_id)
         task, vclock = self._fetch_task(task_id)
         if task is None:
             return False
@@ -216,8 +251,9 @@ class RiakStore(Store):
         failed = []   # (task_id, error)
 
         def update(task_id):
+            known = self._known_task(task_id)
             try:
-                old, vclock = self._fetch_task(task_id)
+                old, vclock = known or self._fetch_task(task_id)
             except ForeignValue as exc:
                 log.warning("skipping task %r: %s", task_id, exc)
                 return None
@@ -226,12 +262,17 @@ class RiakStore(Store):
                 return None
             new = change(old) if old is not None else None
             if new is None:
+                if known:
+                    self._remember(old, vclock)
                 return None
+            keep = new.status == NEXTUP
             try:
-                self._store_task(new, vclock)
+                stored = self._store_task(new, vclock, returnbody=keep)
             except StoreError as exc:
                 failed.append((task_id, exc))
                 return None
+            if stored is not None and len(stored.siblings) == 1:
+                self._remember(new, stored.vclock)   # a sibling means: read it next time
             return old, new
         ids = list(dict.fromkeys(task_ids))
         written = [o for o in self._map(update, ids) if o is not None]
@@ -259,7 +300,12 @@ class RiakStore(Store):
                                start=start, end=end, max_results=size, continuation=continuation)
             keys = [k for k in page.keys if k not in seen]
             seen.update(keys)
-            found = self.get_tasks(keys)
+            found = {}
+            for task_id, (task, vclock) in zip(keys, self._map(self._fetch_known, keys)):
+                if task is not None:
+                    found[task_id] = task
+                    if task.status == TODO:
+                        self._remember(task, vclock)
             # The index may lag a concurrent change (or list a sibling's old
             # term): trust only what the task itself says.
             for key in keys:
@@ -297,7 +343,15 @@ class RiakStore(Store):
     def nextup_assignees(self):
         pairs = self._index_iter(self.btype, self.bucket("task"), "assignee_bin",
                                  start=NAME_FIRST, end=NAME_LAST, page_size=1000, return_terms=True)
-        return [(key, term) for term, key in pairs]
+        found = [(key, term) for term, key in pairs]
+        listed = {key for key, _ in found}
+        with self._known_lock:
+            # a known task no longer listed as nextup was changed by someone
+            # else (rm, cancel): read it afresh before touching it again
+            # (and todo tasks read by iter_todo are kept one iteration only)
+            for task_id in [i for i, (t, _) in self._known.items() if t.status != NEXTUP or i not in listed]:
+                del self._known[task_id]
+        return found
 
     def _status_cat_iter(self, status, created_before, page_size):
         end = HIGH if created_before is None else _num(max(0, created_before - 1))
@@ -377,10 +431,12 @@ class RiakStore(Store):
         self._put_record(kind, name, doc, vclock)
 
     def _put_record(self, kind, name, doc, vclock):
-        body = dict(doc, _written=now_us())
+        written = now_us()
+        body = dict(doc, _written=written)
         result = self._guard(self.client.store, self.btype, self.bucket(kind), name,
                              json.dumps(body, separators=(",", ":")).encode(), JSON,
-                             vclock=vclock, indexes={"kind_bin": kind}, returnbody=True)
+                             vclock=vclock, returnbody=True,
+                             indexes={"kind_bin": kind, "written_bin": f"{kind}:{_num(written)}"})
         with self._vclock_lock:
             self._vclocks[(kind, name)] = result.vclock if result is not None else None
         return result
@@ -406,10 +462,26 @@ class RiakStore(Store):
             self._vclocks.pop((kind, name), None)
 
     def list_records(self, kind):
-        names = list(dict.fromkeys(self._index_iter(self.btype, self.bucket(kind), "kind_bin", kind,
-                                                    page_size=1000)))
-        docs = self._map(lambda n: (n, self._fetch_record(kind, n)[0]), names)
-        return {n: {k: v for k, v in d.items() if k != "_written"} for n, d in docs if d is not None}
+        """Every record of `kind`: one 2i range query on `written_bin`
+        (`<kind>:<written µs>`) says which records changed since this
+        process last read them; only those are fetched again. An idle
+        instance is then read once per heartbeat, not once per iteration."""
+        versions = {}
+        for term, name in self._index_iter(self.btype, self.bucket(kind), "written_bin",
+                                           start=f"{kind}:{_num(0)}", end=f"{kind}:{HIGH}",
+                                           page_size=1000, return_terms=True):
+            versions[name] = max(term, versions.get(name, ""))   # siblings list a key twice
+        with self._vclock_lock:
+            cached = {n: self._listed.get((kind, n)) for n in versions}
+        stale = [n for n in versions if cached[n] is None or cached[n][0] != versions[n]]
+        for name, (doc, _) in zip(stale, self._map(lambda n: self._fetch_record(kind, n), stale)):
+            cached[name] = (versions[name], doc)
+        with self._vclock_lock:
+            for key in [k for k in self._listed if k[0] == kind and k[1] not in versions]:
+                del self._listed[key]
+            self._listed.update(((kind, n), entry) for n, entry in cached.items())
+        return {n: {k: v for k, v in d.items() if k != "_written"}
+                for n, (_, d) in sorted(cached.items()) if d is not None}
 
     # --- lease -----------------------------------------------------------------
     # Riak has no compare-and-set: two swaps can both write, leaving two
