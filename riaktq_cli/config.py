@@ -28,11 +28,30 @@ def _positive_int(value, where):
     return value
 
 
+def _prefetch(value, where):
+    if value == "auto":
+        return value
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return _positive_int(value, where)
+
+
 def _attempts(value, where):
     value = _positive_int(value, where)
     if value > 1000:
         raise ConfigError(f"bad {where} {value!r}: expected a whole number from 1 to 1000")
     return value
+
+
+def _time_limit(value, where):
+    """None (no limit), or a duration above 0 and up to the task limit."""
+    if value is None:
+        return None
+    seconds = _duration(value, where)
+    from riaktq_cli.task import TIME_LIMIT_MAX
+    if not 0 < seconds <= TIME_LIMIT_MAX:
+        raise ConfigError(f"bad {where} {value!r}: expected a duration above 0s, up to 366d")
+    return seconds
 
 
 def _text(value, where):
@@ -80,12 +99,13 @@ SCHEMA = {
         "timeout": (_duration, "5s"),
     },
     "scheduler": {
-        "interval": (_duration, "1m"),
+        "interval": (_duration, "1s"),
         "instance_timeout": (_duration, "30s"),
-        "prefetch": (_positive_int, 1),
+        "prefetch": (_prefetch, "auto"),
         "max_attempts": (_attempts, 3),
     },
-    "worker": {"heartbeat": (_duration, "2s"), "poll": (_duration, "500ms")},
+    "worker": {"heartbeat": (_duration, "2s"), "poll": (_duration, "500ms"),
+               "time_limit": (_time_limit, None), "shutdown_grace": (_duration, "30s")},
     "observer": {"time": (_time_of_day, "00:00:00"), "interval": (_duration, "1m")},
 }
 QUERY_KEYS = {"key", "status", "age"}
@@ -240,11 +260,14 @@ timeout = "5s"
 
 [scheduler]
 # Time between iterations (commit results, assign tasks, roll back lost ones).
-interval = "1m"
+# On the embedded store the scheduler also wakes as soon as anything changes;
+# on Riak this is the latency floor (each iteration costs a few requests).
+interval = "1s"
 # An instance without a heartbeat for this long is lost: its tasks go back to todo.
 instance_timeout = "30s"
-# Tasks queued per instance at most.
-prefetch = 1
+# Tasks queued per instance at most: a number, or "auto" to size each
+# instance's queue to what it finishes in two scheduler rounds (1 to 128).
+prefetch = "auto"
 # Runs of one task that may end with their instance (or handler process)
 # lost or crashed before the task ends `failed` ("lost 3 times; ...").
 # `riaktq open --max-attempts N` sets it per task.
@@ -255,6 +278,12 @@ max_attempts = 3
 heartbeat = "2s"
 # How often a worker reads its inbox.
 poll = "500ms"
+# Longest run of a task that sets no limit of its own (`open --time-limit`);
+# past it the handler process is killed and the task fails. None unless set:
+# time_limit = "10m"
+# On SIGTERM/SIGINT, how long the task at hand may still run before it is
+# stopped and handed back to the queue (not counted as an attempt).
+shutdown_grace = "30s"
 
 [observer]
 # `riaktq observe` runs the queries below once a day after this UTC time.

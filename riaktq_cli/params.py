@@ -34,8 +34,26 @@ class KeyValue(click.ParamType):
         return key, val
 
 
+class Prefetch(click.ParamType):
+    """A whole number of at least 1, or `auto`."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, int):
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if number < 1 or number > 100_000:
+            self.fail(f"{value!r} is not a number from 1 to 100000, nor auto", param, ctx)
+        return number
+
+
 DURATION = Duration()
 KEY_VALUE = KeyValue()
+PREFETCH = Prefetch()
 
 
 def pass_app(fn):

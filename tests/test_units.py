@@ -26,7 +26,7 @@ def test_config_defaults_without_file(tmp_path, monkeypatch):
     cfg = config.load()
     assert cfg.path is None and cfg.backend == "sqlite"
     assert cfg.sqlite_path == str(tmp_path / "riaktq.db")
-    assert cfg.get("scheduler", "interval") == 60 and cfg.get("scheduler", "prefetch") == 1
+    assert cfg.get("scheduler", "interval") == 1 and cfg.get("scheduler", "prefetch") == "auto"
 
 
 def test_config_relative_path_is_relative_to_the_file(tmp_path):

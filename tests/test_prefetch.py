@@ -1,0 +1,40 @@
+"""Adaptive prefetch (issue 9): queues sized to each instance's pace."""
+
+from riaktq_cli.prefetch import MAX, Prefetch
+
+
+def rounds(p, n, gap, finished, held, start=0.0):
+    now = start
+    for _ in range(n):
+        p.observe(now, finished, held)
+        now += gap
+    return now
+
+
+def test_fixed_prefetch_never_moves():
+    p = Prefetch(4)
+    rounds(p, 10, 0.1, {"w": 100}, {"w": 4})
+    assert p.depth("w") == 4
+
+
+def test_a_fast_instance_ramps_up_and_a_slow_one_stays_at_one():
+    p = Prefetch("auto")
+    assert p.depth("fast") == p.depth("slow") == 1
+    # every 50 ms: the fast one finished 40 tasks, the slow one none (1 s tasks)
+    rounds(p, 12, 0.05, {"fast": 40, "slow": 0}, {"fast": 8, "slow": 1})
+    assert p.depth("fast") == MAX
+    assert p.depth("slow") == 1
+
+
+def test_depth_grows_at_most_twofold_per_round():
+    p = Prefetch("auto")
+    rounds(p, 2, 0.05, {"w": 1000}, {"w": 1})
+    assert p.depth("w") == 2
+
+
+def test_an_idle_spell_keeps_what_was_learned():
+    p = Prefetch("auto")
+    now = rounds(p, 12, 0.05, {"w": 40}, {"w": 8})
+    learned = p.depth("w")
+    rounds(p, 50, 1.0, {}, {"w": 0}, start=now)
+    assert p.depth("w") == learned
