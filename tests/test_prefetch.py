@@ -21,7 +21,7 @@ def test_a_fast_instance_ramps_up_and_a_slow_one_stays_at_one():
     p = Prefetch("auto")
     assert p.depth("fast") == p.depth("slow") == 1
     # every 50 ms: the fast one finished 40 tasks, the slow one none (1 s tasks)
-    rounds(p, 12, 0.05, {"fast": 40, "slow": 0}, {"fast": 8, "slow": 1})
+    rounds(p, 12, 0.05, {"fast": 100, "slow": 0}, {"fast": 8, "slow": 1})
     assert p.depth("fast") == MAX
     assert p.depth("slow") == 1
 
