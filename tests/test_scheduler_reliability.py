@@ -396,3 +396,17 @@ def test_an_outage_is_logged_once_not_per_request(procs, store, fault_server, ba
     with open(sched.log_path, encoding="utf-8") as fh:
         lines = [ln for ln in fh if "riak" in ln or "unavailable" in ln or "answers again" in ln]
     assert len(lines) <= 6, "".join(lines)
+
+
+# --- signals -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sigterm_always_ends_a_busy_looping_scheduler(procs, tmp_path):
+    """The stop handler takes no lock: 1 SIGTERM in 10 used to deadlock a
+    scheduler that waited on a threading.Event in a tight loop."""
+    import signal
+    for i in range(10):
+        sched = procs.start("scheduler", "--interval", "1ms", name=f"s{i}")
+        wait_until(lambda: "holds the lease" in open(sched.log_path).read(), timeout=20, message="lease")
+        sched.send_signal(signal.SIGTERM)
+        assert sched.wait(timeout=10) == 0
