@@ -410,3 +410,16 @@ def test_sigterm_always_ends_a_busy_looping_scheduler(procs, tmp_path):
         wait_until(lambda: "holds the lease" in open(sched.log_path).read(), timeout=20, message="lease")
         sched.send_signal(signal.SIGTERM)
         assert sched.wait(timeout=10) == 0
+
+
+def test_entries_a_worker_took_are_pruned_from_its_inbox(store):
+    open_task(store, "a", cat=1)
+    open_task(store, "b", cat=2)
+    store.put_record("instance", "w", instance("w"))
+    s = scheduler(store, prefetch=2)
+    s.iteration()
+    assert len(store.get_record("inbox", "w")["entries"]) == 2
+    store.put_record("instance", "w", instance("w", taken=2, queue=[{"id": "b", "seq": 2, "run": 1}],
+                                               current={"id": "a", "seq": 1, "run": 1, "since": now_us()}))
+    s.iteration()
+    assert store.get_record("inbox", "w")["entries"] == []
