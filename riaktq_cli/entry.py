@@ -11,19 +11,22 @@ click, which gives the full checks and messages. Both lanes end in the same
 
 import sys
 
-VALUE_OPTIONS = {"--in": "text", "--priority": "priority", "--retry": "retry", "--tag": "tags"}
+VALUE_OPTIONS = {"--in": "text", "--priority": "priority", "--retry": "retry", "--tag": "tags",
+                 "--time-limit": "time_limit", "--max-attempts": "max_attempts"}
 
 
 def parse_simple_open(argv):
     """(config_path, fields) for `[--config P] open ID --in T [--priority N]
-    [--retry N] [--tag T]...`, or None when the line is anything else."""
+    [--retry N] [--tag T]... [--time-limit D] [--max-attempts N]`, or None
+    when the line is anything else."""
     args = list(argv)
     config_path = None
     if args[:1] == ["--config"] and len(args) >= 2:
         config_path, args = args[1], args[2:]
     if len(args) < 2 or args[0] != "open" or args[1].startswith("-"):
         return None
-    fields = {"id": args[1], "text": None, "priority": "0", "retry": "0", "tags": []}
+    fields = {"id": args[1], "text": None, "priority": "0", "retry": "0", "tags": [],
+              "time_limit": None, "max_attempts": None}
     rest = args[2:]
     if len(rest) % 2:
         return None
@@ -42,8 +45,17 @@ def parse_simple_open(argv):
     try:
         fields["priority"] = int(fields["priority"])
         fields["retry"] = int(fields["retry"])
+        if fields["max_attempts"] is not None:
+            fields["max_attempts"] = int(fields["max_attempts"])
     except ValueError:
         return None
+    if fields["time_limit"] is not None:
+        from riaktq_cli.durations import parse_duration
+        from riaktq_cli.errors import DurationError
+        try:
+            fields["time_limit"] = parse_duration(fields["time_limit"])
+        except DurationError:
+            return None  # click says what is wrong
     if fields["retry"] < 0:
         return None
     return config_path, fields
@@ -61,7 +73,8 @@ def fast_open(argv):
     try:
         new = task.new_task(fields["id"], fields["text"].encode("utf-8", "surrogateescape"),
                             priority=fields["priority"], retry=fields["retry"], tags=fields["tags"],
-                            now=now_us())
+                            now=now_us(), time_limit=fields["time_limit"],
+                            max_attempts=fields["max_attempts"])
     except TransitionError:
         return None  # click reports it as a usage error
     from riaktq_cli.store import open_store

@@ -1,18 +1,27 @@
 """Finding and loading task handlers.
 
 `--handler` takes a built-in name (a module in the `handlers` package), a
-dotted module path, or a path to a `.py` file. Loading happens before the
-worker registers itself, so a typo is an error at start, not a stream of
-failed tasks.
+dotted module path, or a path to a `.py` file. The worker loads it in its
+handler process (worker/child.py), which reports a load or init error
+before the worker registers itself, so a typo is an error at start, not a
+stream of failed tasks. The worker itself only carries a `HandlerSpec`.
 """
 
 import importlib
 import importlib.util
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from riaktq_cli.errors import HandlerError
+
+
+class HandlerSpec:
+    """A handler by name and init options, not loaded in this process."""
+
+    def __init__(self, name, options=None):
+        self.name = name
+        self.options = dict(options or {})
 
 
 @dataclass
@@ -20,6 +29,7 @@ class Handler:
     name: str
     module: object
     state: object
+    options: dict = field(default_factory=dict)
 
     def run(self, task_id, data, tags):
         """Run one task: (status, output bytes). Failures become one line."""
@@ -86,4 +96,4 @@ def load_handler(spec, options=None):
             state = init(dict(options or {}))
         except Exception as exc:
             raise HandlerError(f"handler {spec!r}: init failed: {one_line_reason(exc)}") from None
-    return Handler(name=spec, module=module, state=state)
+    return Handler(name=spec, module=module, state=state, options=dict(options or {}))

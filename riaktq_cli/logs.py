@@ -42,4 +42,7 @@ def info_line(text):
     now = int(time.time())
     if now != _stamp[0]:
         _stamp[0], _stamp[1] = now, time.strftime("%H:%M:%S", time.localtime(now))
-    _stream.write(f"{_stamp[1]} {text}\n")
+    try:  # stderr gone (EPIPE/EIO) must not kill the thread that logs
+        _stream.write(f"{_stamp[1]} {text}\n")
+    except (OSError, ValueError):
+        pass

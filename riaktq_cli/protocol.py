@@ -95,6 +95,22 @@ def held_task_ids(inbox, instance):
     return held
 
 
+def instance_record(*, name, token, handler, tags, host, pid, started, heartbeat, status, taken,
+                    epoch, queue, current, outbox):
+    """The one place an instance record is built (worker side). `queue` and
+    `current` are inbox entries; `current` is (entry, since µs) or None."""
+    return {
+        "name": name, "token": token, "handler": handler, "tags": list(tags), "host": host,
+        "pid": pid, "started": started, "heartbeat": heartbeat, "status": status, "taken": taken,
+        "epoch": epoch,
+        "queue": [{"id": e["id"], "seq": e["seq"], "run": e.get("run", 0)} for e in queue],
+        "current": None if current is None else {
+            "id": current[0]["id"], "seq": current[0]["seq"], "run": current[0].get("run", 0),
+            "since": current[1]},
+        "outbox": list(outbox),
+    }
+
+
 def is_live(instance, now_us, timeout_us):
     return (instance.get("status") != STOPPED
             and now_us - instance.get("heartbeat", 0) <= timeout_us)

@@ -1,17 +1,28 @@
-"""SIGINT/SIGTERM → a stop flag, so daemons finish cleanly instead of dying mid-write.
+"""Signals: stop requests, parent death, and killing a process's session.
+
+SIGINT/SIGTERM → a stop flag, so daemons finish cleanly instead of dying mid-write.
 
 The handler only sets a flag and writes one byte to a pipe. It must not
 touch a lock: `threading.Event.set()` from a signal handler deadlocks when
 the signal lands while the main thread is inside `Event.wait()` holding the
 event's internal lock (one SIGTERM in ten hung `scheduler --interval 0s`).
 `StopFlag.wait()` sleeps in `select()` on that pipe instead, so a signal
-wakes it at once.
+wakes it at once. A worker also registers its own wake-up pipe
+(`add_wakeup_fd`), so its loop, which waits on more than the flag, wakes too.
+
+Parent death: Linux's PR_SET_PDEATHSIG sends a signal to a process when the
+thread that started it exits, which covers kill -9 of the parent. The child
+sets it itself, then checks that its parent is still the one it expects
+(the parent may have died before the call); `parent_alive` is the watch
+that also works where prctl does not.
 """
 
 import os
 import select
 import signal
 import time
+
+PR_SET_PDEATHSIG = 1
 
 
 class StopFlag:
@@ -27,13 +38,23 @@ class StopFlag:
         os.set_blocking(self._write, False)
         self.count = 0
         self.signal_name = None
+        self._also_wake = []
+
+    def add_wakeup_fd(self, fd):
+        """Also write a byte to `fd` (a non-blocking pipe) on every request."""
+        self._also_wake.append(fd)
 
     def set(self):
         self.count += 1
-        try:
-            os.write(self._write, b"x")
-        except (BlockingIOError, OSError):
-            pass  # the pipe is full: a wake-up is already pending
+        for fd in [self._write] + self._also_wake:
+            try:
+                os.write(fd, b"x")
+            except (BlockingIOError, OSError):
+                pass  # the pipe is full: a wake-up is already pending
+
+    def urgent(self):
+        """A second request: stop at once."""
+        return self.count > 1
 
     def is_set(self):
         return self.count > 0
@@ -64,10 +85,11 @@ def stop_event_on_signals():
     stop = StopFlag()
 
     def handler(signum, _frame):
-        if stop.signal_name is None:
+        if stop.count < 2:
             stop.signal_name = signal.Signals(signum).name
+            what = "stopping now" if stop.count else "finishing up"
             try:  # os.write: neither logging's locks nor stderr's buffer lock
-                os.write(2, f"{time.strftime('%H:%M:%S')} {stop.signal_name} received, finishing up\n".encode())
+                os.write(2, f"{time.strftime('%H:%M:%S')} {stop.signal_name} received, {what}\n".encode())
             except OSError:
                 pass
         stop.set()
@@ -75,3 +97,73 @@ def stop_event_on_signals():
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     return stop
+
+
+def die_with_parent(sig, parent_pid):
+    """Ask Linux to send `sig` to this process when its parent dies; False
+    when the parent is already gone (or not `parent_pid`): the caller exits.
+    Off Linux it does nothing and relies on `parent_alive` checks."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    return parent_alive(parent_pid)
+
+
+def parent_alive(parent_pid):
+    """The fallback watch: our parent is still the process that started us."""
+    return os.getppid() == parent_pid
+
+
+def session_members(sid):
+    """Pids of the live processes in session `sid`, from /proc."""
+    pids = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return pids
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # after "pid (comm)": state ppid pgrp session ...
+        if len(fields) > 3 and int(fields[3]) == sid:
+            pids.append(int(entry))
+    return pids
+
+
+def kill_session(leader_pid):
+    """SIGKILL every process of the session that `leader_pid` leads: its
+    process group and any other group in it, such as a command a handler
+    started in a process group of its own. Safe to call from inside that
+    session: the caller's own group goes last."""
+    me = os.getpid()
+    for pid in session_members(leader_pid):
+        if pid != me:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    try:
+        os.killpg(leader_pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def pid_alive(pid):
+    """Whether a process with this pid exists on this machine."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -8,7 +8,8 @@ import click
 
 from riaktq_cli import task as tasks_mod
 from riaktq_cli.clock import now_us
-from riaktq_cli.errors import BadInput, RiaktqError, TaskNotFound, TransitionError
+from riaktq_cli.errors import BadInput, DurationError, RiaktqError, TaskNotFound, TransitionError
+from riaktq_cli.durations import parse_duration
 from riaktq_cli.output import render, short
 from riaktq_cli.params import DURATION
 
@@ -41,11 +42,16 @@ def _read_input(text, path):
               help="Restarts allowed after a failure.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG",
               help="A feature the instance must offer (repeatable).")
+@click.option("--time-limit", type=DURATION, metavar="DURATION",
+              help="Longest run; past it the run is stopped and fails. [default: the worker's time_limit]")
+@click.option("--max-attempts", type=int, metavar="N",
+              help="Runs that may die with their worker or handler process before the task fails."
+                   " [default: scheduler.max_attempts]")
 @click.option("--wait", is_flag=True, help="Block until the task is done or failed and print its output.")
 @click.option("--timeout", type=DURATION, metavar="DURATION", help="With --wait: give up after this long (exit 2).")
 @click.option("--batch", metavar="FILE", help="Open many tasks from JSON lines (- for stdin).")
 @click.pass_obj
-def open_cmd(app, task_id, text, in_file, priority, retry, tags, wait, timeout, batch):
+def open_cmd(app, task_id, text, in_file, priority, retry, tags, time_limit, max_attempts, wait, timeout, batch):
     """Put a task in the queue.
 
     \b
@@ -53,10 +59,12 @@ def open_cmd(app, task_id, text, in_file, priority, retry, tags, wait, timeout, 
       riaktq open task-42 --in "hello"
       riaktq open resize-7 --in-file photo.jpg --priority 5 --tag gpu
       riaktq open job-1 --in 'x' --wait --timeout 30s   # exit 0 done, 1 failed, 2 timeout
+      riaktq open render-3 --in scene --time-limit 10m --max-attempts 2
       riaktq open --batch tasks.jsonl
 
     A batch file holds one JSON object per line: {"id": "t1", "in": "text"
-    or {"base64": "..."}, "priority": 0, "retry": 0, "tags": ["gpu"]}.
+    or {"base64": "..."}, "priority": 0, "retry": 0, "tags": ["gpu"],
+    "time_limit": "10m", "max_attempts": 3}.
     Malformed lines open nothing; ids that already exist are reported and
     the rest are opened.
     """
@@ -71,7 +79,8 @@ def open_cmd(app, task_id, text, in_file, priority, retry, tags, wait, timeout, 
         raise click.UsageError("--timeout goes with --wait")
     data = _read_input(text, in_file)
     try:
-        task = tasks_mod.new_task(task_id, data, priority=priority, retry=retry, tags=tags, now=now_us())
+        task = tasks_mod.new_task(task_id, data, priority=priority, retry=retry, tags=tags, now=now_us(),
+                                  time_limit=time_limit, max_attempts=max_attempts)
     except TransitionError as exc:
         raise click.UsageError(str(exc)) from None
     store = app.store()
@@ -110,7 +119,7 @@ def _parse_batch_line(line, now):
         raise ValueError(f"not JSON ({exc.msg})") from None
     if not isinstance(item, dict):
         raise ValueError("not a JSON object")
-    unknown = set(item) - {"id", "in", "priority", "retry", "tags"}
+    unknown = set(item) - {"id", "in", "priority", "retry", "tags", "time_limit", "max_attempts"}
     if unknown:
         raise ValueError(f"unknown field {sorted(unknown)[0]!r}")
     if not isinstance(item.get("id"), str):
@@ -123,9 +132,15 @@ def _parse_batch_line(line, now):
         raise ValueError('"tags" must be a list of strings')
     try:
         data = tasks_mod.view_to_bytes(item.get("in"))
+        limit = item.get("time_limit")
+        if limit is not None:
+            if not isinstance(limit, str):
+                raise ValueError('"time_limit" must be a duration such as "30s"')
+            limit = parse_duration(limit, "time_limit")
         return tasks_mod.new_task(item["id"], data, priority=item.get("priority", 0),
-                                  retry=item.get("retry", 0), tags=tags, now=now)
-    except (TransitionError, ValueError) as exc:
+                                  retry=item.get("retry", 0), tags=tags, now=now, time_limit=limit,
+                                  max_attempts=item.get("max_attempts"))
+    except (TransitionError, ValueError, DurationError) as exc:
         raise ValueError(str(exc)) from None
 
 

@@ -1,0 +1,43 @@
+"""One name, one process: who holds an instance name.
+
+Every worker process draws a random `token` and writes it in its instance
+record. At start, a name whose record is live (not stopped, heartbeat
+within the instance timeout) and belongs to another process refuses the
+newcomer. On the same host we can do better than wait out the timeout: a
+record whose pid is not running any more (a worker killed with -9 that its
+supervisor restarts at once) is a dead holder, and its successor takes over
+at once.
+
+While running, the scheduler addresses the inbox to the token it last saw
+in the record. An inbox addressed to another token means either the
+scheduler has not seen our record yet (our predecessor's token: wait), or
+another live process writes the record too -- then we leave.
+"""
+
+from riaktq_cli import protocol
+from riaktq_cli.durations import format_duration
+from riaktq_cli.errors import RiaktqError
+from riaktq_cli.signals import pid_alive
+
+
+class NameTaken(RiaktqError):
+    """Another live worker process holds this instance name."""
+
+    exit_code = 2
+
+
+def holder(record, *, host, pid, token, now_us, timeout_us):
+    """The record if it shows another live process holding the name, else None."""
+    if not record or record.get("token") == token:
+        return None
+    if not protocol.is_live(record, now_us, timeout_us):
+        return None
+    if record.get("host") == host and (record.get("pid") == pid or not pid_alive(record.get("pid"))):
+        return None
+    return record
+
+
+def refusal(name, record, now_us):
+    age = format_duration(max(0, now_us - record.get("heartbeat", 0)) / 1e6)
+    return (f"instance name {name!r} is held by a live worker (pid {record.get('pid')} on "
+            f"{record.get('host')}, heartbeat {age} ago); give another --name, or stop that one")

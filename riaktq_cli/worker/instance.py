@@ -1,0 +1,312 @@
+"""A worker instance: its inbox in, its instance record out.
+
+The loop is the shape of Huey's consumer: `initialize` (handler process up,
+name claimed, predecessor taken over, first record written), then `step`
+until the worker is done, then `shutdown` (the last record, status
+`stopped`). The main thread does all store I/O and nothing else; tasks run
+in the handler process, driven by the runner thread (worker/runner.py).
+
+A step: check the runner is alive and not stuck; on a stop request, tell
+the runner (hand back the queue, grace for the task at hand); move finished
+results to the outbox; read the inbox when due (every `poll`, at once when
+the runner has drained, or when SQLite says someone wrote); write the
+record when due (every `heartbeat`, and while results come in at most every
+FLUSH_INTERVAL, so a stream of fast tasks costs one write per batch). Then
+sleep in select() until the next thing is due or the runner or a signal
+wakes it -- an idle worker sleeps, it does not spin.
+"""
+
+import logging
+import os
+import secrets
+import select
+import socket
+import threading
+import time
+
+from riaktq_cli import protocol
+from riaktq_cli.clock import now_us, seconds_to_us
+from riaktq_cli.errors import StoreError
+from riaktq_cli.outage import Outage
+from riaktq_cli.signals import parent_alive
+from riaktq_cli.store.base import INBOX, INSTANCE
+from riaktq_cli.worker import claim
+from riaktq_cli.worker.runner import Runner, RunnerFailed
+
+log = logging.getLogger("riaktq")
+
+# Finished results are written at most this often while more tasks are
+# queued, so a burst of fast tasks costs one write per batch, not per task.
+FLUSH_INTERVAL = 0.05
+# Where the store can tell cheaply that someone wrote (SQLite), the worker
+# looks this often and reads its inbox at once instead of waiting for `poll`:
+# every WATCH_TICK while work came in the last IDLE_AFTER seconds, then every
+# IDLE_WATCH_TICK, so that an idle worker costs well under 1% of a core.
+WATCH_TICK = 0.01
+IDLE_WATCH_TICK = 0.05
+IDLE_AFTER = 2.0
+# A runner thread that shows no sign of life for this long is stuck.
+WEDGED_AFTER = 30.0
+
+
+class Worker:
+    def __init__(self, store, name, handler, *, tags=(), heartbeat=2.0, poll=0.5, time_limit=None,
+                 shutdown_grace=30.0, instance_timeout=30.0, supervisor_pid=None):
+        """`handler` names the handler: anything with `.name` (the spec given
+        to --handler) and `.options` (a dict for its init)."""
+        self.store = store
+        self.name = name
+        self.handler_name = handler.name
+        self.tags = sorted(set(tags))
+        self.heartbeat = heartbeat
+        self.poll = poll
+        self.shutdown_grace = shutdown_grace
+        self.timeout_us = seconds_to_us(instance_timeout)
+        self.supervisor_pid = supervisor_pid
+        self.token = secrets.token_hex(8)
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.outbox = []
+        self.taken = 0
+        self.epoch = 0          # the highest inbox epoch seen (fencing)
+        self._started = now_us()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.runner = Runner(name, handler.name, getattr(handler, "options", None) or {},
+                             time_limit=time_limit, wake_main=self._wake)
+        self.outage = Outage(f"worker {name}")
+        self._dirty = True
+        self._last_write = 0.0
+        self._last_poll = 0.0
+        self._retry_at = 0.0
+        self._last_work = 0.0
+        self._watch = False
+        self._seen_version = None
+        self._stopping = False
+        self._urgent = False
+        self._addressed_elsewhere = False
+
+    # --- the loop ---------------------------------------------------------------
+    def run(self, stop=None):
+        """Work until `stop` is set (a StopFlag or threading.Event), then hand
+        back the queue, let the task at hand finish within the grace period,
+        and write the outbox with status `stopped`.
+
+        Raises HandlerError (bad handler), NameTaken (another live process
+        holds the name) or RunnerFailed (the handler process cannot be kept
+        running): the caller exits non-zero."""
+        stop = stop if stop is not None else threading.Event()
+        if hasattr(stop, "add_wakeup_fd"):
+            stop.add_wakeup_fd(self._wake_w)
+        try:
+            if not self.initialize(stop):
+                self.runner.close()
+                return
+            while self.step(stop):
+                self.wait(stop)
+        except BaseException:
+            self.runner.close()
+            raise
+        self.shutdown()
+
+    def initialize(self, stop):
+        """Handler process up, name claimed, first record written; False if
+        a stop came first."""
+        if not self.runner.start_child(cancelled=stop.is_set):
+            return False
+        self.tags = sorted(set(self.tags) | set(self.runner.tags))
+        while not stop.is_set():
+            try:
+                self._claim()
+                self._write()
+                self._watch = self.store.data_version() is not None
+            except StoreError as exc:
+                self.outage.failed(exc)
+                self._sleep(self.poll)
+                continue
+            self.outage.ok()
+            log.info("worker %s up (handler %s, tags %s, pid %d)", self.name, self.handler_name,
+                     ",".join(self.tags) or "-", self.pid)
+            return True
+        return False
+
+    def step(self, stop):
+        """One pass; False once the worker has stopped."""
+        self._check_health(stop)
+        if stop.is_set() and not self._stopping:
+            self._stopping = True
+            self.runner.stop(self.shutdown_grace)
+        if getattr(stop, "urgent", lambda: False)() and not self._urgent:
+            self._urgent = True
+            self.runner.stop_now()
+        ended = self.runner.ended()
+        if time.monotonic() < self._retry_at:
+            return not ended
+        try:
+            self._take_results()
+            if not self._stopping and self._inbox_due():
+                self._read_inbox()
+            if self._write_due():
+                self._write()
+            self.outage.ok()
+        except StoreError as exc:
+            self.outage.failed(exc)
+            self._retry_at = time.monotonic() + self.poll
+        return not ended
+
+    def wait(self, stop):
+        """Sleep in select() until the next thing is due or a wake-up (the
+        runner has results or ended, a signal came)."""
+        if stop.is_set() and not self._stopping:
+            return
+        now = time.monotonic()
+        until = self._last_write + self.heartbeat
+        if not self._stopping:
+            until = min(until, self._last_poll + self.poll)
+            if self._watch:
+                idle = now - self._last_work > IDLE_AFTER
+                until = min(until, now + (IDLE_WATCH_TICK if idle else WATCH_TICK))
+        if self._dirty:
+            until = min(until, self._last_write + FLUSH_INTERVAL)
+        if self._retry_at > now:
+            until = max(until, self._retry_at)
+        self._sleep(max(0.0, min(until - now, 1.0)))
+
+    def shutdown(self):
+        """The last record: results, returned entries, status `stopped`;
+        retried a while if the store is down (the outbox is only here)."""
+        self.runner.close()
+        deadline = time.monotonic() + max(10 * self.poll, 5.0)
+        while True:
+            try:
+                self._take_results()
+                self._write(status=protocol.STOPPED)
+                log.info("worker %s stopped (%d result(s) waiting for commit)", self.name, len(self.outbox))
+                return
+            except StoreError as exc:
+                if time.monotonic() > deadline:
+                    log.error("worker %s: could not write its outbox: %s", self.name, exc)
+                    raise
+                time.sleep(self.poll)
+
+    # --- health ---------------------------------------------------------------------
+    def _check_health(self, stop):
+        runner = self.runner
+        if runner.ended() and runner.error is not None:
+            raise RunnerFailed(f"worker {self.name}: task runner died: {runner.error}")
+        if runner.alive() and time.monotonic() - runner.tick > WEDGED_AFTER:
+            raise RunnerFailed(f"worker {self.name}: task runner stuck for {WEDGED_AFTER:.0f}s")
+        if self.supervisor_pid and not stop.is_set() and not parent_alive(self.supervisor_pid):
+            log.warning("worker %s: its supervisor (pid %d) is gone; stopping", self.name, self.supervisor_pid)
+            stop.set()
+
+    # --- the record -------------------------------------------------------------------
+    def _claim(self):
+        """Refuse a name another live process holds; else take over the
+        outbox, inbox position and epoch of the last process under it. Its
+        queued entries come back as `returned` results; its task at hand is
+        left out, so the scheduler counts that run as lost."""
+        old = self.store.get_record(INSTANCE, self.name)
+        now = now_us()
+        held = claim.holder(old, host=self.host, pid=self.pid, token=self.token, now_us=now,
+                            timeout_us=self.timeout_us)
+        if held:
+            raise claim.NameTaken(claim.refusal(self.name, held, now))
+        if not old:
+            return
+        self.outbox = list(old.get("outbox", []))
+        self.taken = old.get("taken", 0)
+        self.epoch = old.get("epoch", 0) or 0
+        have = {protocol.result_key(r) for r in self.outbox}
+        for entry in old.get("queue", []):
+            if protocol.run_key(entry) not in have:
+                self.outbox.append(protocol.make_result(entry, protocol.RETURNED, b"", None, None))
+
+    def _take_results(self):
+        results = self.runner.take_results()
+        if results:
+            self.outbox.extend(results)
+            self._dirty = True
+            self._last_work = time.monotonic()
+
+    def _write_due(self):
+        now = time.monotonic()
+        if now - self._last_write >= self.heartbeat:
+            return True
+        return self._dirty and (self.runner.settled() or now - self._last_write >= FLUSH_INTERVAL)
+
+    def _write(self, status=None):
+        queue, current = self.runner.view()
+        if status is None:
+            status = protocol.BUSY if queue or current else protocol.IDLE
+        self.store.put_record(INSTANCE, self.name, protocol.instance_record(
+            name=self.name, token=self.token, handler=self.handler_name, tags=self.tags,
+            host=self.host, pid=self.pid, started=self._started, heartbeat=now_us(), status=status,
+            taken=self.taken, epoch=self.epoch, queue=queue, current=current, outbox=self.outbox))
+        self._dirty = False
+        self._last_write = time.monotonic()
+
+    # --- the inbox ----------------------------------------------------------------------
+    def _inbox_due(self):
+        if time.monotonic() - self._last_poll >= self.poll:
+            return True
+        if self._dirty and self.runner.settled():
+            return True  # drained: results out, more work in, at once
+        return self._watch and self.store.data_version() != self._seen_version
+
+    def _read_inbox(self):
+        if self._watch:
+            self._seen_version = self.store.data_version()
+        inbox = self.store.get_record(INBOX, self.name) or protocol.empty_inbox()
+        self._last_poll = time.monotonic()
+        epoch = inbox.get("epoch") or 0
+        if epoch < self.epoch:
+            return  # from a scheduler that lost its lease: fenced off
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._dirty = True
+        committed = {tuple(k) for k in inbox.get("committed", [])}
+        if committed:
+            kept = [r for r in self.outbox if protocol.result_key(r) not in committed]
+            if len(kept) != len(self.outbox):
+                self.outbox = kept
+                self._dirty = True
+        token = inbox.get("token")
+        if token is not None and token != self.token:
+            self._addressed_to(token)
+            return
+        fresh = sorted((e for e in inbox.get("entries", []) if e["seq"] > self.taken), key=lambda e: e["seq"])
+        if fresh:
+            self.runner.add(fresh)
+            self.taken = fresh[-1]["seq"]
+            self._dirty = True
+            self._last_work = time.monotonic()
+
+    def _addressed_to(self, token):
+        """The inbox names another process. Our predecessor (the scheduler
+        has not seen our record yet): wait. Another live process that
+        writes this record too: leave, exit 2."""
+        record = self.store.get_record(INSTANCE, self.name)
+        now = now_us()
+        if record and record.get("token") not in (None, self.token) and \
+                protocol.is_live(record, now, self.timeout_us):
+            log.error("worker %s: another live worker (pid %s on %s) runs under this name; leaving",
+                      self.name, record.get("pid"), record.get("host"))
+            raise claim.NameTaken(claim.refusal(self.name, record, now))
+        if not self._addressed_elsewhere:
+            log.debug("worker %s: inbox still addressed to a predecessor; waiting", self.name)
+        self._addressed_elsewhere = True
+
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b".")
+        except BlockingIOError:
+            pass
+
+    def _sleep(self, seconds):
+        if select.select([self._wake_r], [], [], seconds)[0]:
+            try:
+                os.read(self._wake_r, 4096)
+            except BlockingIOError:
+                pass

@@ -1,0 +1,1 @@
+"""Handlers used by the tests only (crashing, printing, failing to load)."""
