@@ -63,3 +63,25 @@ def test_a_handler_calling_exit_fails_the_task_only(tmp_path):
     path = tmp_path / "quitter.py"
     path.write_text("import sys\ndef handle(task_id, data, tags, state):\n    sys.exit(3)\n")
     assert load_handler(str(path)).run("t", b"", []) == ("failed", b"SystemExit: 3")
+
+
+def test_shell_timeout_kills_what_the_command_started(tmp_path):
+    import os
+    import time
+    pidfile = tmp_path / "child.pid"
+    h = load_handler("shell", {"cmd": f"sh -c 'sleep 30 & echo $! > {pidfile}; wait'", "timeout": "300ms"})
+    status, out = h.run("t", b"", [])
+    assert status == "failed" and b"ran longer than 0.3s" in out
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(pid), "the command's child outlived the timeout"
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
