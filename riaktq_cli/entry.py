@@ -11,6 +11,7 @@ click, which gives the full checks and messages. Both lanes end in the same
 
 import sys
 
+LIMIT = 2**62  # as commands/tasks.py PRIORITY_LIMIT: stored as 64-bit integers
 VALUE_OPTIONS = {"--in": "text", "--priority": "priority", "--retry": "retry", "--tag": "tags"}
 
 
@@ -44,8 +45,8 @@ def parse_simple_open(argv):
         fields["retry"] = int(fields["retry"])
     except ValueError:
         return None
-    if fields["retry"] < 0:
-        return None
+    if fields["retry"] < 0 or not -LIMIT <= fields["priority"] <= LIMIT or fields["retry"] > LIMIT:
+        return None  # click says what is wrong
     return config_path, fields
 
 

@@ -1,13 +1,16 @@
-"""Transition events: one log line each, and optionally JSON lines.
+"""Transition events: one log line each, a metric, and optionally JSON lines.
 
 `--events FILE|-` gives scripts and tests an exact record of what the
 scheduler did (`{"transition": "close", "id": ..., "task": {...}}`), written
 and flushed line by line so a crash loses at most the line being written.
+Every transition also counts in `riaktq_transitions_total` (a no-op unless
+the scheduler serves metrics).
 """
 
 import json
 import sys
 
+from riaktq_cli import metrics
 from riaktq_cli.logs import info_line
 
 
@@ -23,10 +26,12 @@ class EventSink:
             self._own = True
 
     def emit(self, transition, task, **extra):
+        metrics.count_transition(transition)
         detail = f" on {task.assignee}" if task.assignee else ""
         if transition in ("close", "restart"):
             detail = f" {task.status}" + (f" (retries left {task.retry})" if transition == "restart" else "")
-        info_line(f"{transition} {task.id}{detail}")
+        info_line(f"{transition} {task.id}{detail}", task=task.id, transition=transition,
+                  status=task.status, assignee=task.assignee or extra.get("instance"))
         if self._out is not None:
             record = {"transition": transition, "id": task.id, "task": task.to_view()}
             record.update(extra)

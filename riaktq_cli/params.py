@@ -34,8 +34,24 @@ class KeyValue(click.ParamType):
         return key, val
 
 
+class Address(click.ParamType):
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` → (host, port)."""
+
+    name = "ADDR:PORT"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        from riaktq_cli.metrics import parse_addr
+        try:
+            return parse_addr(value)
+        except ValueError as exc:
+            self.fail(f"{value!r}: {exc}", param, ctx)
+
+
 DURATION = Duration()
 KEY_VALUE = KeyValue()
+ADDRESS = Address()
 
 
 def pass_app(fn):

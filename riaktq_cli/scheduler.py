@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 
-from riaktq_cli import protocol, task as transitions
+from riaktq_cli import metrics, protocol, scheduler_settings, task as transitions
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import PartialUpdate, StoreError, StoreUnavailable
 from riaktq_cli.store.base import INBOX, INSTANCE
@@ -231,6 +231,7 @@ class Scheduler:
                             return False
                     elif not holding:
                         log.info("scheduler %s holds the lease", self.owner)
+                        scheduler_settings.publish(self.store, self.owner, self.timeout_us, interval, self.prefetch)
                         self._inboxes.clear()  # another scheduler may have written them
                         holding, standby_logged = True, False
                         next_run = now
@@ -252,6 +253,7 @@ class Scheduler:
                             next_run = started + min(interval, lease_tick)
                             stop.wait(min(interval, lease_tick))
                             continue
+                        metrics.observe_iteration(time.monotonic() - started)
                         if any(summary[k] for k in ("commit", "restart", "assign", "rollback")):
                             log.debug("iteration %.1fms %s", (time.monotonic() - started) * 1000, summary)
                         next_run = started + interval
