@@ -192,8 +192,11 @@ class CountingStore:
 
 def enable(registry=None):
     """Create the process's counters and histogram; return the registry."""
+    import prometheus_client
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
+    # `*_created` timestamps double the series and tell an operator nothing here.
+    getattr(prometheus_client, "disable_created_metrics", lambda: None)()
     registry = registry or CollectorRegistry(auto_describe=True)
     transitions = Counter("riaktq_transitions", "Task transitions made by this scheduler, by kind.",
                           ["transition"], registry=registry)

@@ -178,22 +178,16 @@ def _csv_cell(value):
 
 
 def _table_row(task, now_us):
+    """One task as the table shows it: escaped, `out` shortened (see output.display)."""
     from riaktq_cli.durations import format_duration
-    from riaktq_cli.output import short
-
-    view = task.to_view()
-
-    def text(value, width):
-        if value is None:
-            return ""
-        return short(value if isinstance(value, str) else "<binary>", width)
+    from riaktq_cli.output import display, escape
 
     return {
-        "id": task.id, "status": task.status, "priority": task.priority, "retry": task.retry,
-        "assignee": task.assignee or "", "tags": ",".join(task.tags),
+        "id": escape(task.id), "status": task.status, "priority": task.priority, "retry": task.retry,
+        "assignee": escape(task.assignee or ""), "tags": escape(",".join(task.tags)),
         "cat": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(task.cat / 1e6)),
         "age": format_duration(max(0, now_us - task.cat) / 1e6),
-        "out": text(view["out"], 32),
+        "out": display(task.out, 32),
     }
 
 
