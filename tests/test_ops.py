@@ -505,22 +505,32 @@ def test_check_reports_corrupt_and_read_only_sqlite(tmp_path):
     bad = run("check", cwd=corrupt, env=env)
     assert bad.returncode == 1 and "✗" in bad.stdout.decode() and "Traceback" not in bad.stderr.decode()
 
-    # Read-only: root writes through file modes, so run check as nobody.
-    shared = Path(tempfile.mkdtemp(prefix="riaktq-ro-"))
-    try:
-        os.chmod(shared, 0o755)
-        shutil.copy(good / "riaktq.db", shared / "riaktq.db")
-        os.chmod(shared / "riaktq.db", 0o444)
-        argv = RIAKTQ + ["check"]
-        if os.geteuid() == 0:
-            if not shutil.which("setpriv"):
-                pytest.skip("needs setpriv to drop root")
-            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + argv
-        result = subprocess.run(argv, cwd=shared, env=env, capture_output=True, timeout=60)
-        assert result.returncode == 1, result.stdout + result.stderr
-        assert "✗" in result.stdout.decode() and "cannot write" in result.stdout.decode()
-    finally:
-        shutil.rmtree(shared, ignore_errors=True)
+    # Read-only: root writes through file modes, so run check as nobody. In WAL
+    # mode (as riaktq leaves it) even quick_check needs to write; in rollback
+    # mode quick_check passes and the rolled-back write is what fails.
+    for mode in ("wal", "delete"):
+        shared = Path(tempfile.mkdtemp(prefix="riaktq-ro-"))
+        try:
+            os.chmod(shared, 0o755)
+            shutil.copy(good / "riaktq.db", shared / "riaktq.db")
+            import sqlite3
+            db = sqlite3.connect(shared / "riaktq.db")
+            db.execute(f"PRAGMA journal_mode = {mode}")
+            db.close()
+            os.chmod(shared / "riaktq.db", 0o444)
+            argv = RIAKTQ + ["check"]
+            if os.geteuid() == 0:
+                if not shutil.which("setpriv"):
+                    pytest.skip("needs setpriv to drop root")
+                argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + argv
+            result = subprocess.run(argv, cwd=shared, env=env, capture_output=True, timeout=60)
+            out = result.stdout.decode()
+            assert result.returncode == 1, out + result.stderr.decode()
+            assert "✗" in out and "cannot write" in out, out
+            if mode == "delete":
+                assert "✓ sqlite" in out and "quick_check ok" in out, out
+        finally:
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 # --- service files ----------------------------------------------------------------------
