@@ -11,7 +11,7 @@ click, which gives the full checks and messages. Both lanes end in the same
 
 import sys
 
-LIMIT = 2**62  # as commands/tasks.py PRIORITY_LIMIT: stored as 64-bit integers
+LIMIT = 2**62  # params.INT_LIMIT, without importing click
 VALUE_OPTIONS = {"--in": "text", "--priority": "priority", "--retry": "retry", "--tag": "tags"}
 
 

@@ -5,6 +5,11 @@ import click
 from riaktq_cli.durations import parse_duration
 from riaktq_cli.errors import DurationError
 
+# Priorities, retries and counts are stored as 64-bit integers (SQLite, the
+# fixed-width Riak index terms), and every restart lowers a priority by one:
+# numbers beyond this are a usage error, not an overflow deep in a store.
+INT_LIMIT = 2**62
+
 
 class Duration(click.ParamType):
     """`250ms`, `5s`, `1m`, `2h`, `1d` → seconds (float)."""

@@ -447,9 +447,12 @@ def test_exit_codes_for_what_a_user_types(store, config_file, tmp_path):
     one_line_error(run("requeue", "--status", "done", "--age", "99999999999d", config=config_file), "99999999999d")
     one_line_error(run("open", "t", "--in", "x", "--priority", str(2**70), config=config_file), "priority")
     one_line_error(run("open", "t", "--in", "x", "--retry", str(2**70), config=config_file), "retry")
-    (tmp_path / "bad.jsonl").write_text("not json\n")
+    one_line_error(run("report", "--limit", str(2**70), config=config_file), "limit")
+    one_line_error(run("requeue", "--status", "done", "--retry", str(2**70), config=config_file), "retry")
+    (tmp_path / "bad.jsonl").write_text('not json\n{"id": "big", "in": "x", "priority": %d}\n' % 2**70)
     bad_batch = run("open", "--batch", tmp_path / "bad.jsonl", config=config_file)
-    assert bad_batch.returncode == 2 and b"1 bad line(s)" in bad_batch.stderr  # a line per bad line, then this
+    assert bad_batch.returncode == 2 and b"2 bad line(s)" in bad_batch.stderr  # a line per bad line, then this
+    assert b'line 2: "priority" out of range' in bad_batch.stderr
     latin = tmp_path / "latin1.toml"
     latin.write_bytes(b'[store]\nbackend = "sqlite"\n# caf\xe9\n')
     one_line_error(run("tasks", config=latin), f"config file {latin}: not UTF-8")

@@ -13,7 +13,7 @@ from riaktq_cli import task as tasks_mod
 from riaktq_cli.completion import complete_task_id
 from riaktq_cli.config import ObserverQuery
 from riaktq_cli.errors import ConfigError, RiaktqError, StoreError
-from riaktq_cli.params import DURATION
+from riaktq_cli.params import DURATION, INT_LIMIT
 
 REPORT_FORMATS = ["ids", "table", "json", "csv"]
 
@@ -31,7 +31,7 @@ def _queries_or_fail(app, command):
 @click.option("--age", type=DURATION, metavar="DURATION",
               help="Only tasks created at least this long ago (e.g. 1d), measured against their `cat`.")
 @click.option("--key", metavar="NAME", help="Name of the query, shown in json output.")
-@click.option("--limit", type=click.IntRange(min=0), default=0, metavar="N",
+@click.option("--limit", type=click.IntRange(0, INT_LIMIT), default=0, metavar="N",
               help="At most N ids (per query) [default: 0, all].")
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS),
               help="[default: table on a terminal, else ids]")
@@ -191,7 +191,7 @@ def _quiet_stop_event():
               help="Requeue every task with this status (instead of IDs).")
 @click.option("--age", type=DURATION, metavar="DURATION",
               help="With --status: only tasks created at least this long ago.")
-@click.option("--retry", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--retry", type=click.IntRange(0, INT_LIMIT), default=0, show_default=True,
               help="The fresh retry count.")
 @click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
 @click.pass_obj

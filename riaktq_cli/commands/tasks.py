@@ -11,12 +11,9 @@ from riaktq_cli.clock import now_us
 from riaktq_cli.completion import complete_task_id
 from riaktq_cli.errors import ConfigError, TaskNotFound, TransitionError
 from riaktq_cli.output import display, escape, render
-from riaktq_cli.params import DURATION
+from riaktq_cli.params import DURATION, INT_LIMIT
 
 BATCH_CHUNK = 500
-# Priorities and retry counts are stored as 64-bit integers (SQLite, and the
-# fixed-width Riak index terms); each restart lowers the priority by one.
-PRIORITY_LIMIT = 2**62
 FORMATS = click.Choice(["table", "json"])
 
 
@@ -40,9 +37,9 @@ def _read_input(text, path):
 @click.argument("task_id", metavar="ID", required=False)
 @click.option("--in", "text", metavar="TEXT", help="The task input, as text.")
 @click.option("--in-file", "in_file", metavar="PATH", help="Read the input from a file (- for stdin); any bytes.")
-@click.option("--priority", type=click.IntRange(-PRIORITY_LIMIT, PRIORITY_LIMIT), default=0, show_default=True,
+@click.option("--priority", type=click.IntRange(-INT_LIMIT, INT_LIMIT), default=0, show_default=True,
               help="Higher runs first; may be negative.")
-@click.option("--retry", type=click.IntRange(0, PRIORITY_LIMIT), default=0, show_default=True,
+@click.option("--retry", type=click.IntRange(0, INT_LIMIT), default=0, show_default=True,
               help="Restarts allowed after a failure.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG",
               help="A feature the instance must offer (repeatable).")
@@ -133,6 +130,8 @@ def _parse_batch_line(line, now):
     for key in ("priority", "retry"):
         if not isinstance(item.get(key, 0), int) or isinstance(item.get(key), bool):
             raise ValueError(f'"{key}" must be an integer')
+        if abs(item.get(key, 0)) > INT_LIMIT:
+            raise ValueError(f'"{key}" out of range (at most {INT_LIMIT} either way)')
     tags = item.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ValueError('"tags" must be a list of strings')
@@ -236,7 +235,7 @@ TASK_COLUMNS = [("id", "ID"), ("status", "STATUS"), ("priority", "PRIO"), ("retr
 
 @click.command("tasks")
 @click.option("--status", type=click.Choice(tasks_mod.STATUSES), help="Only tasks with this status.")
-@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True,
+@click.option("--limit", type=click.IntRange(0, INT_LIMIT), default=100, show_default=True,
               help="At most this many (0: all).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.pass_obj
