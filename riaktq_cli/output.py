@@ -72,12 +72,6 @@ def _b64_size(text):
     return max(0, n * 3 // 4 - text[-2:].count("="))
 
 
-def short(text, width=40):
-    """One escaped line of at most `width` characters."""
-    text = escape(text)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def default_format(stream=None):
     """A table for a terminal, plain ids/json for pipes and cron."""
     stream = stream or sys.stdout

@@ -8,7 +8,7 @@ import click
 from riaktq_cli.completion import complete_instance
 from riaktq_cli.durations import format_duration
 from riaktq_cli.errors import ConfigError
-from riaktq_cli.instances import instance_rows  # noqa: F401 -- also imported from here by others
+from riaktq_cli.instances import instance_rows
 from riaktq_cli.output import render
 from riaktq_cli.params import ADDRESS, DURATION, KEY_VALUE
 
