@@ -30,10 +30,16 @@ _format = ["text"]
 _context = {}       # role, instance: added to every JSON line
 
 
+_iso_second = [None, ""]  # (second, "YYYY-MM-DDTHH:MM:SS") formatted once a second
+_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=str).encode
+
+
 def _iso(seconds):
     """UTC time with milliseconds, as log pipelines parse it."""
     whole = int(seconds)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((seconds - whole) * 1000):03d}Z"
+    if whole != _iso_second[0]:
+        _iso_second[0], _iso_second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_iso_second[1]}.{int((seconds - whole) * 1000):03d}Z"
 
 
 def json_line(level, message, created=None, **fields):
@@ -41,8 +47,10 @@ def json_line(level, message, created=None, **fields):
     record = {"time": _iso(time.time() if created is None else created), "level": level}
     record.update(_context)
     record["message"] = message
-    record.update((k, v) for k, v in fields.items() if v is not None)
-    return json.dumps(record, ensure_ascii=False, default=str)
+    for key, value in fields.items():
+        if value is not None:
+            record[key] = value
+    return _encode(record)
 
 
 class TextFormatter(logging.Formatter):
