@@ -86,7 +86,7 @@ class Worker:
                 self._results.append(protocol.make_result(entry, status, out, sat, laf))
                 self._running = None
                 drained = not self._pending
-            info_line(f"{self.name} {status} {entry['id']} in {laf / 1e6:.3f}s")
+            info_line(f"{self.name} {status} {entry['id']} in {laf / 1e6:.3f}s", task=entry["id"], status=status)
             if drained:
                 self._settled.set()
 

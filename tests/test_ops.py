@@ -244,7 +244,7 @@ def test_json_logs_parse_line_by_line(store, procs, tmp_path, config_file):
     assert transitions["close"]["task"] == "j1" and transitions["close"]["status"] == "done"
     worker_records = json_lines(worker.log_path)
     assert worker_records and all(r["role"] == "worker" and r["instance"] == "echo-1" for r in worker_records)
-    assert any("j1" in r["message"] for r in worker_records)
+    assert any(r.get("task") == "j1" and r.get("status") == "done" for r in worker_records)
 
 
 def test_log_lines_escape_controls_and_never_raise():
