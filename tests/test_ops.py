@@ -493,6 +493,13 @@ def test_completion_of_task_ids_and_instance_names(store, config_file, tmp_path)
         assert f"_RIAKTQ_COMPLETE={shell}" in readme
 
 
+def test_check_round_trips_a_probe_record(store, config_file):
+    result = run("check", config=config_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✓ probe record: written, read back and deleted" in result.stdout.decode()
+    assert not [name for name in store.list_records("scheduler") if name.startswith("check-probe")]
+
+
 def test_check_reports_corrupt_and_read_only_sqlite(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "RIAKTQ_CONFIG"}
     good = tmp_path / "good"
