@@ -10,6 +10,7 @@ under `-v`.
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -47,13 +48,43 @@ class LazyGroup(click.Group):
         module, attr = COMMANDS[name]
         return getattr(importlib.import_module(module), attr)
 
+    def resolve_command(self, ctx, args):
+        """Also name the process for its log lines: role = the subcommand,
+        instance = a worker's --name (one instance per worker process)."""
+        name, cmd, rest = super().resolve_command(ctx, args)
+        from riaktq_cli.logs import set_context
+        set_context(role=name, instance=_option_value(rest, "--name") if name == "worker" else None)
+        return name, cmd, rest
+
+
+def _option_value(args, option):
+    for i, arg in enumerate(args):
+        if arg == option and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(option + "="):
+            return arg[len(option) + 1:]
+    return None
+
+
+def missing_queue(cfg):
+    """Raise ConfigError if `cfg` names an embedded store that does not exist."""
+    if cfg.backend != "sqlite" or os.path.exists(cfg.sqlite_path):
+        return
+    from riaktq_cli.errors import ConfigError
+    make = "`riaktq open`, `riaktq scheduler`, `riaktq worker` or `riaktq init` create it"
+    if cfg.path is None:
+        raise ConfigError(f"no queue here: no riaktq.toml and no riaktq.db in {os.getcwd()} "
+                          f"({make}; or give --config PATH)")
+    raise ConfigError(f"no queue at {cfg.sqlite_path} (config {cfg.path}): {make}")
+
 
 class App:
     """Per-invocation context: the config (read once) and the store."""
 
-    def __init__(self, config_path, verbose):
+    def __init__(self, config_path, verbose, log_format=None):
         self.config_path = config_path
         self.verbose = verbose
+        self.log_format = log_format  # from the command line (or env); else the config's
         self._config = None
         self._store = None
 
@@ -62,11 +93,19 @@ class App:
         if self._config is None:
             from riaktq_cli import config
             self._config = config.load(self.config_path)
+            if self.log_format is None and self._config.get("log", "format") != "text":
+                from riaktq_cli.logs import set_format
+                set_format(self._config.get("log", "format"))
         return self._config
 
-    def store(self):
+    def store(self, create=True):
+        """The configured store. Read-only commands pass create=False: an
+        embedded store that does not exist yet is then an error (exit 2)
+        instead of an empty riaktq.db left behind in the wrong directory."""
         if self._store is None:
             from riaktq_cli.store import open_store
+            if not create:
+                missing_queue(self.config)
             self._store = open_store(self.config)
         return self._store
 
@@ -80,9 +119,12 @@ class App:
               help="Config file (TOML). Default: $RIAKTQ_CONFIG, else ./riaktq.toml, "
                    "else the embedded SQLite store at ./riaktq.db.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), envvar="RIAKTQ_LOG_FORMAT",
+              help="Log lines on stderr as text or as one JSON object a line. "
+                   "[env: RIAKTQ_LOG_FORMAT; config: log.format, default text]")
 @click.version_option(package_name="riaktq", prog_name="riaktq")
 @click.pass_context
-def cli(ctx, config_path, verbose):
+def cli(ctx, config_path, verbose, log_format):
     """riaktq: a persistent task queue on Riak KV (or embedded SQLite).
 
     \b
@@ -93,12 +135,15 @@ def cli(ctx, config_path, verbose):
       riaktq tasks                              # what is in the queue
 
     Every process reads the same config file; `riaktq init` writes one.
+    Shell completion: see README ("Shell completion").
     """
-    app = App(config_path, verbose)
+    if log_format is not None:
+        os.environ["RIAKTQ_LOG_FORMAT"] = log_format  # `worker --count` children log alike
+    app = App(config_path, verbose, log_format)
     ctx.obj = app
     ctx.call_on_close(app.close)
     from riaktq_cli.logs import setup_logging
-    setup_logging(verbose)
+    setup_logging(verbose, log_format or "text")
 
 
 def main(argv=None):

@@ -107,6 +107,7 @@ SCHEMA = {
     "worker": {"heartbeat": (_duration, "2s"), "poll": (_duration, "500ms"),
                "time_limit": (_time_limit, None), "shutdown_grace": (_duration, "30s")},
     "observer": {"time": (_time_of_day, "00:00:00"), "interval": (_duration, "1m")},
+    "log": {"format": (_choice("text", "json"), "text")},
 }
 QUERY_KEYS = {"key", "status", "age"}
 
@@ -176,6 +177,8 @@ def load(explicit=None):
             raise ConfigError(f"config file {path}: cannot read it ({exc.strerror or exc})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path}: not UTF-8 text (byte {exc.start})") from None
         path = os.path.abspath(path)
     return from_dict(raw, path)
 
@@ -295,6 +298,11 @@ interval = "1m"
 # key = "stuck-todo"
 # status = "todo"
 # age = "1d"
+
+[log]
+# "text": HH:MM:SS lines; "json": one JSON object a line for a log pipeline
+# (overridden by --log-format or $RIAKTQ_LOG_FORMAT).
+format = "text"
 '''
 
 

@@ -7,6 +7,9 @@ and reject exactly the same spellings.
 from riaktq_cli.errors import DurationError
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# Longer than any queue runs, short enough that µs arithmetic and a date
+# "that long ago" stay in range (`report --age 99999999999d` is a typo).
+MAX_SECONDS = 100 * 366 * 86400.0
 
 
 def parse_duration(text, what="duration"):
@@ -26,7 +29,10 @@ def parse_duration(text, what="duration"):
     if unit not in _UNITS or not whole.isdigit() or not whole.isascii() or \
             (fraction and not (fraction.isdigit() and fraction.isascii())) or number.endswith("."):
         raise DurationError(f"bad {what} {text!r}: expected a number and a unit, e.g. 250ms, 5s, 1m, 2h, 1d")
-    return float(number) * _UNITS[unit]
+    seconds = float(number) * _UNITS[unit]
+    if seconds > MAX_SECONDS:
+        raise DurationError(f"bad {what} {text!r}: longer than 100 years")
+    return seconds
 
 
 def format_duration(seconds):

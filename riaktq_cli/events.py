@@ -1,4 +1,4 @@
-"""Transition events: one log line each, and optionally JSON lines.
+"""Transition events: one log line each, a metric, and optionally JSON lines.
 
 `--events FILE|-` gives scripts and tests a record of what the scheduler
 did: `{"transition": "close", "id": ..., "run": 2, "rev": 7, "task": {...}}`,
@@ -14,6 +14,8 @@ A file that cannot be opened is an error at start (exit 2). A write that
 fails later (disk full) is said once in the log; the lines wait in memory
 (up to MAX_PENDING, then the oldest are dropped and counted) and go out
 with the next write that succeeds, so scheduling never stops for it.
+Every transition also counts in `riaktq_transitions_total` (a no-op unless
+the scheduler serves metrics).
 """
 
 import collections
@@ -21,6 +23,7 @@ import json
 import logging
 import sys
 
+from riaktq_cli import metrics
 from riaktq_cli.errors import ConfigError
 from riaktq_cli.logs import info_line
 
@@ -48,10 +51,12 @@ class EventSink:
             self._own = True
 
     def emit(self, transition, task, **extra):
+        metrics.count_transition(transition)
         detail = f" on {task.assignee}" if task.assignee else ""
         if transition in ("close", "restart"):
             detail = f" {task.status}" + (f" (retries left {task.retry})" if transition == "restart" else "")
-        info_line(f"{transition} {task.id}{detail}")
+        info_line(f"{transition} {task.id}{detail}", task=task.id, transition=transition,
+                  status=task.status, assignee=task.assignee or extra.get("instance"))
         if self._out is not None:
             record = {"transition": transition, "id": task.id, "run": task.run, "rev": task.rev,
                       "task": task.to_view()}

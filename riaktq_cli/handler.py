@@ -49,7 +49,16 @@ class Handler:
 
     def tags(self):
         fn = getattr(self.module, "tags", None)
-        return list(fn(self.state)) if fn else []
+        return check_tags(self.name, fn(self.state)) if fn else []
+
+
+def check_tags(name, tags):
+    """A handler's tags() result as a list of strings, else HandlerError
+    (exit 2 at start instead of a crash)."""
+    if isinstance(tags, (str, bytes)) or not isinstance(tags, (list, tuple, set, frozenset)) \
+            or not all(isinstance(t, str) and t and not any(c.isspace() or c == "," for c in t) for t in tags):
+        raise HandlerError(f"handler {name!r}: tags() must return a list of words, got {tags!r:.60}")
+    return list(tags)
 
 
 def one_line_reason(exc):
@@ -96,4 +105,11 @@ def load_handler(spec, options=None):
             state = init(dict(options or {}))
         except Exception as exc:
             raise HandlerError(f"handler {spec!r}: init failed: {one_line_reason(exc)}") from None
-    return Handler(name=spec, module=module, state=state, options=dict(options or {}))
+    handler = Handler(name=spec, module=module, state=state, options=dict(options or {}))
+    try:
+        handler.tags()  # a bad tags() fails at start, before any instance registers
+    except HandlerError:
+        raise
+    except Exception as exc:
+        raise HandlerError(f"handler {spec!r}: tags() failed: {one_line_reason(exc)}") from None
+    return handler

@@ -1,30 +1,113 @@
-"""Log lines on stderr: one line per event, timestamped, no tracebacks.
+"""Log lines on stderr: one line per event, as text or as JSON.
 
 One-shot commands (open, get, report...) keep the Riak client's per-node
 warnings to themselves: the user gets the one-line error at the end. The
 daemons (scheduler, worker, observe) call `daemon_logging()` so that an
 operator sees nodes failing and coming back while they keep running.
+
+`--log-format json` (or `[log] format = "json"`) writes one JSON object a
+line for log pipelines: time, level, role (the subcommand: scheduler,
+worker...), instance, and the task id and transition where a line is about
+one. Text lines escape control characters, so a task id or an instance
+record written by another program cannot drive the terminal.
+
+Writing a log line never raises: a daemon whose stderr went away (EPIPE,
+EIO on a closed terminal) keeps doing its work.
 """
 
+import json
 import logging
 import sys
 import time
 
+from riaktq_cli.output import escape
+
+FORMATS = ("text", "json")
+
 _stream = None      # where setup_logging sends log lines
 _stamp = [0, ""]    # (second, "HH:MM:SS") so a burst formats the time once
+_format = ["text"]
+_context = {}       # role, instance: added to every JSON line
 
 
-def setup_logging(verbose=False):
+_iso_second = [None, ""]  # (second, "YYYY-MM-DDTHH:MM:SS") formatted once a second
+_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=str).encode
+
+
+def _iso(seconds):
+    """UTC time with milliseconds, as log pipelines parse it."""
+    whole = int(seconds)
+    if whole != _iso_second[0]:
+        _iso_second[0], _iso_second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_iso_second[1]}.{int((seconds - whole) * 1000):03d}Z"
+
+
+def json_line(level, message, created=None, **fields):
+    """The JSON object of one log line (as text, without the newline)."""
+    record = {"time": _iso(time.time() if created is None else created), "level": level}
+    record.update(_context)
+    record["message"] = message
+    for key, value in fields.items():
+        if value is not None:
+            record[key] = value
+    return _encode(record)
+
+
+class TextFormatter(logging.Formatter):
+    """`HH:MM:SS message`, control characters escaped."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(message)s", "%H:%M:%S")
+
+    def formatMessage(self, record):
+        record.message = escape(record.message)
+        return super().formatMessage(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record; `extra={"task": ..., "transition": ...}`
+    fields pass through."""
+
+    FIELDS = ("task", "transition", "instance")
+
+    def format(self, record):
+        fields = {k: getattr(record, k) for k in self.FIELDS if hasattr(record, k)}
+        if record.exc_info:
+            fields["exception"] = self.formatException(record.exc_info)
+        return json_line(record.levelname.lower(), record.getMessage(), record.created, **fields)
+
+
+class _SafeHandler(logging.StreamHandler):
+    """A StreamHandler that drops a line it cannot write instead of printing
+    logging's own error report (to the same broken stream)."""
+
+    def handleError(self, record):
+        pass
+
+
+def setup_logging(verbose=False, fmt="text"):
     global _stream
     _stream = sys.stderr
     root = logging.getLogger("riaktq")
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        root.addHandler(handler)
+        root.addHandler(_SafeHandler(sys.stderr))
         root.propagate = False
+    set_format(fmt)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("riaktq.riak").setLevel(logging.DEBUG if verbose else logging.ERROR)
+
+
+def set_format(fmt):
+    """Switch every riaktq log line to `fmt` (text or json)."""
+    _format[0] = fmt
+    formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    for handler in logging.getLogger("riaktq").handlers:
+        handler.setFormatter(formatter)
+
+
+def set_context(**fields):
+    """Fields every JSON line carries from now on (role, instance)."""
+    _context.update((k, v) for k, v in fields.items() if v is not None)
 
 
 def daemon_logging():
@@ -34,15 +117,20 @@ def daemon_logging():
         riak.setLevel(logging.WARNING)
 
 
-def info_line(text):
+def info_line(text, **fields):
     """Write one INFO line as the logging module would, at a fraction of
-    its cost: the scheduler logs every transition, thousands per second."""
+    its cost: the scheduler logs every transition, thousands per second.
+    `fields` (task, transition, instance) go into the JSON form."""
     if _stream is None or not logging.getLogger("riaktq").isEnabledFor(logging.INFO):
         return
-    now = int(time.time())
-    if now != _stamp[0]:
-        _stamp[0], _stamp[1] = now, time.strftime("%H:%M:%S", time.localtime(now))
-    try:  # stderr gone (EPIPE/EIO) must not kill the thread that logs
-        _stream.write(f"{_stamp[1]} {text}\n")
+    if _format[0] == "json":
+        line = json_line("info", text, **fields)
+    else:
+        now = int(time.time())
+        if now != _stamp[0]:
+            _stamp[0], _stamp[1] = now, time.strftime("%H:%M:%S", time.localtime(now))
+        line = f"{_stamp[1]} {text if text.isprintable() else escape(text)}"
+    try:
+        _stream.write(line + "\n")
     except (OSError, ValueError):
-        pass
+        pass  # stderr is gone (EPIPE, EIO, closed): the work goes on without it

@@ -10,7 +10,9 @@ The daily run follows the Erlang original's observer: each named query runs
 once per UTC day, at the first check after the configured time of day, and
 its result is published as one JSON line `{"key", "ids", "at"}`. When a day
 is due is decided by `DailySchedule`, a pure class fed the clock reading,
-so tests move through midnight without waiting for it.
+so tests move through midnight without waiting for it. Which query ran for
+which day is also kept in the store (record `scheduler/observer`), so an
+observer restarted the same day runs nothing twice.
 """
 
 import csv
@@ -24,7 +26,7 @@ import time
 
 from riaktq_cli import clock, task as transitions
 from riaktq_cli.clock import seconds_to_us
-from riaktq_cli.errors import StoreUnavailable
+from riaktq_cli.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger("riaktq")
 
@@ -176,22 +178,16 @@ def _csv_cell(value):
 
 
 def _table_row(task, now_us):
+    """One task as the table shows it: escaped, `out` shortened (see output.display)."""
     from riaktq_cli.durations import format_duration
-    from riaktq_cli.output import short
-
-    view = task.to_view()
-
-    def text(value, width):
-        if value is None:
-            return ""
-        return short(value if isinstance(value, str) else "<binary>", width)
+    from riaktq_cli.output import display, escape
 
     return {
-        "id": task.id, "status": task.status, "priority": task.priority, "retry": task.retry,
-        "assignee": task.assignee or "", "tags": ",".join(task.tags),
+        "id": escape(task.id), "status": task.status, "priority": task.priority, "retry": task.retry,
+        "assignee": escape(task.assignee or ""), "tags": escape(",".join(task.tags)),
         "cat": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(task.cat / 1e6)),
         "age": format_duration(max(0, now_us - task.cat) / 1e6),
-        "out": text(view["out"], 32),
+        "out": display(task.out, 32),
     }
 
 
@@ -290,10 +286,10 @@ class DailySchedule:
     come.
     """
 
-    def __init__(self, time_of_day, keys):
+    def __init__(self, time_of_day, keys, last_day=None):
         self.offset_us = parse_time_of_day(time_of_day)
         self.keys = list(keys)
-        self.last_day = {}  # key -> the UTC day number it last ran for
+        self.last_day = dict(last_day or {})  # key -> the UTC day number it last ran for
 
     def due(self, now_us):
         """(day, [keys due now]); day is the UTC day number of `now_us`."""
@@ -305,6 +301,22 @@ class DailySchedule:
     def mark(self, key, day):
         """`key` ran (successfully) for `day`, the day `due` returned."""
         self.last_day[key] = day
+
+
+MEMORY = "observer"  # record scheduler/observer: {"days": {query key: UTC day number}}
+
+
+def load_days(store):
+    """{query key: the UTC day it last ran for}, as the store remembers it."""
+    from riaktq_cli.store.base import SCHEDULER
+    doc = store.get_record(SCHEDULER, MEMORY) or {}
+    days = doc.get("days") if isinstance(doc, dict) else None
+    return {k: v for k, v in (days or {}).items() if isinstance(v, int)}
+
+
+def save_days(store, days):
+    from riaktq_cli.store.base import SCHEDULER
+    store.put_record(SCHEDULER, MEMORY, {"days": days})
 
 
 class Observer:
@@ -321,10 +333,25 @@ class Observer:
         self.schedule = DailySchedule(time_of_day, [q.key for q in self.queries])
         self.out = out
         self.clock = clock_fn or (lambda: clock.now_us())
+        self._remembered = False
+
+    def _remember(self):
+        """Load what ran on which day, once; False while the store cannot
+        say (then nothing runs: better late than twice)."""
+        if not self._remembered:
+            try:
+                self.schedule.last_day.update(load_days(self.store))
+            except StoreError as exc:
+                log.warning("cannot read which queries already ran today, retrying at the next check: %s", exc)
+                return False
+            self._remembered = True
+        return True
 
     def check(self):
         """Run the queries due now. Returns [(key, number of ids)] of the
         queries that ran; a failing query is logged and left due."""
+        if not self._remember():
+            return []
         now = self.clock()
         day, due = self.schedule.due(now)
         ran = []
@@ -338,6 +365,10 @@ class Observer:
                             query.key, type(exc).__name__, exc)
                 continue
             self.schedule.mark(query.key, day)
+            try:
+                save_days(self.store, self.schedule.last_day)
+            except StoreError as exc:
+                log.warning("query %s ran, but the store could not record it: %s", query.key, exc)
             log.info("query %s: %d task(s)%s", query.key, count, "" if count else ", nothing written")
             ran.append((query.key, count))
         return ran

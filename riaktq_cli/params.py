@@ -5,6 +5,11 @@ import click
 from riaktq_cli.durations import parse_duration
 from riaktq_cli.errors import DurationError
 
+# Priorities, retries and counts are stored as 64-bit integers (SQLite, the
+# fixed-width Riak index terms), and every restart lowers a priority by one:
+# numbers beyond this are a usage error, not an overflow deep in a store.
+INT_LIMIT = 2**62
+
 
 class Duration(click.ParamType):
     """`250ms`, `5s`, `1m`, `2h`, `1d` → seconds (float)."""
@@ -49,11 +54,25 @@ class Prefetch(click.ParamType):
         if number < 1 or number > 100_000:
             self.fail(f"{value!r} is not a number from 1 to 100000, nor auto", param, ctx)
         return number
+class Address(click.ParamType):
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` → (host, port)."""
+
+    name = "ADDR:PORT"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        from riaktq_cli.metrics import parse_addr
+        try:
+            return parse_addr(value)
+        except ValueError as exc:
+            self.fail(f"{value!r}: {exc}", param, ctx)
 
 
 DURATION = Duration()
 KEY_VALUE = KeyValue()
 PREFETCH = Prefetch()
+ADDRESS = Address()
 
 
 def pass_app(fn):

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 
-from riaktq_cli import protocol, task as transitions
+from riaktq_cli import metrics, protocol, scheduler_settings, task as transitions
 from riaktq_cli.assigning import pick_tasks
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import PartialUpdate, StoreError, StoreUnavailable
@@ -269,7 +269,7 @@ class Scheduler:
         outage = Outage("scheduler")
         try:
             while not stop.is_set():
-                if not self.lease.held and not self._take_lease(outage, stop, once):
+                if not self.lease.held and not self._take_lease(outage, stop, once, interval):
                     if once:
                         return False
                     continue
@@ -279,7 +279,7 @@ class Scheduler:
             self.lease.release()
         return True
 
-    def _take_lease(self, outage, stop, once):
+    def _take_lease(self, outage, stop, once, interval):
         """One attempt at the lease; on success start a fresh view."""
         try:
             held = self.lease.attempt()
@@ -298,6 +298,8 @@ class Scheduler:
             return False
         log.info("scheduler %s holds the lease (epoch %d)", self.owner, self.lease.epoch)
         self._standby_for = None
+        scheduler_settings.publish(self.store, self.owner, self.timeout_us, interval,
+                                   self.prefetch.fixed or "auto")
         self._inboxes.clear()     # another scheduler may have written them
         self._next_run = time.monotonic()
         self._seen_version = None
@@ -338,8 +340,10 @@ class Scheduler:
             self._inboxes.clear()
             self._next_run = started + min(interval, self.lease.tick)
             return True
+        took = time.monotonic() - started
+        metrics.observe_iteration(took)
         if any(summary[k] for k in ("commit", "restart", "assign", "rollback")):
-            log.debug("iteration %.1fms %s", (time.monotonic() - started) * 1000, summary)
+            log.debug("iteration %.1fms %s", took * 1000, summary)
         self._next_run = started + interval
         return not once
 

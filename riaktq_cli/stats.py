@@ -10,15 +10,22 @@ import time
 from riaktq_cli import clock
 from riaktq_cli.clock import seconds_to_us
 from riaktq_cli.durations import format_duration
+from riaktq_cli.output import escape
 from riaktq_cli.task import FAILED, STATUSES, TODO
 
 MINUTE, HOUR = 60, 3600
 
 
 def gather(store, instance_timeout):
-    """The figures as a JSON-able dict (ages and durations in seconds)."""
-    from riaktq_cli.commands.run import instance_rows
+    """The figures as a JSON-able dict (ages and durations in seconds).
 
+    Instances are judged with the running scheduler's instance timeout when
+    it has published one; `instance_timeout` (the config's) is the fallback.
+    """
+    from riaktq_cli import scheduler_settings
+    from riaktq_cli.instances import instance_rows
+
+    timeout, source = scheduler_settings.instance_timeout(store, instance_timeout)
     now = clock.now_us()
     counts = store.count_by_status()
     counts = {status: counts.get(status, 0) for status in STATUSES}
@@ -31,7 +38,9 @@ def gather(store, instance_timeout):
         "closed_last_minute": store.count_finished_since(now - seconds_to_us(MINUTE)),
         "closed_last_hour": store.count_finished_since(now - seconds_to_us(HOUR)),
         "failed_last_hour": store.count_finished_since(now - seconds_to_us(HOUR), FAILED),
-        "instances": instance_rows(store, instance_timeout),
+        "instance_timeout": timeout,
+        "instance_timeout_from": source,
+        "instances": instance_rows(store, timeout),
     }
 
 
@@ -45,10 +54,16 @@ def _at_hand(row):
     return f"{row['current']} ({format_duration(row['current_for'])})"
 
 
+def _timeout_note(figures):
+    source = "the scheduler's" if figures["instance_timeout_from"] == "scheduler" else "config; no scheduler yet"
+    return f"{format_duration(figures['instance_timeout'])} ({source})"
+
+
 def instance_table_rows(figures):
-    """Instance rows as the human views show them."""
-    return [[row["name"], ",".join(row["tags"]) or "-", row["status"] or "-", row["queue"],
-             row["outbox"], format_duration(row["heartbeat_age"]), _at_hand(row)]
+    """Instance rows as the human views show them (escaped: an instance
+    record is whatever its writer put there)."""
+    return [[escape(row["name"]), escape(",".join(row["tags"])) or "-", escape(row["status"] or "-"),
+             row["queue"], row["outbox"], format_duration(row["heartbeat_age"]), escape(_at_hand(row))]
             for row in figures["instances"]]
 
 
@@ -63,11 +78,12 @@ def render_text(figures):
     tasks.append(["total", figures["total"]])
     rates = [["oldest todo", format_duration(figures["oldest_todo_age"])]]
     rates += [[title, figures[key]] for key, title in THROUGHPUT]
+    rates.append(["instance timeout", _timeout_note(figures)])
     parts = [tabulate(tasks, headers=["STATUS", "TASKS"], tablefmt="simple"),
              tabulate(rates, tablefmt="plain", colalign=("left", "right"))]
     if figures["instances"]:
         parts.append(tabulate(instance_table_rows(figures), headers=INSTANCE_HEADERS,
-                              tablefmt="simple"))
+                              tablefmt="simple", disable_numparse=True))
     else:
         parts.append("no instances")
     return "\n\n".join(parts) + "\n"
@@ -85,7 +101,7 @@ def renderable(figures, title, error=None):
                            ("(every second; Ctrl-C to quit)", "dim"))
     parts = [header]
     if error:
-        parts.append(Text(f"store unavailable, retrying: {error}", style="bold red"))
+        parts.append(Text(f"store unavailable, retrying: {escape(error)}", style="bold red"))
     if figures:
         tasks = Table(box=box.SIMPLE_HEAD, show_edge=False, title="Tasks", title_justify="left")
         tasks.add_column("status")
@@ -101,6 +117,7 @@ def renderable(figures, title, error=None):
         rates.add_row("oldest todo", format_duration(figures["oldest_todo_age"]))
         for key, label in THROUGHPUT:
             rates.add_row(label, str(figures[key]))
+        rates.add_row("instance timeout", _timeout_note(figures))
 
         side = Table.grid(padding=(0, 4))
         side.add_row(tasks, rates)
@@ -112,8 +129,8 @@ def renderable(figures, title, error=None):
             instances.add_column(name, justify="right" if name in ("QUEUE", "OUTBOX") else "left")
         status_style = {"busy": "cyan", "idle": "green", "lost": "bold red", "stopped": "dim"}
         for row, cells in zip(figures["instances"], instance_table_rows(figures)):
-            cells = [str(c) for c in cells]
-            cells[2] = Text(cells[2], style=status_style.get(row["status"], ""))
+            cells = [Text(str(c)) for c in cells]  # Text: no rich markup from record fields
+            cells[2].stylize(status_style.get(row["status"], ""))
             instances.add_row(*cells)
         parts.append(instances)
     return Group(*parts)

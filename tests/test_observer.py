@@ -390,7 +390,9 @@ def test_observer_retries_a_failed_query_and_keeps_running(store, population):
         assert any("old-failed failed" in r.getMessage() for r in records)
         assert observer.check() == [("old-failed", 2)]  # retried at the next check
 
-        # The daemon loop survives failing checks.
+        # The daemon loop survives failing checks (on a queue whose observer
+        # memory is wiped, so that every query is due again).
+        store.delete_record("scheduler", "observer")
         flaky.fail = 10**6
         looping = Observer(flaky, OBSERVED, "00:00:00", io.StringIO(), clock_fn=lambda: population)
         stop = threading.Event()
@@ -524,7 +526,7 @@ def busy_queue(store, monkeypatch):
     """A queue at a fixed moment: finished tasks at known times, one instance."""
     now = clock.now_us()
     monkeypatch.setattr(clock, "now_us", lambda: now)
-    monkeypatch.setattr("riaktq_cli.commands.run.now_us", lambda: now)
+    monkeypatch.setattr("riaktq_cli.instances.now_us", lambda: now)
     ago = lambda seconds: now - seconds_to_us(seconds)  # noqa: E731
     put(store, "done-30s", T.DONE, ago(H), sat=ago(40), laf=seconds_to_us(10))
     put(store, "done-10m", T.DONE, ago(H), sat=ago(10 * M), laf=0)

@@ -10,9 +10,10 @@ import sys
 import click
 
 from riaktq_cli import task as tasks_mod
+from riaktq_cli.completion import complete_task_id
 from riaktq_cli.config import ObserverQuery
 from riaktq_cli.errors import ConfigError, RiaktqError, StoreError
-from riaktq_cli.params import DURATION
+from riaktq_cli.params import DURATION, INT_LIMIT
 
 REPORT_FORMATS = ["ids", "table", "json", "csv"]
 
@@ -30,7 +31,7 @@ def _queries_or_fail(app, command):
 @click.option("--age", type=DURATION, metavar="DURATION",
               help="Only tasks created at least this long ago (e.g. 1d), measured against their `cat`.")
 @click.option("--key", metavar="NAME", help="Name of the query, shown in json output.")
-@click.option("--limit", type=click.IntRange(min=0), default=0, metavar="N",
+@click.option("--limit", type=click.IntRange(0, INT_LIMIT), default=0, metavar="N",
               help="At most N ids (per query) [default: 0, all].")
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS),
               help="[default: table on a terminal, else ids]")
@@ -67,7 +68,7 @@ def report_cmd(app, status, age, key, limit, fmt, all_queries):
         fmt = "table" if sys.stdout.isatty() else "ids"
     out = sys.stdout
     try:
-        count = observer.write_report(app.store(), queries, fmt, out, named=all_queries,
+        count = observer.write_report(app.store(create=False), queries, fmt, out, named=all_queries,
                                       limit=limit or None)
     except StoreError as exc:
         raise observer.ReportStoreError(str(exc)) from None
@@ -133,7 +134,8 @@ def observe_cmd(app, time_of_day, interval, events):
 
 @click.command("stats")
 @click.option("--watch", is_flag=True, help="A live view, redrawn every second until Ctrl-C.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "prometheus"]), default="table",
+              show_default=True, help="prometheus: the text exposition format, for a textfile collector.")
 @click.pass_obj
 def stats_cmd(app, watch, fmt):
     """How the queue is doing: tasks per status, throughput, instances.
@@ -141,19 +143,22 @@ def stats_cmd(app, watch, fmt):
     Shows the task count of every status, the age of the oldest todo task,
     how many tasks closed in the last minute and hour and how many failed
     in the last hour, and every instance (tags, status, queue, outbox,
-    heartbeat age, the task at hand and for how long).
+    heartbeat age, the task at hand and for how long). Instances are judged
+    with the running scheduler's instance timeout.
 
     \b
     Examples:
       riaktq stats
       riaktq stats --watch
       riaktq stats --format json | jq .counts
+      riaktq stats --format prometheus > /var/lib/node_exporter/riaktq.prom.$$ \\
+        && mv /var/lib/node_exporter/riaktq.prom.$$ /var/lib/node_exporter/riaktq.prom
     """
     from riaktq_cli import stats
 
-    if watch and fmt == "json":
-        raise click.UsageError("--watch is a live view for people; use --format json without it")
-    store = app.store()
+    if watch and fmt != "table":
+        raise click.UsageError(f"--watch is a live view for people; use --format {fmt} without it")
+    store = app.store(create=False)
     timeout = app.config.get("scheduler", "instance_timeout")
     if watch:
         stats.watch(store, timeout, app.config.describe_store(), _quiet_stop_event())
@@ -161,6 +166,9 @@ def stats_cmd(app, watch, fmt):
     figures = stats.gather(store, timeout)
     if fmt == "json":
         click.echo(json.dumps(figures))
+    elif fmt == "prometheus":
+        from riaktq_cli.metrics import exposition
+        click.echo(exposition(figures), nl=False)
     else:
         click.echo(stats.render_text(figures), nl=False)
 
@@ -178,12 +186,12 @@ def _quiet_stop_event():
 
 
 @click.command("requeue")
-@click.argument("task_ids", nargs=-1, metavar="[ID]...")
+@click.argument("task_ids", nargs=-1, metavar="[ID]...", shell_complete=complete_task_id)
 @click.option("--status", type=click.Choice(tasks_mod.FINISHED),
               help="Requeue every task with this status (instead of IDs).")
 @click.option("--age", type=DURATION, metavar="DURATION",
               help="With --status: only tasks created at least this long ago.")
-@click.option("--retry", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--retry", type=click.IntRange(0, INT_LIMIT), default=0, show_default=True,
               help="The fresh retry count.")
 @click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
 @click.pass_obj
@@ -205,7 +213,7 @@ def requeue_cmd(app, task_ids, status, age, retry, dry_run):
         raise click.UsageError("give task IDs or --status done|failed (not both)")
     if age is not None and status is None:
         raise click.UsageError("--age goes with --status")
-    store = app.store()
+    store = app.store(create=False)
     if task_ids:
         ids = list(dict.fromkeys(task_ids))
     else:

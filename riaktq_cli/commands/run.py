@@ -5,12 +5,12 @@ import re
 
 import click
 
-from riaktq_cli import protocol
-from riaktq_cli.clock import now_us
+from riaktq_cli.completion import complete_instance
 from riaktq_cli.durations import format_duration
 from riaktq_cli.errors import ConfigError
+from riaktq_cli.instances import instance_rows
 from riaktq_cli.output import render
-from riaktq_cli.params import DURATION, KEY_VALUE, PREFETCH
+from riaktq_cli.params import ADDRESS, DURATION, KEY_VALUE, PREFETCH
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$")
 
@@ -25,8 +25,10 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$")
                    " [config: scheduler.prefetch, default auto]")
 @click.option("--once", is_flag=True, help="Run a single iteration and exit (exit 3 if another scheduler holds the lease).")
 @click.option("--events", metavar="FILE", help="Also write each transition as a JSON line (- for stdout).")
+@click.option("--metrics", "metrics_addr", type=ADDRESS, metavar="ADDR:PORT",
+              help="Serve Prometheus metrics at http://ADDR:PORT/metrics while running (:PORT: every interface).")
 @click.pass_obj
-def scheduler_cmd(app, interval, instance_timeout, prefetch, once, events):
+def scheduler_cmd(app, interval, instance_timeout, prefetch, once, events, metrics_addr):
     """Run the scheduler: commit results, assign tasks, roll back lost ones.
 
     Only one scheduler runs at a time: it holds a lease in the store. A
@@ -37,6 +39,7 @@ def scheduler_cmd(app, interval, instance_timeout, prefetch, once, events):
     Examples:
       riaktq scheduler                       # every second, prefetch auto
       riaktq scheduler --interval 100ms --events events.jsonl
+      riaktq scheduler --metrics 127.0.0.1:9464   # Prometheus scrapes /metrics
     """
     from riaktq_cli.events import EventSink
     from riaktq_cli.scheduler import Scheduler
@@ -46,12 +49,19 @@ def scheduler_cmd(app, interval, instance_timeout, prefetch, once, events):
     daemon_logging()
     cfg = app.config
     interval = interval if interval is not None else cfg.get("scheduler", "interval")
+    instance_timeout = instance_timeout or cfg.get("scheduler", "instance_timeout")
+    store = app.store()
+    if metrics_addr is not None:
+        from riaktq_cli import metrics
+        store = metrics.serve(metrics_addr, store, instance_timeout)
     scheduler = Scheduler(
-        app.store(),
-        instance_timeout=instance_timeout or cfg.get("scheduler", "instance_timeout"),
+        store,
+        instance_timeout=instance_timeout,
         prefetch=prefetch or cfg.get("scheduler", "prefetch"),
         max_attempts=cfg.get("scheduler", "max_attempts"),
         events=EventSink(events))
+    from riaktq_cli.logs import set_context
+    set_context(instance=scheduler.owner)
     stop = stop_event_on_signals()
     try:
         ran = scheduler.run(interval, stop=stop, once=once)
@@ -182,39 +192,27 @@ INSTANCE_COLUMNS = [("name", "NAME"), ("tags", "TAGS"), ("status", "STATUS"), ("
                     ("host", "HOST"), ("pid", "PID")]
 
 
-def instance_rows(store, timeout_s):
-    """One row per instance record: what `instances` and `stats` show."""
-    from riaktq_cli.store.base import INBOX, INSTANCE
-    now = now_us()
-    rows = []
-    for name, record in sorted(store.list_records(INSTANCE).items()):
-        inbox = store.get_record(INBOX, name) or protocol.empty_inbox()
-        age = (now - record.get("heartbeat", 0)) / 1e6
-        status = record.get("status")
-        if status != protocol.STOPPED and age > timeout_s:
-            status = "lost"
-        current = record.get("current")
-        rows.append({
-            "name": name, "tags": record.get("tags", []), "status": status,
-            "queue": protocol.queue_length(inbox, record), "outbox": len(record.get("outbox", [])),
-            "heartbeat_age": round(age, 3),
-            "current": current["id"] if current else None,
-            "current_for": round((now - current["since"]) / 1e6, 3) if current else None,
-            "host": record.get("host"), "pid": record.get("pid"),
-        })
-    return rows
-
-
 @click.command("instances")
+@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_instance)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_obj
-def instances_cmd(app, fmt):
+def instances_cmd(app, names, fmt):
     """List worker instances: tags, status, queue, outbox, heartbeat age.
 
-    An instance whose heartbeat is older than the instance timeout shows
-    as `lost`; one that shut down cleanly as `stopped`.
+    An instance whose heartbeat is older than the scheduler's instance
+    timeout (as the running scheduler published it; the config's before any
+    scheduler ran) shows as `lost`; one that shut down cleanly as `stopped`.
+    Lost and stopped instances hold nothing: no queue, nothing at hand.
+
+    \b
+    Examples:
+      riaktq instances
+      riaktq instances gpu-1 gpu-2 --format json
     """
-    rows = instance_rows(app.store(), app.config.get("scheduler", "instance_timeout"))
+    from riaktq_cli import scheduler_settings
+    store = app.store(create=False)
+    timeout, _source = scheduler_settings.instance_timeout(store, app.config.get("scheduler", "instance_timeout"))
+    rows = [row for row in instance_rows(store, timeout) if not names or row["name"] in names]
     if fmt == "json":
         click.echo(json.dumps(rows))
         return

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from riaktq_cli.errors import RiaktqError
+from riaktq_cli.output import escape
 
 
 @click.command("init")
@@ -30,23 +31,46 @@ def init_cmd(app, path, riak_url, force):
         target.write_text(config.template(riak_url))
     except OSError as exc:
         raise RiaktqError(f"cannot write {target}: {exc.strerror}") from None
-    config.load(str(target))  # the template must always load
+    cfg = config.load(str(target))  # the template must always load
     click.echo(f"wrote {target}")
+    if cfg.backend == "sqlite":
+        from riaktq_cli.store import open_store
+        open_store(cfg).close()  # the embedded store: create it now
+        click.echo(f"created the queue at {cfg.sqlite_path}")
 
 
 @click.command("check")
 @click.pass_obj
 def check_cmd(app):
-    """Check that the configured store is reachable and set up right.
+    """Check that the configured store is reachable, sound and writable.
 
-    On Riak: each node answers ping, the bucket type exists with
-    allow_mult = true, and secondary indexes work. Exit 1 if any check fails.
+    On SQLite: the file passes `PRAGMA quick_check` and takes a write (in a
+    transaction rolled back). On Riak: each node answers ping, the bucket
+    type exists with allow_mult = true, and secondary indexes work. On both:
+    a probe record is written, read back and deleted. Exit 1 if any check
+    fails.
+
+    \b
+    Examples:
+      riaktq check
+      riaktq --config /etc/riaktq/riaktq.toml check
     """
+    from riaktq_cli import probe
+
     cfg = app.config
     click.echo(f"config: {cfg.path or 'built-in defaults (no config file)'}")
-    ok_all = True
-    for ok, line in app.store().check():
-        ok_all &= ok
-        click.echo(f"{'✓' if ok else '✗'} {line}")
+
+    def report(checks):
+        ok_all = True
+        for ok, line in checks:
+            ok_all &= ok
+            click.echo(f"{'✓' if ok else '✗'} {escape(line)}")
+        return ok_all
+
+    if cfg.backend == "sqlite" and not report(probe.sqlite_file(cfg.sqlite_path)):
+        raise click.exceptions.Exit(1)  # opening the store would fail or create it
+    store = app.store()
+    ok_all = report(store.check())
+    ok_all = report(probe.record_round_trip(store)) and ok_all
     if not ok_all:
         raise click.exceptions.Exit(1)

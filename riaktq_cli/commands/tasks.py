@@ -8,10 +8,11 @@ import click
 
 from riaktq_cli import task as tasks_mod
 from riaktq_cli.clock import now_us
-from riaktq_cli.errors import BadInput, DurationError, RiaktqError, TaskNotFound, TransitionError
+from riaktq_cli.completion import complete_task_id
+from riaktq_cli.errors import BadInput, ConfigError, DurationError, TaskNotFound, TransitionError
 from riaktq_cli.durations import parse_duration
-from riaktq_cli.output import render, short
-from riaktq_cli.params import DURATION
+from riaktq_cli.output import display, escape, render
+from riaktq_cli.params import DURATION, INT_LIMIT
 
 BATCH_CHUNK = 500
 FORMATS = click.Choice(["table", "json"])
@@ -27,7 +28,7 @@ def _read_input(text, path):
             with open(path, "rb") as fh:
                 return fh.read()
         except OSError as exc:
-            raise RiaktqError(f"cannot read {path}: {exc.strerror}") from None
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     if text is not None:
         return text.encode("utf-8", "surrogateescape")
     raise click.UsageError("give the task input with --in TEXT or --in-file PATH (- for stdin)")
@@ -37,8 +38,9 @@ def _read_input(text, path):
 @click.argument("task_id", metavar="ID", required=False)
 @click.option("--in", "text", metavar="TEXT", help="The task input, as text.")
 @click.option("--in-file", "in_file", metavar="PATH", help="Read the input from a file (- for stdin); any bytes.")
-@click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first; may be negative.")
-@click.option("--retry", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--priority", type=click.IntRange(-INT_LIMIT, INT_LIMIT), default=0, show_default=True,
+              help="Higher runs first; may be negative.")
+@click.option("--retry", type=click.IntRange(0, INT_LIMIT), default=0, show_default=True,
               help="Restarts allowed after a failure.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG",
               help="A feature the instance must offer (repeatable).")
@@ -98,11 +100,7 @@ def _wait_for(store, task_id, timeout):
         if task is None:
             raise TaskNotFound(task_id)
         if task.status in tasks_mod.FINISHED:
-            stream = sys.stdout.buffer
-            stream.write(task.out or b"")
-            if task.out and not task.out.endswith(b"\n") and sys.stdout.isatty():
-                stream.write(b"\n")
-            stream.flush()
+            _print_output(task.out or b"")
             return 0 if task.status == tasks_mod.DONE else 1
         if deadline is not None and time.monotonic() >= deadline:
             sys.stderr.write(f"riaktq: task {task_id!r} still {task.status} after the timeout\n")
@@ -110,6 +108,20 @@ def _wait_for(store, task_id, timeout):
         sleep = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
         time.sleep(sleep)
         delay = min(delay * 1.5, 1.0)
+
+
+def _print_output(out):
+    """The exact bytes on a pipe or file; on a terminal, text with control
+    characters escaped (lines and tabs kept) and binary as its size."""
+    if not sys.stdout.isatty():
+        sys.stdout.buffer.write(out)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        text = escape(out.decode("utf-8"), keep_newlines=True)
+    except UnicodeDecodeError:
+        text = f"<{len(out)} bytes, binary: redirect to a file or pipe for the bytes>"
+    click.echo(text if not text or text.endswith("\n") else text + "\n", nl=False)
 
 
 def _parse_batch_line(line, now):
@@ -127,6 +139,8 @@ def _parse_batch_line(line, now):
     for key in ("priority", "retry"):
         if not isinstance(item.get(key, 0), int) or isinstance(item.get(key), bool):
             raise ValueError(f'"{key}" must be an integer')
+        if abs(item.get(key, 0)) > INT_LIMIT:
+            raise ValueError(f'"{key}" out of range (at most {INT_LIMIT} either way)')
     tags = item.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ValueError('"tags" must be a list of strings')
@@ -148,7 +162,7 @@ def _open_batch(app, source):
     try:
         stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
     except OSError as exc:
-        raise RiaktqError(f"cannot read {source}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {source}: {exc.strerror}") from None
     tasks, problems, seen = [], [], {}
     with stream:
         try:
@@ -166,10 +180,10 @@ def _open_batch(app, source):
                 seen[task.id] = number
                 tasks.append((number, task))
         except UnicodeDecodeError:
-            raise RiaktqError(f"{source}: not UTF-8 text") from None
+            raise ConfigError(f"{source}: not UTF-8 text") from None
     if problems:
         for p in problems:
-            sys.stderr.write(f"riaktq: {p}\n")
+            sys.stderr.write(f"riaktq: {escape(p)}\n")
         raise BadInput(f"{len(problems)} bad line(s) in {source}; no task opened")
     store = app.store()
     failed = 0
@@ -186,17 +200,21 @@ def _open_batch(app, source):
 
 
 @click.command("get")
-@click.argument("task_id", metavar="ID")
+@click.argument("task_id", metavar="ID", shell_complete=complete_task_id)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.pass_obj
 def get_cmd(app, task_id, fmt):
     """Show one task (`--format json` for scripts).
 
+    The table escapes control characters and shows long or binary input
+    and output by their size; `--format json` has the exact values.
+
     \b
-    Example:
-      riaktq get task-42 --format json
+    Examples:
+      riaktq get task-42
+      riaktq get task-42 --format json | jq -r .out
     """
-    task = app.store().get_task(task_id)
+    task = app.store(create=False).get_task(task_id)
     if task is None:
         raise TaskNotFound(task_id)
     view = task.to_view()
@@ -205,7 +223,10 @@ def get_cmd(app, task_id, fmt):
         return
     from tabulate import tabulate
     rows = [(k, _human(k, v)) for k, v in view.items()]
-    click.echo(tabulate(rows, tablefmt="plain"))
+    click.echo(tabulate(rows, tablefmt="plain", disable_numparse=True))
+
+
+GET_WIDTH = 200  # characters of `in`/`out` the get table shows
 
 
 def _human(key, value):
@@ -216,10 +237,10 @@ def _human(key, value):
     if key == "laf":
         return f"{value / 1e6:.6f}s"
     if key == "tags":
-        return ",".join(value) or "-"
-    if isinstance(value, dict):
-        return json.dumps(value)
-    return value
+        return escape(",".join(value)) or "-"
+    if key in ("in", "out"):
+        return display(value, GET_WIDTH)
+    return escape(value) if isinstance(value, str) else value
 
 
 TASK_COLUMNS = [("id", "ID"), ("status", "STATUS"), ("priority", "PRIO"), ("retry", "RETRY"),
@@ -229,19 +250,22 @@ TASK_COLUMNS = [("id", "ID"), ("status", "STATUS"), ("priority", "PRIO"), ("retr
 
 @click.command("tasks")
 @click.option("--status", type=click.Choice(tasks_mod.STATUSES), help="Only tasks with this status.")
-@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True,
+@click.option("--limit", type=click.IntRange(0, INT_LIMIT), default=100, show_default=True,
               help="At most this many (0: all).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.pass_obj
 def tasks_cmd(app, status, limit, fmt):
     """List tasks, oldest first.
 
+    The table escapes control characters and shortens input and output;
+    json and csv have the exact values.
+
     \b
     Examples:
       riaktq tasks --status todo
       riaktq tasks --status failed --format csv > failed.csv
     """
-    store = app.store()
+    store = app.store(create=False)
     ids = []
     for task_id in store.iter_ids(status=status):
         ids.append(task_id)
@@ -254,19 +278,23 @@ def tasks_cmd(app, status, limit, fmt):
     if fmt == "table":
         for row in rows:
             row["cat"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["cat"] / 1e6))
-            row["in"] = short(row["in"] if isinstance(row["in"], str) else "<binary>", 24)
-            if row["out"] is not None:
-                row["out"] = short(row["out"] if isinstance(row["out"], str) else "<binary>", 32)
+            row["in"] = display(row["in"], 24)
+            row["out"] = display(row["out"], 32)
     render(rows, TASK_COLUMNS, fmt)
 
 
 @click.command("rm")
-@click.argument("task_id", metavar="ID")
+@click.argument("task_id", metavar="ID", shell_complete=complete_task_id)
 @click.pass_obj
 def rm_cmd(app, task_id):
     """Remove a task from the store.
 
     A task a worker is running still runs; its result is then dropped.
+
+    \b
+    Examples:
+      riaktq rm task-42
+      riaktq report --status done --age 30d | xargs -n1 riaktq rm
     """
-    if not app.store().delete_task(task_id):
+    if not app.store(create=False).delete_task(task_id):
         raise TaskNotFound(task_id)

@@ -264,7 +264,8 @@ class Runner:
             drained = not self._sent and not self._pending
         self._start_failures = 0
         for entry, result in results:
-            info_line(f"{self.name} {result['status']} {entry['id']} in {result['laf'] / 1e6:.3f}s")
+            info_line(f"{self.name} {result['status']} {entry['id']} in {result['laf'] / 1e6:.3f}s",
+                      task=entry["id"], status=result["status"])
         if first or drained:
             self.wake_main()
 
@@ -319,7 +320,8 @@ class Runner:
             self._head_started = self._head_sat = None
             self._results.append(result)
             self._dropping = False
-        info_line(f"{self.name} {result['status']} {entry['id']} in {(result['laf'] or 0) / 1e6:.3f}s: {why}")
+        info_line(f"{self.name} {result['status']} {entry['id']} in {(result['laf'] or 0) / 1e6:.3f}s: {why}",
+                  task=entry["id"], status=result["status"])
         self.wake_main()
 
     def _return_all(self, why):

@@ -1,0 +1,37 @@
+"""What each worker instance holds now, as `instances` and `stats` show it.
+
+Liveness is judged with the scheduler's own instance timeout (published in
+the store, see `scheduler_settings`), so the views agree with the process
+that acts on it. A lost or stopped instance holds nothing: its queued and
+running tasks go back to todo, so it shows no queue and nothing at hand;
+its outbox counts only results the scheduler has not committed yet.
+"""
+
+from riaktq_cli import protocol
+from riaktq_cli.clock import now_us
+
+
+def instance_rows(store, timeout_s):
+    """One row per instance record, judged with a timeout of `timeout_s`."""
+    from riaktq_cli.store.base import INBOX, INSTANCE
+    now = now_us()
+    rows = []
+    for name, record in sorted(store.list_records(INSTANCE).items()):
+        inbox = store.get_record(INBOX, name) or protocol.empty_inbox()
+        age = (now - record.get("heartbeat", 0)) / 1e6
+        status = record.get("status")
+        if status != protocol.STOPPED and age > timeout_s:
+            status = "lost"
+        gone = status in ("lost", protocol.STOPPED)
+        current = None if gone else record.get("current")
+        committed = {tuple(k) for k in inbox.get("committed", [])}
+        outbox = [r for r in record.get("outbox", []) if protocol.result_key(r) not in committed]
+        rows.append({
+            "name": name, "tags": record.get("tags", []), "status": status,
+            "queue": 0 if gone else protocol.queue_length(inbox, record), "outbox": len(outbox),
+            "heartbeat_age": round(age, 3),
+            "current": current["id"] if current else None,
+            "current_for": round((now - current["since"]) / 1e6, 3) if current else None,
+            "host": record.get("host"), "pid": record.get("pid"),
+        })
+    return rows

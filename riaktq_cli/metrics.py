@@ -1,0 +1,250 @@
+"""Prometheus metrics: `stats --format prometheus` and the scheduler's /metrics.
+
+Two kinds of figure, kept apart on purpose:
+
+- The queue as the store holds it (tasks by status, instances by state, the
+  oldest todo, throughput): gauges computed from `stats.gather` when they
+  are asked for, so `stats --format prometheus` (a textfile collector fed
+  by cron) and a scrape of the scheduler always agree with `stats --format
+  json` for the same queue.
+- What this scheduler process did (transitions, iteration durations, store
+  requests and their errors): counters and a histogram that live only while
+  metrics are enabled. Until `serve` enables them, the hooks the scheduler
+  calls (`count_transition`, `observe_iteration`) are a dictionary lookup
+  and return: prometheus_client (tens of milliseconds to import) is loaded
+  only by processes that export metrics.
+
+Names follow the Prometheus conventions: `riaktq_` prefix, base units
+(`_seconds`), `_total` on counters. README "Metrics" documents each.
+"""
+
+import logging
+import types
+
+log = logging.getLogger("riaktq")
+
+TRANSITIONS = ("assign", "close", "restart", "rollback")
+INSTANCE_STATES = ("idle", "busy", "lost", "stopped")
+# Iterations take a millisecond on a small SQLite queue, seconds on a busy Riak one.
+ITERATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+_transitions = {}       # transition kind -> Counter child, once enabled
+_iteration = [None]     # the Histogram, once enabled
+_store_counters = [None]  # (requests Counter, errors Counter), once enabled
+
+
+# --- hooks the scheduler calls (cheap no-ops until enabled) -----------------
+
+def count_transition(kind):
+    """One task transition (`events.EventSink.emit` calls this for each)."""
+    child = _transitions.get(kind)
+    if child is not None:
+        child.inc()
+
+
+def observe_iteration(seconds):
+    """One scheduler iteration took `seconds`."""
+    histogram = _iteration[0]
+    if histogram is not None:
+        histogram.observe(seconds)
+
+
+# --- the queue's figures as metric families ---------------------------------
+
+def queue_families(figures):
+    """Gauge families for the figures of `stats.gather` (one snapshot)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    tasks = GaugeMetricFamily("riaktq_tasks", "Tasks in the queue by status.", labels=["status"])
+    for status, count in figures["counts"].items():
+        tasks.add_metric([status], count)
+    yield tasks
+    yield GaugeMetricFamily("riaktq_oldest_todo_age_seconds",
+                            "Age of the oldest todo task (0 when none is waiting).",
+                            value=figures["oldest_todo_age"] or 0)
+    yield GaugeMetricFamily("riaktq_tasks_closed_last_minute",
+                            "Tasks that finished (done or failed) in the last minute.",
+                            value=figures["closed_last_minute"])
+    yield GaugeMetricFamily("riaktq_tasks_closed_last_hour",
+                            "Tasks that finished (done or failed) in the last hour.",
+                            value=figures["closed_last_hour"])
+    yield GaugeMetricFamily("riaktq_tasks_failed_last_hour", "Tasks that failed in the last hour.",
+                            value=figures["failed_last_hour"])
+    states = dict.fromkeys(INSTANCE_STATES, 0)
+    for row in figures["instances"]:
+        states[row["status"]] = states.get(row["status"], 0) + 1
+    instances = GaugeMetricFamily("riaktq_instances", "Worker instances by state.", labels=["state"])
+    for state, count in states.items():
+        instances.add_metric([state], count)
+    yield instances
+    yield GaugeMetricFamily("riaktq_instance_timeout_seconds",
+                            "The instance timeout liveness is judged with (the scheduler's).",
+                            value=figures["instance_timeout"])
+
+
+class _Snapshot:
+    """A collector over figures gathered once (`stats --format prometheus`)."""
+
+    def __init__(self, figures):
+        self.figures = figures
+
+    def collect(self):
+        return queue_families(self.figures)
+
+
+def exposition(figures):
+    """The text exposition format of `figures`, for a textfile collector."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(figures))
+    return generate_latest(registry).decode("utf-8")
+
+
+class _LiveQueue:
+    """A collector that gathers the queue's figures at every scrape."""
+
+    def __init__(self, store, instance_timeout):
+        self.store = store
+        self.instance_timeout = instance_timeout
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        from riaktq_cli import stats
+        from riaktq_cli.errors import StoreError
+
+        try:
+            figures = stats.gather(self.store, self.instance_timeout)
+        except StoreError as exc:
+            log.warning("metrics: cannot read the queue's figures: %s", exc)
+            figures = None
+        yield GaugeMetricFamily("riaktq_store_up", "1 when the last scrape could read the store.",
+                                value=0 if figures is None else 1)
+        if figures is not None:
+            yield from queue_families(figures)
+
+
+# --- counting store requests --------------------------------------------------
+
+def _error_kind(exc):
+    from riaktq_cli.errors import PartialUpdate, StoreUnavailable
+    if isinstance(exc, PartialUpdate):
+        return "partial"
+    if isinstance(exc, StoreUnavailable):
+        return "unavailable"
+    return "error"
+
+
+class CountingStore:
+    """The scheduler's store, counting each operation and each failure.
+
+    A transparent proxy: every public method of the store is counted in
+    `riaktq_store_requests_total{operation}`, and a StoreError it raises in
+    `riaktq_store_errors_total{operation, kind}` (kind: unavailable, partial,
+    error). Generators (iter_todo, iter_ids) count once, errors while they
+    are consumed included.
+    """
+
+    def __init__(self, store):
+        self._store = store
+        self._wrapped = {}
+
+    def __getattr__(self, name):
+        attr = getattr(self._store, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+        wrapped = self._wrapped.get(name)
+        if wrapped is None:
+            wrapped = self._wrapped[name] = self._wrap(name, attr)
+        return wrapped
+
+    def _wrap(self, name, method):
+        from riaktq_cli.errors import StoreError
+        requests, errors = _store_counters[0]
+        counter = requests.labels(name)
+
+        def failed(exc):
+            errors.labels(name, _error_kind(exc)).inc()
+
+        def consume(gen):
+            try:
+                yield from gen
+            except StoreError as exc:
+                failed(exc)
+                raise
+
+        def call(*args, **kwargs):
+            counter.inc()
+            try:
+                result = method(*args, **kwargs)
+            except StoreError as exc:
+                failed(exc)
+                raise
+            if isinstance(result, types.GeneratorType):
+                return consume(result)
+            return result
+
+        return call
+
+
+# --- the scheduler's endpoint -------------------------------------------------
+
+def enable(registry=None):
+    """Create the process's counters and histogram; return the registry."""
+    import prometheus_client
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    # `*_created` timestamps double the series and tell an operator nothing here.
+    getattr(prometheus_client, "disable_created_metrics", lambda: None)()
+    registry = registry or CollectorRegistry(auto_describe=True)
+    transitions = Counter("riaktq_transitions", "Task transitions made by this scheduler, by kind.",
+                          ["transition"], registry=registry)
+    for kind in TRANSITIONS:
+        _transitions[kind] = transitions.labels(kind)
+    _iteration[0] = Histogram("riaktq_iteration_duration_seconds",
+                              "Time one scheduler iteration took (commit, assign, rollback).",
+                              buckets=ITERATION_BUCKETS, registry=registry)
+    requests = Counter("riaktq_store_requests", "Store operations made by this process, by operation.",
+                       ["operation"], registry=registry)
+    errors = Counter("riaktq_store_errors", "Store operations that failed, by operation and kind.",
+                     ["operation", "kind"], registry=registry)
+    _store_counters[0] = (requests, errors)
+    return registry
+
+
+def serve(addr, store, instance_timeout):
+    """Serve /metrics on `addr` ((host, port)) from a background thread;
+    return the store to use from now on (counting its requests)."""
+    from prometheus_client import start_http_server
+
+    from riaktq_cli.errors import ConfigError
+
+    registry = enable()
+    counted = CountingStore(store)
+    registry.register(_LiveQueue(counted, instance_timeout))
+    host, port = addr
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise ConfigError(f"--metrics {format_addr(addr)}: cannot listen ({exc.strerror or exc})") from None
+    log.info("metrics on http://%s/metrics", format_addr(addr))
+    return counted
+
+
+def format_addr(addr):
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_addr(text):
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (every interface) → (host, port);
+    ValueError with the reason otherwise."""
+    host, sep, port = str(text).rpartition(":")
+    if not sep:
+        raise ValueError("expected ADDR:PORT, e.g. 127.0.0.1:9464 or :9464")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad port {port!r}: expected 1-65535")
+    return host or "0.0.0.0", int(port)
