@@ -498,17 +498,15 @@ class RiakClient:
 
     def _warn_weak_settings(self) -> None:
         """Say once, at start, what weakens security: the operator chose it,
-        but must not forget it."""
+        but must not forget it.  (Credentials configured for an http:// node
+        are simply not sent there; a secure node then answers 426, which
+        says what to fix.)"""
         https = [n.url for n in self._nodes if n.url.startswith("https://")]
-        plain = [n.url for n in self._nodes if not n.url.startswith("https://")]
         if https and not self.tls.verify:
             warn_log.warning(
                 "WARNING: riak: TLS certificate verification is OFF (verify = false): anyone on "
                 "the network path can pose as %s and read the password; set ca_file instead",
                 ", ".join(https))
-        if self._auth and plain:
-            warn_log.warning("riak: credentials are sent over https:// only, not to %s",
-                             ", ".join(plain))
 
     def _make_pool(self, url: str) -> urllib3.HTTPConnectionPool:
         # retries=False: urllib3 must neither retry nor follow redirects on
