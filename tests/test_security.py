@@ -112,8 +112,12 @@ def test_lifecycle_over_https_with_auth_survives_kill_9(secure, run, tmp_path):
                 name="sched")
     wait_until(lambda: store.count_by_status()["done"] == len(ids), timeout=120, interval=0.3,
                message="all done after kill -9")
+    tasks = store.get_tasks(ids)
+    assert len(tasks) == len(ids) and all(t.status == "done" and t.out == b"0.03" for t in tasks.values())
+    # Nothing closed twice. (A close event can be missing: the scheduler
+    # writes it after the commit, and kill -9 may fall in between.)
     per_task = closes([e for path in events for e in read_events(path)])
-    assert set(per_task) == set(ids) and set(per_task.values()) == {1}
+    assert set(per_task.values()) <= {1} and set(per_task) <= set(ids)
     assert secure.server.counts["status_401"] == 0 and secure.server.counts["status_403"] == 0
 
 

@@ -464,7 +464,8 @@ class RiakClient:
     def __init__(self, nodes: list[str], timeout: float = 5.0, retries: int = 4,
                  backoff: float = 0.05, backoff_max: float = 2.0, pool_size: int = 4, *,
                  username: str | None = None, password: Secret | str | None = None,
-                 tls: TlsSettings | None = None, _ssl_context: ssl.SSLContext | None = None):
+                 tls: TlsSettings | None = None, _ssl_context: ssl.SSLContext | None = None,
+                 _quiet: bool = False):
         if isinstance(nodes, str):
             nodes = [nodes]
         if not nodes:
@@ -493,7 +494,7 @@ class RiakClient:
                 continue
             seen.add(url)
             self._nodes.append(_Node(url, self._make_pool(url)))
-        if _ssl_context is None:
+        if not _quiet:
             self._warn_weak_settings()
 
     def _warn_weak_settings(self) -> None:
@@ -536,7 +537,7 @@ class RiakClient:
         and no retries: ``riaktq check`` probes each node on its own."""
         return RiakClient([node], timeout=self.timeout, retries=0, pool_size=1,
                           username=self.username, password=self._secret, tls=self.tls,
-                          _ssl_context=self._ssl_context or make_ssl_context(self.tls))
+                          _ssl_context=self._ssl_context, _quiet=True)
 
     def tls_report(self, node: str):
         """A TlsReport of one handshake with ``node`` (None for http://)."""
