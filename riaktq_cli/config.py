@@ -12,6 +12,7 @@ from riaktq_cli.durations import parse_duration
 from riaktq_cli.errors import ConfigError, DurationError
 
 DEFAULT_NAME = "riaktq.toml"
+PASSWORD_ENV = "RIAKTQ_RIAK_PASSWORD"
 STATUS_CHOICES = ("todo", "nextup", "done", "failed")
 
 
@@ -34,6 +35,13 @@ def _prefetch(value, where):
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     return _positive_int(value, where)
+
+
+def _concurrency(value, where):
+    value = _positive_int(value, where)
+    if value > 256:
+        raise ConfigError(f"bad {where} {value!r}: expected a whole number from 1 to 256")
+    return value
 
 
 def _attempts(value, where):
@@ -68,13 +76,47 @@ def _choice(*choices):
     return check
 
 
+def check_node_url(url, where):
+    """A node URL as given in [riak] nodes or `init --riak`.
+
+    Credentials in it are refused, and the refusal shows the URL without
+    them: a password in a URL ends up in every log line that names a node.
+    """
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"bad {where} {url!r}: expected http://host:port or https://host:port")
+    scheme, _, rest = url.partition("://")
+    netloc = rest.split("/", 1)[0]
+    if "@" in netloc:
+        shown = f"{scheme}://{netloc.rpartition('@')[2]}"
+        raise ConfigError(f"bad {where} {shown!r}: credentials in a node URL are refused; "
+                          "set username and password_file in [riak] instead")
+    return url.rstrip("/")
+
+
 def _nodes(value, where):
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"bad {where}: expected a list of URLs such as [\"http://127.0.0.1:8098\"]")
-    for url in value:
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"bad {where} entry {url!r}: expected http://host:port")
-    return [v.rstrip("/") for v in value]
+    return [check_node_url(url, f"{where} entry") for url in value]
+
+
+def _optional_text(value, where):
+    return None if value is None else _text(value, where)
+
+
+def _secret(value, where):
+    """The password stays wrapped: nothing that prints config values shows it."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"bad {where}: expected a non-empty string")
+    from riaktq_cli.riak.security import Secret
+    return Secret(value)
+
+
+def _bool(value, where):
+    if not isinstance(value, bool):
+        raise ConfigError(f"bad {where} {value!r}: expected true or false")
+    return value
 
 
 def _time_of_day(value, where):
@@ -97,6 +139,15 @@ SCHEMA = {
         "bucket_type": (_text, "riaktq"),
         "prefix": (_text, "riaktq"),
         "timeout": (_duration, "5s"),
+        "concurrency": (_concurrency, 8),
+        # Riak security (see README "Riak with security"); paths relative to this file.
+        "username": (_optional_text, None),
+        "password": (_secret, None),
+        "password_file": (_optional_text, None),
+        "ca_file": (_optional_text, None),
+        "cert_file": (_optional_text, None),
+        "key_file": (_optional_text, None),
+        "verify": (_bool, True),
     },
     "scheduler": {
         "interval": (_duration, "1s"),
@@ -139,17 +190,77 @@ class Config:
     def backend(self):
         return self.get("store", "backend")
 
+    def _relative(self, path):
+        """A path from the file: relative ones are relative to the config file."""
+        path = os.path.expanduser(path)
+        base = os.path.dirname(self.path) if self.path else os.getcwd()
+        return os.path.join(base, path)
+
     @property
     def sqlite_path(self):
         """The database file; relative paths are relative to the config file."""
-        path = os.path.expanduser(self.get("sqlite", "path"))
-        base = os.path.dirname(self.path) if self.path else os.getcwd()
-        return os.path.join(base, path)
+        return self._relative(self.get("sqlite", "path"))
+
+    def riak_file(self, key):
+        """[riak] ca_file / cert_file / key_file as a path, or None."""
+        value = self.get("riak", key)
+        return self._relative(value) if value else None
+
+    def riak_credentials(self):
+        """(username, Secret) for Riak, or (None, None) without security.
+
+        The password comes from $RIAKTQ_RIAK_PASSWORD, else `password`, else
+        `password_file` (whose first line is the password; a file others can
+        read gets a warning). Read only when the Riak store opens, so a
+        missing file never stops the SQLite store."""
+        username = self.get("riak", "username")
+        password = None
+        env = os.environ.get(PASSWORD_ENV)
+        if env:
+            from riaktq_cli.riak.security import Secret
+            password = Secret(env)
+        elif self.get("riak", "password") is not None:
+            password = self.get("riak", "password")
+        elif self.get("riak", "password_file"):
+            password = _read_password_file(self.riak_file("password_file"))
+        if username is None and password is not None:
+            source = PASSWORD_ENV if env else "[riak] password"
+            raise ConfigError(f"{self._where()}{source} is set but [riak] username is not")
+        if username is not None and password is None:
+            raise ConfigError(f"{self._where()}[riak] username {username!r} has no password: set "
+                              f"password_file (or password, or ${PASSWORD_ENV})")
+        return username, password
+
+    def _where(self):
+        return f"config file {self.path}: " if self.path else "config: "
 
     def describe_store(self):
         if self.backend == "sqlite":
             return f"sqlite {self.sqlite_path}"
         return "riak " + ", ".join(self.get("riak", "nodes"))
+
+
+def _read_password_file(path):
+    """The first line of the file; a warning when group or others may read it."""
+    import logging
+    import stat
+    try:
+        with open(path, encoding="utf-8") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            line = fh.readline().rstrip("\r\n")
+    except FileNotFoundError:
+        raise ConfigError(f"[riak] password_file {path}: not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"[riak] password_file {path}: cannot read it ({why})") from None
+    if not line:
+        raise ConfigError(f"[riak] password_file {path}: the first line is empty")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        logging.getLogger("riaktq.security").warning(
+            "warning: password file %s can be read by other users (mode %03o); chmod 600 it",
+            path, stat.S_IMODE(mode))
+    from riaktq_cli.riak.security import Secret
+    return Secret(line)
 
 
 def locate(explicit=None):
@@ -207,7 +318,16 @@ def from_dict(raw, path=None):
                 values[section][key] = check(value, f"[{section}] {key}")
             except ConfigError as exc:
                 raise ConfigError(where_file + str(exc)) from None
+    _check_riak_security(values["riak"], where_file)
     return Config(path=path, values=values, queries=queries)
+
+
+def _check_riak_security(riak, where_file):
+    """Security keys that contradict each other, caught when the file loads."""
+    if riak["password"] is not None and riak["password_file"]:
+        raise ConfigError(f"{where_file}[riak] has both password and password_file; keep one")
+    if riak["key_file"] and not riak["cert_file"]:
+        raise ConfigError(f"{where_file}[riak] key_file needs cert_file (the client certificate)")
 
 
 def _queries(raw, where_file):
@@ -260,6 +380,17 @@ bucket_type = "riaktq"
 prefix = "riaktq"
 # Per-request timeout.
 timeout = "5s"
+# Requests one process keeps in flight at once (the scheduler's reads and
+# writes of an iteration go out in parallel over this many connections).
+concurrency = 8
+# Riak with security enabled (`riak admin security enable`): https:// nodes,
+# a user and its password. Paths are relative to this file. See README.
+# username = "riaktq"
+# password_file = "riak-password"    # chmod 600; or password = "...", or $RIAKTQ_RIAK_PASSWORD
+# ca_file = "riak-ca.crt"            # the CA that signed the nodes' certificates; system CAs if absent
+# cert_file = "riaktq.crt"           # a client certificate, for Riak's certificate source
+# key_file = "riaktq.key"
+# verify = true                      # false accepts any certificate: never in production
 
 [scheduler]
 # Time between iterations (commit results, assign tasks, roll back lost ones).

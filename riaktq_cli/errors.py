@@ -50,6 +50,17 @@ class ForeignValue(StoreError):
     program wrote it, or it was cut short): skipped, never fatal."""
 
 
+class StoreRefused(StoreUnavailable):
+    """The store answered no: wrong credentials, a missing grant, plain HTTP
+    to a secure node, an untrusted certificate.
+
+    A StoreUnavailable, so daemons wait and retry (an operator may be fixing
+    grants right now) instead of dying; a one-shot command exits 3 with the
+    message, which is one line that says what to fix and never the password."""
+
+    exit_code = 3
+
+
 class PartialUpdate(StoreUnavailable):
     """Some writes of a batch failed (Riak has no multi-key transaction).
 

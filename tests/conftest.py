@@ -4,6 +4,12 @@
 the project's Riak test server (tests/riak_server.py), or to a real node
 when RIAKTQ_TEST_RIAK_URL is set; each test gets its own bucket prefix, so
 tests never see each other's data on a shared node.
+
+With Riak security on, the whole Riak half runs over HTTPS with a user:
+against a real node, RIAKTQ_TEST_RIAK_URL=https://... plus
+RIAKTQ_TEST_RIAK_USER, RIAKTQ_TEST_RIAK_PASSWORD and RIAKTQ_TEST_RIAK_CA (the
+CA file); against the test server, RIAKTQ_TEST_RIAK_SECURE=1 (a CA made with
+trustme). `write_config` then adds username, password_file and ca_file.
 """
 
 import json
@@ -19,7 +25,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_RIAK = os.environ.get("RIAKTQ_TEST_RIAK_URL")
+SECURE_TEST_SERVER = os.environ.get("RIAKTQ_TEST_RIAK_SECURE") == "1"
 BACKENDS = ["sqlite", "riak"]
+# node URL -> (user, password, CA file): what write_config adds for that node
+RIAK_CREDENTIALS = {}
+if REAL_RIAK and os.environ.get("RIAKTQ_TEST_RIAK_USER"):
+    RIAK_CREDENTIALS[REAL_RIAK.rstrip("/")] = (os.environ["RIAKTQ_TEST_RIAK_USER"],
+                                               os.environ.get("RIAKTQ_TEST_RIAK_PASSWORD", ""),
+                                               os.environ.get("RIAKTQ_TEST_RIAK_CA"))
 
 
 def riak_store_available():
@@ -31,13 +44,16 @@ def riak_store_available():
 
 
 @pytest.fixture(scope="session")
-def riak_server():
+def riak_server(tmp_path_factory):
     """The Riak test server for the whole session (None against a real node)."""
     if REAL_RIAK:
         yield None
         return
     from tests.riak_server import RiakTestServer
-    server = RiakTestServer(port=0)
+    if SECURE_TEST_SERVER:
+        server = secure_test_server(tmp_path_factory.mktemp("riak-tls"))
+    else:
+        server = RiakTestServer(port=0)
     server.start()
     server.listings = 0
     plain_reset = server.reset_counts
@@ -51,6 +67,38 @@ def riak_server():
     total = server.listings + listings(server)
     server.stop()
     assert total == 0, f"the Riak test server saw {total} key or bucket listing(s)"
+
+
+TEST_USER, TEST_PASSWORD = "riaktq", "s3cret-pw"
+READER, READER_PASSWORD = "reader", "r3ad-only"
+
+
+def make_ca(directory):
+    """A CA (ca.pem) and a server certificate for 127.0.0.1 (server.pem),
+    made with trustme; returns (ca, paths)."""
+    import trustme
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_file, server_pem = Path(directory) / "ca.pem", Path(directory) / "server.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+    return ca, ca_file, server_pem
+
+
+def secure_test_server(directory, **kwargs):
+    """A test server with Riak security on, as the transcripts' secure node:
+    HTTPS (TLS 1.2), user riaktq with every grant, reader with get and 2i.
+    Its credentials are registered for write_config; `.ca_file` is the CA."""
+    from tests.riak_server import RiakTestServer, Security, server_tls_context
+    _, ca_file, server_pem = make_ca(directory)
+    security = Security()
+    security.add_user(TEST_USER, TEST_PASSWORD, Security.ALL)
+    security.add_user(READER, READER_PASSWORD, ["riak_kv.get", "riak_kv.index"])
+    server = RiakTestServer(port=0, tls=server_tls_context(str(server_pem)), security=security,
+                            **kwargs)
+    server.ca_file = str(ca_file)
+    RIAK_CREDENTIALS[server.url] = (TEST_USER, TEST_PASSWORD, server.ca_file)
+    return server
 
 
 def listings(server):
@@ -95,12 +143,43 @@ def write_config(path, backend, riak_url=None, **sections):
         lines.append(f'[sqlite]\npath = "{path.parent / "riaktq.db"}"\n')
     else:
         prefix = "t" + uuid.uuid4().hex[:12]
-        lines.append(f'[riak]\nnodes = ["{riak_url}"]\nprefix = "{prefix}"\ntimeout = "2s"\n')
+        riak = f'[riak]\nnodes = ["{riak_url}"]\nprefix = "{prefix}"\ntimeout = "2s"\n'
+        creds = RIAK_CREDENTIALS.get(str(riak_url).rstrip("/"))
+        if creds is not None:
+            riak += security_lines(path.parent, *creds)
+        lines.append(riak)
     for name, values in sections.items():
         body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
         lines.append(f"[{name}]\n{body}\n")
     path.write_text("\n".join(lines))
     return path
+
+
+def security_lines(directory, user, password, ca_file=None):
+    """[riak] lines for a user: the password in a file only its owner reads."""
+    secret = Path(directory) / "riak-password"
+    secret.write_text(password + "\n")
+    secret.chmod(0o600)
+    text = f'username = "{user}"\npassword_file = "{secret}"\n'
+    return text + (f'ca_file = "{ca_file}"\n' if ca_file else "")
+
+
+def riak_client(url, **kwargs):
+    """A RiakClient for a test node, with its credentials when security is on."""
+    from riaktq_cli.riak import RiakClient, TlsSettings
+    creds = RIAK_CREDENTIALS.get(str(url).rstrip("/"))
+    if creds is not None:
+        kwargs.update(username=creds[0], password=creds[1], tls=TlsSettings(ca_file=creds[2]))
+    return RiakClient([url], **kwargs)
+
+
+def add_security(config_path, riak_url):
+    """Append the node's credentials to a config written by `riaktq init`."""
+    creds = RIAK_CREDENTIALS.get(str(riak_url).rstrip("/"))
+    if creds is not None:
+        text = Path(config_path).read_text().replace(
+            "[riak]\n", "[riak]\n" + security_lines(Path(config_path).parent, *creds), 1)
+        Path(config_path).write_text(text)
 
 
 FAST = {

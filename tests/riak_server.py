@@ -30,15 +30,25 @@ riak_kv_wm_props behaviour):
   query, so nothing can depend on an order Riak does not promise;
 * key and bucket listing (counted, so tests can assert nobody lists).
 
+Riak security (``security=Security(...)``, see ``Security``): users with
+passwords and grants; over TLS (``tls=`` a server SSLContext, TLS 1.2 only as
+Riak 3.2) requests need basic auth (401 otherwise) and the grant for what
+they do (403), over plain HTTP they get 426; ``/``  and ``/stats`` stay open,
+and malformed requests get their 400 first -- all as a real secure node
+answers (transcripts 09 and 09b).
+
 Fault switches (thread-safe, usable mid-run): ``fail_next``, ``slow_next``,
-``drop_next``, ``sibling_storm``, ``set_down``; ``counts`` records every
-request kind and status.  Several servers can share one data store
+``drop_next``, ``sibling_storm``, ``set_down``, and ``security.set_password``
+(a password changed or expired under a running client); ``counts`` records
+every request kind and status.  Several servers can share one data store
 (``RiakTestServer(share_with=other)``) to play the nodes of one cluster.
 
 Run standalone (demos, benchmarks)::
 
     python tests/riak_server.py --port 8098
     python tests/riak_server.py --port 0      # prints "listening on http://127.0.0.1:PORT"
+    python tests/riak_server.py --port 0 --secure /tmp/riak-tls --http-port 0
+        # HTTPS with security on, users as in the 09 transcripts, CA in /tmp/riak-tls/ca.pem
 
 Other processes can steer a standalone server through ``/__test__/...``
 (see ``_Handler._control``); the client never calls those paths.
@@ -57,6 +67,7 @@ import random
 import re
 import signal
 import socket
+import ssl
 import string
 import sys
 import threading
@@ -65,7 +76,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
-__all__ = ["RiakTestServer"]
+__all__ = ["RiakTestServer", "Security", "server_tls_context"]
 
 # Properties of a bucket type created with `riak admin bucket-type create`
 # (Riak 2.0+) and of the `default` type, as GET .../props shows them.
@@ -105,6 +116,9 @@ _B62 = string.digits + string.ascii_letters
 _WM_404 = (b"<HTML><HEAD><TITLE>404 Not Found</TITLE></HEAD><BODY><H1>Not Found</H1>"
            b"The requested document was not found on this server.<P><HR>"
            b"<ADDRESS>mochiweb+webmachine web server</ADDRESS></BODY></HTML>")
+_WM_401 = (b"<html><head><title>401 Unauthorized</title></head><body><h1>Unauthorized</h1>"
+           b"<p><hr><address>mochiweb+webmachine web server</address></body></html>")
+_HTTPS_ONLY = b"Security is enabled and Riak does not accept credentials over HTTP. Try HTTPS instead."
 _CONT_MAGIC = b"\x83h\x02"  # continuations start like Erlang's term_to_binary ("g2gC...")
 _VCLOCK_MAGIC = b"k\xce"
 
@@ -465,6 +479,81 @@ class _Faults:
 # The request handler
 
 
+class Security:
+    """Riak security as `riak admin security` sets it up: users, passwords,
+    grants.  One object is shared by the listeners of a node (HTTPS and plain
+    HTTP) and by the nodes of a cluster, as Riak keeps it cluster-wide.
+
+    Grants are (permission, scope) pairs; a scope is ``"any"``, a bucket type,
+    or ``(type, bucket)``, as in ``grant riak_kv.get on riaktq to reader``.
+    Every change applies to the next request (a password changed or expired
+    under a running client is a fault switch).
+    """
+
+    ALL = ("riak_kv.get", "riak_kv.put", "riak_kv.delete", "riak_kv.index", "riak_kv.list_keys",
+           "riak_kv.list_buckets", "riak_core.get_bucket", "riak_core.set_bucket",
+           "riak_core.get_bucket_type", "riak_core.set_bucket_type")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.passwords: dict[str, str] = {}
+        self.grants: dict[str, set] = {}
+
+    def add_user(self, name: str, password: str, grants=(), on="any") -> "Security":
+        with self.lock:
+            self.passwords[name] = password
+            self.grants.setdefault(name, set())
+        self.grant(name, grants, on)
+        return self
+
+    def set_password(self, name: str, password: str) -> None:
+        with self.lock:
+            if name not in self.passwords:
+                raise KeyError(f"no user {name!r}")
+            self.passwords[name] = password
+
+    def grant(self, name: str, perms, on="any") -> None:
+        perms = [perms] if isinstance(perms, str) else list(perms)
+        with self.lock:
+            self.grants.setdefault(name, set()).update((p, on) for p in perms)
+
+    def revoke(self, name: str, perms, on="any") -> None:
+        perms = [perms] if isinstance(perms, str) else list(perms)
+        with self.lock:
+            self.grants.setdefault(name, set()).difference_update((p, on) for p in perms)
+
+    def authenticate(self, header: str | None) -> str | None:
+        """The user a basic ``Authorization`` header proves, or None."""
+        if not header or not header.lower().startswith("basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(header[6:].strip(), validate=True) \
+                .decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        with self.lock:
+            known = self.passwords.get(user)
+        return user if known is not None and known == password else None
+
+    def allowed(self, user: str, perm: str, btype: str, bucket: str | None) -> bool:
+        with self.lock:
+            grants = self.grants.get(user, set())
+            return any((perm, scope) in grants for scope in ("any", btype, (btype, bucket)))
+
+
+def server_tls_context(certfile: str, keyfile: str | None = None,
+                       client_ca: str | None = None) -> ssl.SSLContext:
+    """A server context as Riak 3.2's: TLS 1.2 only.  ``client_ca``: ask for
+    (and verify) a client certificate signed by that CA."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certfile, keyfile)
+    if client_ca:
+        ctx.load_verify_locations(cafile=client_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
 class _Headers:
     """Request headers: case-insensitive, every line kept.
 
@@ -749,7 +838,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- checks shared by the KV resources -----------------------------
 
-    def _check_forbidden(self):
+    def _check_authorized(self):
+        """webmachine's is_authorized, as Riak's: plain HTTP to a secure node
+        is 426 (credentials or not), no/wrong credentials 401."""
+        security = self.riak.security
+        if security is None:
+            return None
+        if self.riak.tls is None:
+            raise _Halt(426, _HTTPS_ONLY, ctype=None)
+        user = security.authenticate(self.headers.get("Authorization"))
+        if user is None:
+            raise _Halt(401, _WM_401, headers=[("WWW-Authenticate", 'Basic realm="Riak"')],
+                        ctype="text/html")
+        return user
+
+    def _check_forbidden(self, perm: str | None = None, btype: str = "default",
+                         bucket: str | None = None):
+        """webmachine's is_authorized then forbidden: credentials, the
+        Origin/Referer rule, then the user's grant for ``perm``."""
+        user = self._check_authorized()
         if self.headers.get("Origin") == "null":
             raise _Halt(403, b"")
         referer = self.headers.get("Referer")
@@ -761,6 +868,10 @@ class _Handler(BaseHTTPRequestHandler):
             if not ref.hostname or norm(ref.hostname) != norm(here_host) or \
                     str(ref.port or 80) != (here_port or "80"):
                 raise _Halt(403, b"")
+        if user is not None and perm is not None and \
+                not self.riak.security.allowed(user, perm, btype, bucket):
+            target = btype if bucket is None else (bucket if btype == "default" else f"{btype}/{bucket}")
+            raise _Halt(403, f"Permission denied: User '{user}' does not have '{perm}' on {target}")
 
     def _check_params(self):
         for name in _QUORUM_PARAMS:
@@ -799,6 +910,7 @@ class _Handler(BaseHTTPRequestHandler):
                        ctype="text/html")
 
     def _ping(self):
+        self._check_authorized()
         self._send(200, b"OK", ctype="text/html")
 
     def _stats(self):
@@ -813,6 +925,7 @@ class _Handler(BaseHTTPRequestHandler):
             "node_gets": counts["get"], "node_puts": counts["put"],
             "vnode_index_reads": counts["index"],
             "node_gets_total": counts["get"], "node_puts_total": counts["put"],
+            "index_fsm_create": counts["index"],
         }
         ctype = _choose_media(["application/json", "text/plain"], self.headers.get("Accept"))
         if ctype is None:
@@ -820,7 +933,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps(stats).encode(), ctype=ctype)
 
     def _list_buckets(self, btype: str):
-        self._check_forbidden()
+        self._check_forbidden("riak_kv.list_buckets", btype)
         if self.query.get("buckets") not in ("true", "stream"):
             raise _Halt(400, "Invalid buckets parameter: use buckets=true or buckets=stream\n")
         self._check_type(btype)
@@ -830,9 +943,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps({"buckets": names}).encode(), ctype="application/json")
 
     def _keys(self, btype: str, bucket: str):
-        self._check_forbidden()
         if self.command == "POST":
             return self._object(btype, bucket, None)
+        self._check_forbidden("riak_kv.list_keys", btype, bucket)
         if self.query.get("keys") not in ("true", "stream"):
             raise _Halt(400, "Invalid keys parameter: use keys=true or keys=stream\n")
         self._check_type(btype)
@@ -879,7 +992,8 @@ class _Handler(BaseHTTPRequestHandler):
         return props
 
     def _type_props(self, btype: str):
-        self._check_forbidden()
+        self._check_forbidden("riak_core.set_bucket_type" if self.command == "PUT"
+                              else "riak_core.get_bucket_type", btype)
         store = self.riak.store
         self._check_type(btype, _WM_404)
         if self.command == "PUT":
@@ -894,7 +1008,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json({"props": props})
 
     def _bucket_props(self, btype: str, bucket: str):
-        self._check_forbidden()
+        self._check_forbidden("riak_core.get_bucket" if self.command in ("GET", "HEAD")
+                              else "riak_core.set_bucket", btype, bucket)
         store = self.riak.store
         self._check_type(btype, _WM_404)
         if self.command == "PUT":
@@ -923,7 +1038,8 @@ class _Handler(BaseHTTPRequestHandler):
         if method in ("PUT", "POST"):
             return self._put(btype, bucket, key)
         self._check_params()
-        self._check_forbidden()
+        self._check_forbidden("riak_kv.delete" if method == "DELETE" else "riak_kv.get",
+                              btype, bucket)
         self._check_type(btype)
         if method == "DELETE":
             return self._delete(btype, bucket, key)
@@ -1036,7 +1152,7 @@ class _Handler(BaseHTTPRequestHandler):
             if decoded is None:
                 raise _Halt(500, "Error:\n{error,{badarg,[{riak_object,decode_vclock,1}]}}\n")
             ctx = decoded
-        self._check_forbidden()
+        self._check_forbidden("riak_kv.put", btype, bucket)
         media, charset = _parse_content_type(raw_ctype)
         if "/" not in media or len(media.split("/")) != 2 or not all(media.split("/")):
             raise _Halt(415, f'"{media}" is not a valid media type for the Content-type header.\n')
@@ -1135,11 +1251,11 @@ class _Handler(BaseHTTPRequestHandler):
         timeout = q.get("timeout")
         if timeout is not None and not re.fullmatch(r"\d+", timeout):
             raise _Halt(400, f'Bad timeout value "{timeout}". Must be a non-negative integer\n')
-        self._check_forbidden()
         is_int = fieldname.endswith("_int") and len(fieldname) > 4
         if fieldname not in ("$key", "$bucket") and not is_int and not (
                 fieldname.endswith("_bin") and len(fieldname) > 4):
-            raise _Halt(400, f"Invalid query: [{{unknown_field_type,<<\"{fieldname}\">>}}]\n")
+            raise _Halt(400, f"Invalid query: {{unknown_field_type,<<\"{fieldname}\">>}}\n")
+        self._check_forbidden("riak_kv.index", btype, bucket)
 
         def term(text):
             if not is_int:
@@ -1281,6 +1397,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         elif name == "2i":
             riak.backend_2i = q.get("enabled", "true") == "true"
+        elif name == "password" and riak.security is not None:
+            try:
+                riak.security.set_password(q.get("user", ""), q.get("password", ""))
+            except KeyError:
+                raise _Halt(404, f"no user {q.get('user')!r}\n") from None
+        elif name in ("grant", "revoke") and riak.security is not None:
+            perms = [p for p in q.get("perms", "").split(",") if p]
+            getattr(riak.security, name)(q.get("user", ""), perms, q.get("on", "any"))
         else:
             raise _Halt(404, _WM_404, ctype="text/html")
         self._send(204, ctype=None)
@@ -1317,6 +1441,28 @@ class _HTTPServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address):  # quiet on client resets
         pass
 
+    def finish_request(self, request, client_address):
+        """Over TLS: the handshake in the connection's own thread (a slow or
+        failing client must not stall accept), then HTTP as usual."""
+        ctx = self.riak.tls
+        if ctx is None:
+            return super().finish_request(request, client_address)
+        try:
+            request.settimeout(5)
+            conn = ctx.wrap_socket(request, server_side=True)
+            conn.settimeout(None)
+        except (OSError, ssl.SSLError):
+            self.riak._count("tls_failed")
+            return
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
 
 # --------------------------------------------------------------------------
 # The server object
@@ -1332,13 +1478,19 @@ class RiakTestServer:
     "keep" / "immediate".  ``share_with``: another RiakTestServer whose data
     this one serves too (two nodes of one cluster).  ``idle_timeout``: close
     keep-alive connections idle that many seconds (as Riak's web server does).
+    ``tls``: a server SSLContext (see ``server_tls_context``): the node speaks
+    HTTPS.  ``security``: a ``Security`` -- Riak security enabled; a node
+    without ``tls`` then answers 426 (the plain listener of a secure node).
     """
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", *,
                  types: dict[str, dict] | None = None, backend_2i: bool = True,
                  delete_mode: int | str = 3000, shuffle_unsorted: bool = True,
                  share_with: "RiakTestServer | None" = None, idle_timeout: float | None = None,
-                 seed: int = 0):
+                 seed: int = 0, tls: ssl.SSLContext | None = None,
+                 security: Security | None = None):
+        self.tls = tls
+        self.security = security
         self.store = share_with.store if share_with is not None else _Store(types, delete_mode)
         self.backend_2i = backend_2i
         self.shuffle_unsorted = shuffle_unsorted
@@ -1363,7 +1515,7 @@ class RiakTestServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def _start(self, port: int) -> None:
         httpd = _HTTPServer((self.host, port), _Handler)
@@ -1538,24 +1690,71 @@ def main(argv: list[str] | None = None) -> int:
                         help="tombstone lifetime in ms, or keep / immediate")
     parser.add_argument("--idle-timeout", type=float, default=None,
                         help="close idle keep-alive connections after this many seconds")
+    parser.add_argument("--secure", metavar="DIR",
+                        help="Riak security on: HTTPS with a CA and certificate made (with "
+                             "trustme) into DIR/ca.pem, basic auth, grants; users as in the 09 "
+                             "transcripts unless --user is given")
+    parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD[:PERM,...]",
+                        help="a user for --secure (default grants: all riaktq needs and more)")
+    parser.add_argument("--http-port", type=int, default=None,
+                        help="with --secure: also the node's plain-HTTP listener (it answers 426)")
     args = parser.parse_args(argv)
     types = dict(_parse_type(s) for s in args.type) if args.type else None
     delete_mode = int(args.delete_mode) if args.delete_mode.isdigit() else args.delete_mode
+    tls = security = None
+    if args.secure:
+        tls = _make_tls_files(args.host, args.secure)
+        security = _parse_users(args.user)
+    servers = []
     try:
-        server = RiakTestServer(args.port, args.host, types=types, backend_2i=not args.no_2i,
-                                delete_mode=delete_mode, idle_timeout=args.idle_timeout)
+        servers.append(RiakTestServer(args.port, args.host, types=types, backend_2i=not args.no_2i,
+                                      delete_mode=delete_mode, idle_timeout=args.idle_timeout,
+                                      tls=tls, security=security))
+        if args.secure and args.http_port is not None:
+            servers.append(RiakTestServer(args.http_port, args.host, share_with=servers[0],
+                                          idle_timeout=args.idle_timeout, security=security))
     except OSError as exc:
-        print(f"riak_server: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(f"riak_server: cannot listen on {args.host}: {exc.strerror or exc}", file=sys.stderr)
+        for server in servers:
+            server.stop()
         return 1
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    print(f"listening on {server.url}", flush=True)
+    extra = f" (plain HTTP {servers[1].url})" if len(servers) > 1 else ""
+    ca = f" CA {args.secure}/ca.pem" if args.secure else ""
+    print(f"listening on {servers[0].url}{extra}{ca}", flush=True)
     while not done.wait(0.1):
         pass
-    server.stop()
+    for server in servers:
+        server.stop()
     return 0
+
+
+TRANSCRIPT_USERS = ("riaktq:s3cret-pw", "reader:r3ad-only:riak_kv.get,riak_kv.index")
+
+
+def _parse_users(specs) -> Security:
+    security = Security()
+    for spec in specs or TRANSCRIPT_USERS:
+        name, _, rest = spec.partition(":")
+        password, _, perms = rest.partition(":")
+        security.add_user(name, password, perms.split(",") if perms else Security.ALL)
+    return security
+
+
+def _make_tls_files(host: str, directory: str) -> ssl.SSLContext:
+    """A CA and a server certificate for ``host``, written to ``directory``
+    (ca.pem for clients; server.pem holds the key and chain)."""
+    import os
+
+    import trustme
+    os.makedirs(directory, exist_ok=True)
+    ca = trustme.CA()
+    cert = ca.issue_cert(host, "localhost")
+    ca.cert_pem.write_to_path(os.path.join(directory, "ca.pem"))
+    cert.private_key_and_cert_chain_pem.write_to_path(os.path.join(directory, "server.pem"))
+    return server_tls_context(os.path.join(directory, "server.pem"))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ import pytest
 
 from riaktq_cli import config, task as t
 from riaktq_cli.errors import StoreUnavailable
-from riaktq_cli.riak import RiakClient
 from riaktq_cli.store import open_store
-from tests.conftest import FAST, Processes, read_events, riak_store_available, wait_until, write_config
+from tests.conftest import (FAST, Processes, add_security, read_events, riak_client, riak_store_available,
+                            wait_until, write_config)
 
 pytestmark = pytest.mark.skipif(not riak_store_available(), reason="riak store not built yet")
 
@@ -39,7 +39,7 @@ def test_concurrent_blind_writes_make_siblings_that_reads_resolve(rstore, riak_u
     rstore.create_task(new("x"))
     assigned = t.assign(rstore.get_task("x"), "w1")
     done = t.close(assigned, "w1", "done", b"ok", 1, 2)[0]
-    raw = RiakClient([riak_url])
+    raw = riak_client(riak_url)
     bucket = rstore.bucket("task")
     # two writers that never read: each adds a sibling beside the stored value
     for version in (assigned, done):
@@ -207,6 +207,7 @@ def test_init_riak_writes_a_working_config(tmp_path, riak_url):
     assert result.returncode == 0
     text = (tmp_path / "riaktq.toml").read_text()
     assert 'backend = "riak"' in text and riak_url in text
+    add_security(tmp_path / "riaktq.toml", riak_url)
     assert procs.run("check").returncode == 0
 
 
@@ -214,7 +215,7 @@ def test_a_foreign_value_under_our_keys_stalls_nothing(rstore, riak_url):
     from riaktq_cli.events import EventSink
     from riaktq_cli.scheduler import Scheduler
     from tests.test_scheduler import instance
-    raw = RiakClient([riak_url])
+    raw = riak_client(riak_url)
     rstore.create_tasks([new("good", cat=2)])
     # somebody else's write: not JSON, but indexed as a todo task ahead of ours
     raw.store(rstore.btype, rstore.bucket("task"), "junk", b"", "text/plain",

@@ -12,21 +12,29 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import urllib3
 
 from riaktq_cli.riak import (
     IndexPage,
+    RiakAuthFailed,
     RiakBadRequest,
     RiakClient,
     RiakConflict,
     RiakError,
+    RiakHttpsRequired,
     RiakObject,
+    RiakPermissionDenied,
+    RiakTlsError,
     RiakUnavailable,
+    Secret,
+    TlsSettings,
 )
 from riaktq_cli.riak import client as client_module
 from riaktq_cli.riak.multipart import MultipartError, parse_multipart
+from tests.conftest import wait_until
 from tests.riak_server import RiakTestServer
 
 T = "riaktq"  # the allow_mult bucket type the test server creates by default
@@ -617,6 +625,174 @@ def test_server_control_paths_for_other_processes():
         assert counts["status_503"] == 1
         assert raw(server, "POST", "/__test__/reset").status == 204
         assert "status_503" not in json.loads(raw(server, "GET", "/__test__/counts").data)
+
+
+# --------------------------------------------------------------------------
+# Riak security: HTTPS, basic auth, final refusals
+
+
+@pytest.fixture
+def secure_node(tmp_path):
+    """(HTTPS node with security on, its plain-HTTP listener, CA file)."""
+    from tests.conftest import secure_test_server
+    server = secure_test_server(tmp_path)
+    plain = RiakTestServer(port=0, share_with=server, security=server.security)
+    yield server, plain, server.ca_file
+    plain.stop()
+    server.stop()
+
+
+def secure_client(urls, ca, user="riaktq", password="s3cret-pw", **kwargs):
+    kwargs.setdefault("backoff", 0.01)
+    return RiakClient(urls, timeout=2.0, username=user, password=password,
+                      tls=TlsSettings(ca_file=ca), **kwargs)
+
+
+def test_https_with_basic_auth_on_a_tls12_only_node(secure_node):
+    server, _, ca = secure_node
+    c = secure_client([server.url], ca)
+    c.store(T, B, "k", b"v", "text/plain", indexes={"status_bin": "todo"})
+    assert c.fetch(T, B, "k").value == b"v"
+    assert c.index(T, B, "status_bin", "todo").keys == ["k"]
+    report = c.tls_report(server.url)
+    assert report.protocol == "TLSv1.2" and report.verified and report.not_after
+    assert server.counts["status_401"] == 0 and server.counts["connections"] <= 2
+
+
+def test_refusals_are_final_not_retried_nor_failed_over(secure_node):
+    server, plain, ca = secure_node
+    twin = RiakTestServer(port=0, share_with=server, tls=server.tls, security=server.security)
+    try:
+        cases = [
+            (secure_client([server.url, twin.url], ca, password="wrong"), RiakAuthFailed,
+             "riak: authentication failed for user 'riaktq' at {url}", "status_401"),
+            (secure_client([server.url, twin.url], ca, user="reader", password="r3ad-only"),
+             RiakPermissionDenied,
+             "riak: permission denied: user 'reader' lacks riak_kv.put on bucket type riaktq",
+             "status_403"),
+            (secure_client([server.url, twin.url], None), RiakTlsError,
+             "riak: certificate of {url} not trusted (set ca_file)", "tls_failed"),
+        ]
+        for client, kind, line, counter in cases:
+            server.reset_counts()
+            twin.reset_counts()
+            with pytest.raises(kind) as err:
+                client.store(T, B, "k", b"v", "text/plain")
+            assert str(err.value) == line.format(url=err.value.node)
+            # (the server counts a failed handshake after the client saw it fail)
+            wait_until(lambda: server.counts[counter] + twin.counts[counter] >= 1, timeout=5,
+                       message=counter)
+            assert server.counts[counter] + twin.counts[counter] == 1, line
+            client.close()
+        c = secure_client([plain.url], ca)
+        with pytest.raises(RiakHttpsRequired) as err:
+            c.ping()
+        assert str(err.value) == f"riak: this node requires HTTPS (security is enabled): {plain.url}"
+        assert plain.counts["status_426"] == 1
+    finally:
+        twin.stop()
+
+
+def test_503_is_still_retried_with_credentials(secure_node):
+    server, _, ca = secure_node
+    c = secure_client([server.url], ca)
+    server.fail_next(2, 503)
+    c.store(T, B, "k", b"v", "text/plain")
+    assert server.counts["status_503"] == 2 and server.counts["status_204"] == 1
+
+
+def test_expired_password_then_renewed(secure_node):
+    server, _, ca = secure_node
+    c = secure_client([server.url], ca)
+    c.store(T, B, "k", b"v", "text/plain")
+    server.security.set_password("riaktq", "expired")
+    with pytest.raises(RiakAuthFailed):
+        c.fetch(T, B, "k")
+    server.security.set_password("riaktq", "s3cret-pw")
+    assert c.fetch(T, B, "k").value == b"v"  # no restart, no node skipped
+
+
+def test_credentials_never_travel_over_plain_http(riak_test_server, secure_node, monkeypatch):
+    from tests import riak_server
+    seen = []
+    plain_ping = riak_server._Handler._ping
+
+    def spy(handler):
+        seen.append(handler.headers.get("Authorization"))
+        return plain_ping(handler)
+    monkeypatch.setattr(riak_server._Handler, "_ping", spy)
+    RiakClient([riak_test_server.url], username="u", password="p").ping()
+    secure, _, ca = secure_node
+    secure_client([secure.url], ca).ping()
+    assert seen[0] is None and seen[1].startswith("Basic ")  # only over https
+
+
+def transcripts_dir():
+    from tests.conftest import ROOT
+    for candidate in (ROOT.parent / "shared" / "riak-transcripts", Path("/work/shared/riak-transcripts")):
+        if (candidate / "replay.py").exists():
+            return candidate
+    return None
+
+
+def test_secure_server_answers_as_the_recorded_secure_node(secure_node):
+    """The 09/09b transcripts (a real Riak 3.2.2 with security on) replayed
+    against the test server: every status, header and body as recorded."""
+    import subprocess
+    import sys
+    where = transcripts_dir()
+    if where is None:
+        pytest.skip("the Riak transcripts are not beside this checkout")
+    server, plain, ca = secure_node
+    result = subprocess.run([sys.executable, str(where / "replay.py"), "http://127.0.0.1:1",
+                             "--skip-cluster", "--only", "09*", "--https-url", server.url, "--ca", ca,
+                             "--secure-http-url", plain.url], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "0 failed" in result.stdout, result.stdout + result.stderr
+
+
+def test_urls_with_credentials_are_refused_and_never_shown():
+    with pytest.raises(ValueError) as err:
+        RiakClient(["https://riaktq:hunter2@riak1:8443"])
+    assert "hunter2" not in str(err.value) and "'https://riak1:8443'" in str(err.value)
+    assert "password_file" in str(err.value)
+
+
+def test_password_hides_itself():
+    secret = Secret("hunter2")
+    assert "hunter2" not in repr(secret) + str(secret) + f"{secret}" + repr({"pw": secret})
+    c = RiakClient(["https://127.0.0.1:1"], username="u", password="hunter2")
+    assert "hunter2" not in repr(vars(c))
+
+
+def test_client_certificate_is_presented(tmp_path):
+    """Riak's certificate source: the node asks for a client certificate."""
+    from tests.conftest import make_ca
+    from tests.riak_server import Security, server_tls_context
+    ca, ca_file, server_pem = make_ca(tmp_path)
+    client_pem = tmp_path / "client.pem"
+    ca.issue_cert("riaktq@example").private_key_and_cert_chain_pem.write_to_path(str(client_pem))
+    ctx = server_tls_context(str(server_pem), client_ca=str(ca_file))
+    security = Security().add_user("riaktq", "pw", Security.ALL)
+    with RiakTestServer(port=0, tls=ctx, security=security) as server:
+        without = RiakClient([server.url], username="riaktq", password="pw", retries=0,
+                             tls=TlsSettings(ca_file=str(ca_file)))
+        with pytest.raises((RiakTlsError, RiakUnavailable)):
+            without.ping()
+        with_cert = RiakClient([server.url], username="riaktq", password="pw",
+                               tls=TlsSettings(ca_file=str(ca_file), cert_file=str(client_pem)))
+        with_cert.ping()
+
+
+def test_verify_false_accepts_any_certificate_and_warns_once(secure_node, caplog):
+    server, _, _ = secure_node
+    with caplog.at_level("WARNING", logger="riaktq.security"):
+        c = RiakClient([server.url], username="riaktq", password="s3cret-pw",
+                       tls=TlsSettings(verify=False))
+        c.ping()
+        c.ping()
+    assert [r.getMessage() for r in caplog.records].count(caplog.records[0].getMessage()) == 1
+    assert "verification is OFF" in caplog.records[0].getMessage()
+    assert not c.tls_report(server.url).verified
 
 
 # --------------------------------------------------------------------------

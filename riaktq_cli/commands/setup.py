@@ -10,7 +10,7 @@ from riaktq_cli.output import escape
 
 @click.command("init")
 @click.argument("path", required=False, metavar="[PATH]")
-@click.option("--riak", "riak_url", metavar="URL", help="Configure the Riak store with this node, e.g. http://127.0.0.1:8098.")
+@click.option("--riak", "riak_url", metavar="URL", help="Configure the Riak store with this node, e.g. http://127.0.0.1:8098 (https://... for a node with security on).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.pass_obj
 def init_cmd(app, path, riak_url, force):
@@ -20,10 +20,11 @@ def init_cmd(app, path, riak_url, force):
     Examples:
       riaktq init                                  # embedded SQLite store
       riaktq init --riak http://10.0.0.1:8098      # a Riak KV cluster
+      riaktq init --riak https://10.0.0.1:8443     # ... with security on: then edit [riak]
     """
     from riaktq_cli import config
-    if riak_url and not riak_url.startswith(("http://", "https://")):
-        raise click.UsageError(f"--riak {riak_url!r}: expected a URL such as http://127.0.0.1:8098")
+    if riak_url:
+        riak_url = config.check_node_url(riak_url, "--riak")
     target = Path(path or app.config_path or config.DEFAULT_NAME)
     if target.exists() and not force:
         raise RiaktqError(f"{target} already exists (use --force to overwrite)")

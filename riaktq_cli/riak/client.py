@@ -24,6 +24,13 @@ with pagination, and bucket properties.  Everything here follows the facts in
 Several nodes are used round-robin; a node that refuses, times out or drops
 connections is skipped for a short, growing time (1 s doubling to 10 s) and
 then tried again, so a restarted node rejoins without any action.
+
+With Riak security on (see security.py), nodes are ``https://`` URLs, every
+request carries basic auth, and the answers that say *no* -- 401 (who are
+you?), 403 (not allowed), 426 (not over plain HTTP) and a certificate that
+does not verify -- are final: another attempt or another node gives the same
+answer until an operator acts, so they raise a RiakRefused at once, with one
+line that says what to fix, instead of being retried like a 503.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import json
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,12 +57,18 @@ from urllib3.exceptions import (
 )
 
 from .multipart import MultipartError, boundary_of, parse_multipart
+from .security import Secret, TlsSettings, basic_auth, make_ssl_context, redact_url, tls_probe
 
 __all__ = [
     "RiakError",
     "RiakUnavailable",
     "RiakConflict",
     "RiakBadRequest",
+    "RiakRefused",
+    "RiakAuthFailed",
+    "RiakPermissionDenied",
+    "RiakHttpsRequired",
+    "RiakTlsError",
     "Sibling",
     "RiakObject",
     "IndexPage",
@@ -65,6 +79,9 @@ log = logging.getLogger("riaktq.riak")
 # A library does not print on its own: without this, Python's last-resort
 # handler would put node warnings on stderr of a CLI that wants one-line errors.
 log.addHandler(logging.NullHandler())
+# Settings that weaken security are worth a warning even from a one-shot
+# command, whose "riaktq.riak" lines are hidden: a logger of its own.
+warn_log = logging.getLogger("riaktq.security")
 
 # What we ask for on fetches and returnbody: every sibling as a part when
 # there are several, and otherwise the object in whatever type it was stored
@@ -78,6 +95,8 @@ _DOWN_FIRST = 1.0  # seconds a failing node is skipped at first ...
 _DOWN_MAX = 10.0  # ... doubling per consecutive failure up to this
 _SPLIT_VALUES = re.compile(r",\s")  # how Riak splits an index header's values
 _UNKNOWN_TYPE = "Unknown bucket type"
+_DENIED = re.compile(r"Permission denied: User '(?P<user>[^']*)' does not have "
+                     r"'(?P<perm>[^']+)' on (?P<target>\S+)")
 
 
 # --------------------------------------------------------------------------
@@ -132,6 +151,41 @@ class RiakBadRequest(RiakError):
     The message carries the status and the first line of Riak's body, which
     names the bad parameter or header.
     """
+
+
+class RiakRefused(RiakError):
+    """Riak, or the TLS in front of it, said no: final, not retried.
+
+    ``node`` is the node's URL (never with userinfo).  Retrying or failing
+    over cannot help -- every node shares the security settings -- until an
+    operator fixes credentials, grants, the URL or the CA.
+    """
+
+    def __init__(self, message: str, *, node: str, status: int | None = None, body: str = ""):
+        super().__init__(message, status=status, body=body)
+        self.node = node
+
+
+class RiakAuthFailed(RiakRefused):
+    """401: no, wrong or unknown credentials (Riak does not say which)."""
+
+
+class RiakPermissionDenied(RiakRefused):
+    """403: the user lacks ``permission`` on bucket type ``btype``."""
+
+    def __init__(self, message: str, *, node: str, user: str | None, permission: str | None,
+                 btype: str | None, status: int = 403, body: str = ""):
+        super().__init__(message, node=node, status=status, body=body)
+        self.user, self.permission, self.btype = user, permission, btype
+
+
+class RiakHttpsRequired(RiakRefused):
+    """426: security is enabled and the request came over plain HTTP."""
+
+
+class RiakTlsError(RiakRefused):
+    """The TLS handshake failed: certificate not trusted, expired, for
+    another host, or the node is not speaking TLS on that port."""
 
 
 # --------------------------------------------------------------------------
@@ -345,12 +399,53 @@ def _normalize_node(node: str) -> str:
     node = node.strip().rstrip("/")
     if "://" not in node:
         node = "http://" + node
-    parts = urlsplit(node)
+    shown = redact_url(node)
+    try:
+        parts = urlsplit(node)
+        parts.port  # noqa: B018 -- raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"riak node {shown!r} is not an http(s)://host:port URL") from None
+    if "@" in parts.netloc:
+        raise ValueError(f"riak node {shown!r}: credentials in a node URL are not used and would "
+                         "be shown in logs; set username and password_file in [riak] instead")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"riak node {node!r} is not an http(s)://host:port URL")
+        raise ValueError(f"riak node {shown!r} is not an http(s)://host:port URL")
     if parts.path not in ("", "/"):
-        raise ValueError(f"riak node {node!r} must not have a path")
+        raise ValueError(f"riak node {shown!r} must not have a path")
     return node
+
+
+def _ssl_error_of(exc: BaseException):
+    """The ssl.SSLError behind a urllib3 error, if any (urllib3 wraps it)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, ssl.SSLError):
+            return exc
+        nested = [a for a in getattr(exc, "args", ()) if isinstance(a, BaseException)]
+        exc = nested[0] if nested else (exc.__cause__ or exc.__context__)
+        seen += 1
+    return None
+
+
+def _tls_refusal(node: str, err: ssl.SSLError) -> RiakTlsError | None:
+    """A final error for a handshake that failed on the certificate or the
+    protocol; None for a connection lost mid-handshake (a transport failure,
+    retried like any other)."""
+    if isinstance(err, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)):
+        return None
+    host = urlsplit(node).hostname
+    if isinstance(err, ssl.SSLCertVerificationError):
+        code = err.verify_code
+        if code == 10:
+            text = f"riak: certificate of {node} has expired"
+        elif code == 62:
+            text = f"riak: certificate of {node} is not for host {host}"
+        else:
+            text = f"riak: certificate of {node} not trusted (set ca_file)"
+        return RiakTlsError(text, node=node, body=err.verify_message or "")
+    reason = err.reason or type(err).__name__
+    hint = ": is this an HTTPS port?" if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE") else ""
+    return RiakTlsError(f"riak: TLS handshake with {node} failed ({reason}{hint})", node=node)
 
 
 # --------------------------------------------------------------------------
@@ -367,11 +462,23 @@ class RiakClient:
     """
 
     def __init__(self, nodes: list[str], timeout: float = 5.0, retries: int = 4,
-                 backoff: float = 0.05, backoff_max: float = 2.0, pool_size: int = 4):
+                 backoff: float = 0.05, backoff_max: float = 2.0, pool_size: int = 4, *,
+                 username: str | None = None, password: Secret | str | None = None,
+                 tls: TlsSettings | None = None, _ssl_context: ssl.SSLContext | None = None,
+                 _quiet: bool = False):
         if isinstance(nodes, str):
             nodes = [nodes]
         if not nodes:
             raise ValueError("riak: at least one node URL is needed")
+        if isinstance(password, str):
+            password = Secret(password)
+        if (username is None) != (password is None):
+            raise ValueError("riak: username and password go together")
+        self.username = username
+        self._secret = password
+        self._auth = basic_auth(username, password) if username is not None else None
+        self.tls = tls or TlsSettings()
+        self._ssl_context = _ssl_context
         self.timeout = float(timeout)
         self.retries = max(0, int(retries))
         self.backoff = float(backoff)
@@ -387,10 +494,34 @@ class RiakClient:
                 continue
             seen.add(url)
             self._nodes.append(_Node(url, self._make_pool(url)))
+        if not _quiet:
+            self._warn_weak_settings()
+
+    def _warn_weak_settings(self) -> None:
+        """Say once, at start, what weakens security: the operator chose it,
+        but must not forget it.  (Credentials configured for an http:// node
+        are simply not sent there; a secure node then answers 426, which
+        says what to fix.)"""
+        https = [n.url for n in self._nodes if n.url.startswith("https://")]
+        if https and not self.tls.verify:
+            warn_log.warning(
+                "WARNING: riak: TLS certificate verification is OFF (verify = false): anyone on "
+                "the network path can pose as %s and read the password; set ca_file instead",
+                ", ".join(https))
 
     def _make_pool(self, url: str) -> urllib3.HTTPConnectionPool:
         # retries=False: urllib3 must neither retry nor follow redirects on
         # its own; block=False: never wait for a free connection, open one.
+        extra: dict[str, Any] = {}
+        if url.startswith("https://"):
+            if self._ssl_context is None:
+                self._ssl_context = make_ssl_context(self.tls)
+                if not self.tls.verify:
+                    # We warned once ourselves; urllib3 would on every request.
+                    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            extra["ssl_context"] = self._ssl_context
+            if not self.tls.verify:
+                extra["assert_hostname"] = False
         return urllib3.connection_from_url(
             url,
             maxsize=self.pool_size,
@@ -398,7 +529,23 @@ class RiakClient:
             timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
             retries=False,
             headers={"User-Agent": USER_AGENT},
+            **extra,
         )
+
+    def for_node(self, node: str) -> "RiakClient":
+        """A client for exactly one node, with the same credentials and TLS
+        and no retries: ``riaktq check`` probes each node on its own."""
+        return RiakClient([node], timeout=self.timeout, retries=0, pool_size=1,
+                          username=self.username, password=self._secret, tls=self.tls,
+                          _ssl_context=self._ssl_context, _quiet=True)
+
+    def tls_report(self, node: str):
+        """A TlsReport of one handshake with ``node`` (None for http://)."""
+        url = _normalize_node(node)
+        if not url.startswith("https://"):
+            return None
+        ctx = self._ssl_context or make_ssl_context(self.tls)
+        return tls_probe(url, ctx, self.timeout)
 
     @property
     def nodes(self) -> list[str]:
@@ -485,12 +632,20 @@ class RiakClient:
                 sleeps += 1
                 tried.clear()
             tried.add(target.url)
+            headers_now = send_headers
+            if self._auth and target.url.startswith("https://"):
+                # Never over plain HTTP: the password would travel readable.
+                headers_now = dict(send_headers, Authorization=self._auth)
             try:
                 resp = target.pool.urlopen(
-                    method, url, body=body, headers=send_headers, retries=False,
+                    method, url, body=body, headers=headers_now, retries=False,
                     redirect=False, assert_same_host=False, preload_content=True,
                     timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout))
             except (HTTPError, OSError) as exc:
+                tls_error = _ssl_error_of(exc)
+                refusal = _tls_refusal(target.url, tls_error) if tls_error is not None else None
+                if refusal is not None:
+                    raise refusal from None
                 reason, sent = _reason_of(exc)
                 maybe_applied = maybe_applied or sent
                 reasons[target.url] = reason
@@ -515,6 +670,8 @@ class RiakClient:
                           _one_line(resp.data))
                 continue
             self._mark_ok(target)
+            if resp.status in (401, 403, 426):
+                raise self._refusal(target.url, resp)
             return resp, maybe_applied
         # Name every node: tried ones with this call's reason, others with
         # what we last knew about them.
@@ -537,6 +694,33 @@ class RiakClient:
         if 400 <= status < 500 and status not in (404, 409, 412):
             return RiakBadRequest(text, status=status, body=body)
         return RiakError(text, status=status, body=body)
+
+    def _refusal(self, node: str, resp: urllib3.BaseHTTPResponse) -> RiakRefused:
+        """The one-line error for a 401, 403 or 426 from ``node``."""
+        body = _one_line(resp.data or b"")
+        status = resp.status
+        if status == 426:
+            return RiakHttpsRequired(f"riak: this node requires HTTPS (security is enabled): {node}",
+                                     node=node, status=status, body=body)
+        if status == 401:
+            if self.username is None:
+                text = (f"riak: authentication required at {node} (security is enabled): "
+                        "set username and password_file in [riak]")
+            elif not node.startswith("https://"):
+                text = f"riak: authentication failed at {node}: credentials go over https:// only"
+            else:
+                text = f"riak: authentication failed for user '{self.username}' at {node}"
+            return RiakAuthFailed(text, node=node, status=status, body=body)
+        denied = _DENIED.search(body)
+        if denied:
+            user, perm = denied["user"], denied["perm"]
+            btype = denied["target"].split("/", 1)[0]
+            return RiakPermissionDenied(
+                f"riak: permission denied: user '{user}' lacks {perm} on bucket type {btype}",
+                node=node, user=user, permission=perm, btype=btype, body=body)
+        return RiakPermissionDenied(f"riak: forbidden (403) at {node}" + (f": {body}" if body else ""),
+                                    node=node, user=self.username, permission=None, btype=None,
+                                    body=body)
 
     def _check_unknown_type(self, btype: str, resp: urllib3.BaseHTTPResponse) -> None:
         if resp.status == 404 and (resp.data or b"").startswith(_UNKNOWN_TYPE.encode()):

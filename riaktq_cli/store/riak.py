@@ -27,8 +27,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from riaktq_cli.clock import now_us
-from riaktq_cli.errors import DuplicateTask, ForeignValue, PartialUpdate, StoreError, StoreUnavailable
-from riaktq_cli.riak import RiakClient, RiakConflict, RiakError, RiakUnavailable
+from riaktq_cli.errors import (ConfigError, DuplicateTask, ForeignValue, PartialUpdate, StoreError,
+                               StoreRefused, StoreUnavailable)
+from riaktq_cli.riak import (RiakClient, RiakConflict, RiakError, RiakRefused, RiakUnavailable,
+                             TlsSettings)
 from riaktq_cli.store.base import LEASE_NAME, SCHEDULER, Store
 from riaktq_cli.task import DONE, FAILED, NEXTUP, STATUSES, TODO, Task, merge
 
@@ -107,8 +109,15 @@ class RiakStore(Store):
     @classmethod
     def from_config(cls, config):
         riak = config.values["riak"]
+        username, password = config.riak_credentials()
         parallel = riak.get("concurrency", PARALLEL)
-        client = RiakClient(riak["nodes"], timeout=riak["timeout"], pool_size=parallel)
+        tls = TlsSettings(ca_file=config.riak_file("ca_file"), cert_file=config.riak_file("cert_file"),
+                          key_file=config.riak_file("key_file"), verify=riak["verify"])
+        try:
+            client = RiakClient(riak["nodes"], timeout=riak["timeout"], pool_size=parallel,
+                                username=username, password=password, tls=tls)
+        except ValueError as exc:
+            raise ConfigError(f"[riak] {exc}".replace("[riak] riak: ", "[riak] ")) from None
         store = cls(client, bucket_type=riak["bucket_type"], prefix=riak["prefix"])
         store.parallel = parallel
         return store
@@ -121,6 +130,10 @@ class RiakStore(Store):
         """Run a client call, turning Riak failures into store errors."""
         try:
             return fn(*args, **kwargs)
+        except RiakRefused as exc:
+            # Final for this request, but daemons keep retrying: an operator
+            # may be fixing the grant or the password right now.
+            raise StoreRefused(str(exc)) from None
         except RiakUnavailable as exc:
             raise StoreUnavailable(str(exc)) from None
         except RiakError as exc:
@@ -517,41 +530,10 @@ class RiakStore(Store):
 
     # --- health ------------------------------------------------------------------
     def check(self):
-        ok_nodes = 0
-        for node in self.client.nodes:
-            try:
-                self.client.ping_node(node)
-                ok_nodes += 1
-                yield True, f"node {node} answers ping"
-            except RiakError as exc:
-                yield False, f"node {node}: {exc}"
-        if not ok_nodes:
-            return
-        create = (f"riak admin bucket-type create {self.btype} '{{\"props\":{{\"allow_mult\":true}}}}'"
-                  f" && riak admin bucket-type activate {self.btype}")
-        try:
-            props = self.client.type_props(self.btype)
-        except RiakError as exc:
-            yield False, f"bucket type {self.btype}: {exc}; create it with: {create}"
-            return
-        if props.get("allow_mult") is not True:
-            yield False, (f"bucket type {self.btype} has allow_mult={json.dumps(props.get('allow_mult'))}; "
-                          f"riaktq needs allow_mult=true: riak admin bucket-type update {self.btype} "
-                          "'{\"props\":{\"allow_mult\":true}}' (or use a new type: " + create + ")")
-        else:
-            yield True, f"bucket type {self.btype} exists with allow_mult=true"
-        try:
-            self.client.index(self.btype, self.bucket("task"), "status_bin", TODO, max_results=1)
-            yield True, "secondary indexes (2i) work"
-        except RiakError as exc:
-            hint = " (2i needs the leveled or leveldb backend; bitcask has none)" \
-                if "indexes_not_supported" in str(exc) or "500" in str(exc) else ""
-            yield False, f"secondary indexes: {exc}{hint}"
-        try:
-            counts = self.count_by_status()
-            yield True, "tasks: " + ", ".join(f"{k} {v}" for k, v in counts.items())
-        except StoreError as exc:
-            yield False, f"task counts: {exc}"
+        """Per node: ping, TLS, user and grants; then bucket type, 2i, counts
+        (see riak_check.py)."""
+        from riaktq_cli.store.riak_check import check_store
+        return check_store(self)
 
     def close(self):
         if self._pool is not None:
