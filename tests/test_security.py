@@ -225,8 +225,6 @@ def test_daemons_log_the_refusal_and_keep_running(secure, tmp_path, case):
         procs.cleanup()
 
 
-@pytest.mark.xfail(reason="the daemons' log-an-outage-once change is on another branch; "
-                          "drop this mark once it is merged", strict=False)
 def test_daemons_do_not_flood_the_log_with_a_refusal(secure, tmp_path):
     cfg, line = refusal_config(secure, tmp_path, "wrong password")
     procs = Processes(tmp_path, cfg)
