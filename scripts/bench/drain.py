@@ -46,7 +46,8 @@ def derive(ctx):
     results = ctx.results
     drain, raw = results.value("drain", RIAK), results.value("raw-put", RIAK, variant=16)
     if drain is not None and raw:
-        results.add("drain-vs-raw-put", RIAK, drain / raw, {"drain": drain, "raw-put, 16 connections": raw},
+        results.add("drain-vs-raw-put", RIAK, drain / raw,
+                    {"drain_tasks_per_s": round(drain, 1), "raw_put_16_per_s": round(raw, 1)},
                     f"drain {drain:,.0f} tasks/s ÷ raw PUT {raw:,.0f}/s, same run, same target")
     else:
         results.na_missing("drain-vs-raw-put", RIAK, "needs both the drain and the raw groups in the same run")
