@@ -133,8 +133,7 @@ class Workspace:
 
     def close(self):
         if self.store is not None and self.http is not None and self.target.is_node:
-            with contextlib.suppress(KeyboardInterrupt):
-                self._clean_up()
+            self._clean_up()
         if self.store is not None:
             with contextlib.suppress(Exception):
                 self.store.close()
