@@ -1,6 +1,7 @@
 """Benchmarks: riaktq (SQLite and Riak stores) side by side with Huey.
 
-    python scripts/bench [--quick] [--only GROUPS] [--out FILE]   (or: make bench)
+    python scripts/bench [--quick] [--only GROUPS] [--out FILE]
+    make bench [ARGS="--quick --only drain"]        (installs Huey first)
     python -m scripts.bench --riak-url http://host:8098 [--bucket-type riaktq]
 
 Every workload runs on riaktq-sqlite, riaktq-riak and, in the same run on the

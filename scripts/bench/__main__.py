@@ -41,7 +41,8 @@ def parse_args(argv=None):
         from riaktq_cli.durations import parse_duration
         return parse_duration(text, "duration")
 
-    p = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__.split("\n\n")[0],
+    import scripts.bench
+    p = argparse.ArgumentParser(prog="python -m scripts.bench", description=scripts.bench.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small N, short runs (the test suite's mode)")
     p.add_argument("--only", help="comma-separated workload groups: " + ",".join(GROUPS))
@@ -64,7 +65,7 @@ def parse_args(argv=None):
     p.add_argument("--skip-default-interval", action="store_true",
                    help="skip the latency run at the default 1m interval (takes 3 minutes)")
     p.add_argument("--scale-repeat", type=int, default=25, help="timed iterations per store size")
-    p.add_argument("--scale-riak-max", type=int, default=10_000)
+    p.add_argument("--scale-riak-max", type=int, help="largest finished-task store built on Riak (10000, quick 1000)")
     p.add_argument("--startup-runs", type=int)
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, stores)")
     p.add_argument("--check", action="store_true", help="exit 1 when a goal check fails")

@@ -101,11 +101,12 @@ def _scale(ctx):
     for name, _ in SCALE_SIZES[len(sizes):]:
         ctx.results.na(name, SQLITE, "skipped with --quick (1k and 10k only)")
     ctx.riaktq_run([n for n, _ in sizes], SQLITE, lambda s: _scale_sqlite(ctx, sizes))
-    riak_sizes = [(n, s) for n, s in sizes if s <= ctx.args.scale_riak_max]
+    riak_max = ctx.args.scale_riak_max or (1_000 if ctx.quick else 10_000)
+    riak_sizes = [(n, s) for n, s in sizes if s <= riak_max]
     for name, size in SCALE_SIZES:
         if (name, size) not in riak_sizes:
-            ctx.results.na(name, RIAK, "skipped with --quick (1k and 10k only)" if (name, size) not in sizes else
-                           f"building {size:,} tasks over HTTP is too slow (--scale-riak-max {ctx.args.scale_riak_max:,})")
+            ctx.results.na(name, RIAK, f"building {size:,} tasks over HTTP takes too long"
+                                       f" (--scale-riak-max {riak_max:,}{', --quick' if ctx.quick else ''})")
     if riak_sizes:
         ctx.riaktq_run([n for n, _ in riak_sizes], RIAK, lambda s: _scale_riak(ctx, riak_sizes))
 
