@@ -924,8 +924,14 @@ class _Handler(BaseHTTPRequestHandler):
             "riak_kv_version": "riak_kv-3.2.0-test",
             "node_gets": counts["get"], "node_puts": counts["put"],
             "vnode_index_reads": counts["index"],
-            "node_gets_total": counts["get"], "node_puts_total": counts["put"],
+            # Totals under real Riak's names (riak_kv_stat), which only grow
+            # there; here /__test__/reset clears them, so read them as deltas.
+            # A DELETE is a tombstone PUT followed by a reaping GET on a real
+            # node (riak_kv_delete), so it counts as one of each.
+            "node_gets_total": counts["get"] + counts["delete"],
+            "node_puts_total": counts["put"] + counts["delete"],
             "index_fsm_create": counts["index"],
+            "list_fsm_create": counts["list_keys"] + counts["list_buckets"],
         }
         ctype = _choose_media(["application/json", "text/plain"], self.headers.get("Accept"))
         if ctype is None:

@@ -1,10 +1,11 @@
-"""Keeps `scripts/bench.py` working: one `--quick` run, every row present.
+"""Keeps the benchmark (scripts/bench/) working; asserts no timing at all.
 
-It asserts no timing (the machine may be busy with other tests): only that
-each required (workload, system) row is there with a number or an explicit
-n/a reason, and that the table was printed. Huey is installed by the script
-when missing; without a network its rows are n/a with the reason, which
-this test prints rather than fails on.
+The machine may be busy with other tests, so nothing here compares a figure
+with a limit: a `--quick` run must produce every row, each well-formed, with
+a number or an explicit n/a reason; a run against a node given by
+`--riak-url` must leave none of its objects behind; the node counters the
+Riak figures come from must count what was asked. Huey is installed by
+`make bench`; without it its rows are n/a with the command that installs it.
 """
 
 import json
@@ -14,61 +15,154 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+from scripts.bench import drain, huey_tools
+from scripts.bench.__main__ import FIGURES
+from scripts.bench.report import checks
+from scripts.bench.results import HUEY, RIAK, SQLITE, SYSTEMS, Figure, Results, required, row_key
+from scripts.bench.riak_http import RiakHTTP, counters_delta
 
-import bench  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES_BY_NAME = {f.workload: f for f in FIGURES}
 
 pytestmark = [pytest.mark.xdist_group("bench")]
 
 
-@pytest.mark.timeout(300)
-def test_quick_bench_writes_every_row(tmp_path):
+def run_bench(tmp_path, *args, module=False):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--out", str(out)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=290)
-    assert proc.returncode == 0, f"bench.py failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    entry = ["-m", "scripts.bench"] if module else [str(ROOT / "scripts" / "bench")]
+    proc = subprocess.run([sys.executable, *entry, "--quick", "--out", str(out), *args],
+                          cwd=ROOT if module else tmp_path, capture_output=True, text=True, timeout=290)
+    assert proc.returncode == 0, f"bench failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     rows = json.loads(out.read_text())
     by_key = {}
     for row in rows:
-        assert set(row) >= {"workload", "system", "value", "unit"}, row
-        assert row["system"] in bench.SYSTEMS, row
-        by_key[(row["workload"], row["system"])] = row
-
-    missing = [(w, s) for w in bench.REQUIRED for s in bench.SYSTEMS if (w, s) not in by_key]
-    assert not missing, f"rows missing from {out}: {missing}"
-    for (workload, system), row in by_key.items():
+        assert set(row) >= {"workload", "system", "value", "unit", "params"}, row
+        assert row["system"] in SYSTEMS and isinstance(row["params"], dict), row
+        assert row["unit"] == FIGURES_BY_NAME[row["workload"]].unit, row
+        key = row_key(row, FIGURES_BY_NAME)
+        assert key not in by_key, f"two rows for {key}"
+        by_key[key] = row
         if row["value"] is None:
-            assert row.get("reason"), f"{workload}/{system}: n/a without a reason"
+            assert row.get("reason"), f"{key}: n/a without a reason"
         else:
             assert isinstance(row["value"], (int, float)) and row["value"] >= 0, row
+    return proc, by_key
 
-    # The figures the issue asks for are measured on the embedded store.
-    for workload in ("enqueue", "drain", "latency-p50", "latency-p99", "iteration-1k",
-                     "iteration-10k", "startup-open", "startup-floor"):
-        assert by_key[(workload, "riaktq-sqlite")]["value"] is not None, by_key[(workload, "riaktq-sqlite")]
-    huey = by_key[("drain", "huey-sqlite")]
-    if huey["value"] is None:
-        print(f"huey rows are n/a: {huey['reason']}")  # e.g. no network to install it
-    riak = by_key[("drain", "riaktq-riak")]
-    if riak["value"] is None:
-        print(f"riak rows are n/a: {riak['reason']}")
 
-    # The printed table has every system as a column and the goal checks.
-    for system in bench.SYSTEMS:
+@pytest.mark.timeout(300)
+def test_quick_bench_writes_every_row(tmp_path):
+    proc, by_key = run_bench(tmp_path)
+    missing = [k for k in required(FIGURES) if k not in by_key]
+    assert not missing, f"rows missing: {missing}"
+
+    # The figures the issues ask for on the embedded store are measured.
+    for workload, variant in [("enqueue", None), ("drain", None), ("drain-defaults", None),
+                              ("latency-p50", None), ("latency-p99", None), ("iteration-1k", None),
+                              ("iteration-10k", None), ("iteration-instances", 10), ("idle-cpu", "worker"),
+                              ("idle-cpu", "scheduler"), ("startup-open", None), ("startup-floor", None)]:
+        row = by_key[(workload, variant, SQLITE)]
+        assert row["value"] is not None, row
+        assert row["params"], row
+    assert by_key[("drain-defaults", None, SQLITE)]["params"]["flags"] == "none"
+    for key in [("drain", None, HUEY), ("drain", None, RIAK), ("requests-per-task", "total", RIAK),
+                ("raw-put", 16, RIAK)]:
+        if by_key[key]["value"] is None:
+            print(f"{key} is n/a: {by_key[key]['reason']}")  # e.g. huey not installed
+
+    # The summary: every system a column, each figure with its parameters, the goals.
+    for system in SYSTEMS:
         assert system in proc.stdout
-    assert "sqlite/huey" in proc.stdout and "check" in proc.stdout
+    assert "each figure with its parameters:" in proc.stdout
+    assert "drain-defaults / riaktq-sqlite:" in proc.stdout and "flags=none" in proc.stdout
+    assert "check" in proc.stdout and "sqlite/huey" in proc.stdout
 
 
-def test_results_rows_and_missing_reasons():
-    results = bench.Results()
-    results.add("drain", "riaktq-sqlite", 2150.0, "N=10")
-    results.na("drain", "huey-sqlite", "huey could not be installed: no network")
+@pytest.mark.timeout(300)
+def test_riak_url_run_uses_the_node_and_leaves_nothing_behind(tmp_path, riak_url, riak_server):
+    proc, by_key = run_bench(tmp_path, "--only", "raw,requests,drain", "--riak-url", riak_url, module=True)
+    assert f"Riak node {riak_url}" in proc.stdout
+    for key in [("raw-put", 1, RIAK), ("raw-put", 16, RIAK), ("raw-get", 1, RIAK), ("raw-get", 16, RIAK),
+                ("requests-per-task", "get", RIAK), ("requests-per-task", "put", RIAK),
+                ("requests-per-task", "2i", RIAK), ("requests-per-task", "total", RIAK),
+                ("drain", None, RIAK), ("drain-vs-raw-put", None, RIAK),
+                ("drain", None, SQLITE), ("drain-defaults", None, SQLITE)]:
+        assert by_key[key]["value"] is not None, by_key[key]
+    kinds = {k: by_key[("requests-per-task", k, RIAK)]["value"] for k in ("get", "put", "2i", "total")}
+    assert kinds["total"] == pytest.approx(kinds["get"] + kinds["put"] + kinds["2i"], abs=0.01)
+    assert "clean-up of rtqbench" in proc.stderr
+    if riak_server is not None:  # the test server can show what is left; a real node cannot without listing
+        with riak_server.store.lock:
+            ours = [(t, b) for (t, b) in riak_server.store.buckets if b.startswith("rtqbench")]
+        assert ours, "the run wrote no bucket of its own prefix"
+        left = {b: riak_server.object_count(t, b) for t, b in ours}
+        assert not any(left.values()), f"objects left behind: {left}"
+
+
+def test_node_counters_count_requests_by_kind(riak_url, riak_server):
+    """/stats totals under Riak's names: a GET, a PUT, a 2i query; a DELETE
+    is a tombstone PUT and a reaping GET, as on a real node."""
+    http = RiakHTTP(riak_url)
+    bucket = "rtqbench-counters"
+    try:
+        before = http.counters()
+        http.put("riaktq", bucket, "k1", b"{}", {"a_bin": "x", "b_bin": "y"})
+        http.get("riaktq", bucket, "k1")
+        http.request("GET", f"/types/riaktq/buckets/{bucket}/index/a_bin/x")
+        http.delete("riaktq", bucket, "k1")
+        delta = counters_delta(before, http.counters())
+    finally:
+        http.close()
+    if riak_server is not None:
+        assert delta == {"get": 2, "put": 2, "2i": 1, "list": 0}
+    else:  # a real node may have other clients (and counts a GET before some writes)
+        assert delta["get"] >= 2 and delta["put"] >= 2 and delta["2i"] >= 1
+
+
+def test_bad_riak_url_is_one_line_and_exit_3(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "scripts.bench", "--quick", "--riak-url", "http://127.0.0.1:9",
+                           "--out", str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "unreachable" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_huey_is_reported_with_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "huey", None)  # import huey -> ImportError
+    reason = huey_tools.huey_missing()
+    assert reason and "make bench" in reason and "pip install huey" in reason
+
+
+def test_only_drain_runs_both_drain_rows():
+    names = {f.workload for f in drain.FIGURES}
+    assert {"drain", "drain-defaults"} <= names
+
+
+def test_results_rows_variants_and_missing_reasons():
+    figures = [Figure("drain", "tasks/s", "drain"),
+               Figure("raw-put", "requests/s", "raw", vary="connections", variants=(1, 16))]
+    results = Results(figures)
+    results.add("drain", SQLITE, 2150.0, {"tasks": 10})
+    results.add("raw-put", RIAK, 900.0, {"requests": 5}, variant=16)
+    results.na("drain", HUEY, "huey is not installed")
+    results.na("raw-put", SQLITE, "a Riak figure")  # every variant
     results.fill_missing("not measured")
     rows = results.as_list()
-    assert {"workload": "drain", "system": "riaktq-sqlite", "value": 2150.0, "unit": "tasks/s",
-            "note": "N=10"} in rows
-    assert len(rows) == len(bench.REQUIRED) * len(bench.SYSTEMS)
+    assert {"workload": "drain", "system": SQLITE, "value": 2150.0, "unit": "tasks/s",
+            "params": {"tasks": 10}} in rows
+    assert {"workload": "raw-put", "system": RIAK, "value": 900.0, "unit": "requests/s",
+            "params": {"requests": 5, "connections": 16}} in rows
+    assert len(rows) == len(required(figures)) == 3 * 3
     assert all(r["value"] is not None or r["reason"] for r in rows)
-    checks = {c[0]: c for c in bench.checks(results, quick=False)}
-    assert checks["drain riaktq-sqlite / huey-sqlite"][3] == "n/a"
+    assert results.value("raw-put", RIAK, 16) == 900.0 and results.value("raw-put", RIAK, 1) is None
+    with pytest.raises(ValueError):
+        results.add("raw-put", RIAK, 1.0)  # a variant is needed
+
+
+def test_goal_checks_are_na_without_figures():
+    results = Results(FIGURES)
+    results.add("drain-defaults", SQLITE, 100.0)
+    table = {c[0]: c for c in checks(results, quick=False)}
+    assert table["drain-defaults riaktq-sqlite / huey-sqlite"][3] == "n/a"
+    results.add("drain-defaults", HUEY, 50.0)
+    table = {c[0]: c for c in checks(results, quick=False)}
+    assert table["drain-defaults riaktq-sqlite / huey-sqlite"][1:] == ("2.00×", "≥ 1.5×", "PASS")

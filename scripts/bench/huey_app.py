@@ -1,7 +1,7 @@
-"""The Huey side of `scripts/bench.py`: a SqliteHuey with one echo task.
+"""The Huey side of the benchmark: a SqliteHuey with one echo task.
 
-The benchmark process builds one Huey per workload with `make(path)`; the
-consumer (`huey_consumer bench_huey_app.huey -w 4 -k process`) imports this
+The benchmark builds one Huey per workload with `make(path)`; the consumer
+(`huey_consumer scripts.bench.huey_app.huey -w 4 -k process`) imports this
 module with RIAKTQ_BENCH_HUEY_DB naming the same file, so both sides register
 the same task under the same name. The task is the counterpart of riaktq's
 `echo` handler: it returns its input, which Huey stores as the task's result

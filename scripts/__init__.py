@@ -1,0 +1,1 @@
+"""Project scripts (benchmarks, demo); a package so `python -m scripts.bench` works."""

@@ -1,0 +1,54 @@
+"""What every workload module gets: the arguments, the rows, and the rule
+that a failure of one system becomes an n/a reason on its rows instead of
+ending the run (a broken Riak must not cost the SQLite figures)."""
+
+from scripts.bench.procs import log, short_reason
+from scripts.bench.results import HUEY, RIAK, SQLITE
+
+
+class Context:
+    def __init__(self, args, results, root, riak, huey_reason):
+        self.args = args
+        self.results = results
+        self.root = root
+        self.riak = riak                  # sites.RiakTarget
+        self.huey_reason = huey_reason    # None when Huey can be measured
+        self.riak_reason = riak.unavailable_reason()
+        self.quick = args.quick
+        self.n = args.n or (500 if args.quick else 10_000)
+        self.n_riak = args.n_riak or (200 if args.quick else 2_000)
+        self.k = args.workers
+
+    def n_for(self, system):
+        return self.n_riak if system == RIAK else self.n
+
+    def riaktq_systems(self):
+        return [SQLITE, RIAK]
+
+    def riaktq_run(self, workloads, system, fn):
+        """fn(system) for one riaktq system; a failure becomes the reason of
+        every row of `workloads` it left without a value."""
+        if system == RIAK and self.riak_reason:
+            for w in workloads:
+                self.results.na_missing(w, system, self.riak_reason)
+            return
+        self._guarded(workloads, system, lambda: fn(system),
+                      "riak store failed: " if system == RIAK else "")
+
+    def huey_run(self, workloads, fn):
+        if self.huey_reason:
+            for w in workloads:
+                self.results.na_missing(w, HUEY, self.huey_reason)
+            return
+        self._guarded(workloads, HUEY, fn, "")
+
+    def _guarded(self, workloads, system, fn, prefix):
+        try:
+            fn()
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            reason = prefix + short_reason(exc)
+            log(f"{system} {workloads[0]}: {reason}")
+            for w in workloads:
+                self.results.na_missing(w, system, reason)

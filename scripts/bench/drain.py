@@ -1,0 +1,190 @@
+"""Drain: N queued tasks, K worker processes, until every one is done.
+
+Two settings, both in this group so that `--only drain` shows them side by
+side: `drain` with the flags that make riaktq fast (--prefetch, --interval,
+--poll), and `drain-defaults` with no flags beyond the worker count, on
+either side (`riaktq scheduler` + `riaktq worker --count K`; Huey's
+`-w K -k process`), which is what a new user gets. A drain-defaults run is
+bounded in time (--defaults-seconds) so that slow defaults still end it;
+its rate is then the tasks done within the bound.
+
+On Riak the drain is also given as a ratio to the raw 16-connection PUT
+rate of the same run (`drain-vs-raw-put`, see raw.py): the share of the
+node's write capacity a task queue turns into finished tasks.
+"""
+
+import contextlib
+import signal
+import time
+
+from scripts.bench import huey_tools
+from scripts.bench.procs import PROCS, check_alive, cpu_children, fmt_ms, group_cpu, log
+from scripts.bench.results import HUEY, RIAK, SQLITE, Figure
+from scripts.bench.sites import Workspace, fill, finished_count
+
+GROUP = "drain"
+FIGURES = [
+    Figure("drain", "tasks/s", "drain"),
+    Figure("drain-wall", "s", "drain wall time", higher=False),
+    Figure("drain-cpu", "ms/task", "drain CPU, all processes", higher=False),
+    Figure("drain-defaults", "tasks/s", "drain, no flags/config beyond the worker count"),
+    Figure("drain-vs-raw-put", "×", "drain / raw PUT rate at 16 connections (Riak)", ratio=False),
+]
+TUNED = ["drain", "drain-wall", "drain-cpu"]
+
+
+def run(ctx):
+    for system in ctx.riaktq_systems():
+        ctx.riaktq_run(TUNED, system, lambda s: _repeat(ctx, s, _riaktq_once))
+    ctx.riaktq_run(["drain-defaults"], SQLITE, lambda s: _riaktq_defaults(ctx, s))
+    ctx.results.na("drain-defaults", RIAK, "measured on riaktq-sqlite and huey-sqlite only")
+    ctx.huey_run(TUNED + ["drain-defaults"], lambda: _repeat(ctx, HUEY, _huey_once))
+
+
+def derive(ctx):
+    """drain-vs-raw-put from this run's drain and raw-put rows."""
+    results = ctx.results
+    drain, raw = results.value("drain", RIAK), results.value("raw-put", RIAK, variant=16)
+    if drain is not None and raw:
+        results.add("drain-vs-raw-put", RIAK, drain / raw,
+                    {"drain_tasks_per_s": round(drain, 1), "raw_put_16_per_s": round(raw, 1)},
+                    f"drain {drain:,.0f} tasks/s ÷ raw PUT {raw:,.0f}/s, same run, same target")
+    else:
+        results.na_missing("drain-vs-raw-put", RIAK, "needs both the drain and the raw groups in the same run")
+    for system in (SQLITE, HUEY):
+        results.na_missing("drain-vs-raw-put", system, "a Riak figure")
+
+
+def _repeat(ctx, system, once):
+    """Run the drain --drain-repeat times (each on a fresh store) and keep
+    the median run by rate: drains of SQLite queues are noisy."""
+    repeat = ctx.args.drain_repeat or (1 if ctx.quick else 3)
+    if system == RIAK and not ctx.args.drain_repeat:
+        repeat = 1  # tens of seconds a run, bounded by the node anyway
+    runs = []
+    for _ in range(repeat):
+        runs.append(once(ctx, system))
+        log(f"drain {system}: {runs[-1]['rate']:.0f} tasks/s, {runs[-1]['cpu_ms']:.3f} ms CPU/task")
+    runs.sort(key=lambda r: r["rate"])
+    mid = runs[len(runs) // 2]
+    rates = ", ".join(f"{r['rate']:.0f}" for r in runs)
+    spread = f"median of {len(runs)} runs (rates {rates}/s)" if len(runs) > 1 else "1 run"
+    add = ctx.results.add
+    add("drain", system, mid["rate"], mid["params"], spread + mid["note"])
+    add("drain-wall", system, mid["took"], mid["params"], "from process start to all done; " + spread)
+    add("drain-cpu", system, mid["cpu_ms"], mid["params"], "CPU " + mid["cpu_note"])
+    if system == HUEY:  # Huey's drain takes no flags beyond -w/-k: the same runs
+        add("drain-defaults", HUEY, mid["rate"], mid["params"], "the drain runs (Huey's flags are -w/-k only); " + spread)
+
+
+def _riaktq_once(ctx, system):
+    a = ctx.args
+    flags = ["--prefetch", str(a.drain_prefetch), "--interval", fmt_ms(a.drain_interval)]
+    params = {"tasks": ctx.n_for(system), "workers": ctx.k, "handler": "echo", "prefetch": a.drain_prefetch,
+              "interval": fmt_ms(a.drain_interval), "poll": fmt_ms(a.drain_poll)}
+    return _riaktq_drain(ctx, system, flags, ["--poll", fmt_ms(a.drain_poll)], params)
+
+
+def _riaktq_defaults(ctx, system):
+    bound = ctx.args.defaults_seconds or (10.0 if ctx.quick else 90.0)
+    params = {"tasks": ctx.n_for(system), "workers": ctx.k, "handler": "echo", "flags": "none",
+              "bound_s": bound}
+    run = _riaktq_drain(ctx, system, [], [], params, bound=bound)
+    log(f"drain-defaults {system}: {run['rate']:.1f} tasks/s ({run['done']}/{run['n']} in {run['took']:.1f}s)")
+    ctx.results.add("drain-defaults", system, run["rate"], params,
+                    f"{run['done']}/{run['n']} done in {run['took']:.1f}s"
+                    + (" (stopped at the time bound)" if run["done"] < run["n"] else "") + run["note"])
+
+
+def _riaktq_drain(ctx, system, sched_flags, worker_flags, params, bound=None):
+    """One drain: fill, start scheduler and workers, wait for all done (or
+    `bound` seconds), stop them. CPU per process group from /proc."""
+    n = params["tasks"]
+    ws = Workspace(ctx, system, f"drain-{system}")
+    try:
+        fill(ws, n)
+        cpu0 = cpu_children()
+        started = time.perf_counter()
+        sched = ws.start("scheduler", "scheduler", *sched_flags)
+        workers = ws.start("workers", "worker", "--handler", "echo", "--count", str(ctx.k), *worker_flags)
+        check_every = 0.05 if system == SQLITE else 0.25
+        deadline = started + (bound if bound is not None else max(120.0, n / 20))
+        try:
+            while True:
+                done = finished_count(ws.store)
+                if done >= n or (bound is not None and time.perf_counter() >= deadline):
+                    break
+                check_alive(scheduler=sched, workers=workers)
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"drain timed out: {done}/{n} done after {deadline - started:.0f}s")
+                time.sleep(check_every)
+            took = time.perf_counter() - started
+            parts = {"scheduler": group_cpu(sched.pid), "workers": group_cpu(workers.pid, leader=False),
+                     "supervisor": group_cpu(workers.pid, members=False)}
+            if ws.server is not None:
+                parts["riak test server (not in the total)"] = group_cpu(ws.server.proc.pid)
+        finally:
+            PROCS.stop(workers)
+            PROCS.stop(sched)
+        cpu_all = cpu_children() - cpu0
+    finally:
+        ws.close()
+    run = _cpu_figures(max(done, 1), took, parts, cpu_all, exclude="riak test server (not in the total)")
+    run.update(params=params, done=done, n=n, rate=done / took)
+    return run
+
+
+def _cpu_figures(n, took, parts, cpu_all, exclude=None):
+    if all(v is not None for v in parts.values()):
+        cpu = sum(v for k, v in parts.items() if k != exclude)
+        cpu_note = ("when all were done (/proc, start-up included, shutdown not): "
+                    + ", ".join(f"{k} {v / n * 1000:.3f} ms/task" for k, v in parts.items()))
+    else:
+        cpu = cpu_all
+        cpu_note = "user+sys of all processes, start-up and shutdown included"
+    return {"rate": n / took, "took": took, "cpu_ms": cpu / n * 1000, "cpu_note": cpu_note, "note": ""}
+
+
+def _huey_once(ctx, _system):
+    n = ctx.n
+    workdir, db, huey, echo = huey_tools.fresh(ctx.root, "drain-huey")
+    huey_tools.raw_batch(huey, echo, n)
+    params = {"tasks": n, "workers": ctx.k, "flags": f"-w {ctx.k} -k process", "task": "echo, result stored"}
+    cpu0 = cpu_children()
+    started = time.perf_counter()
+    consumer = huey_tools.consumer(workdir, db, ctx.k)
+    deadline = started + max(120.0, n / 20)
+    last, last_at, lost = -1, started, 0
+    try:
+        while True:
+            done = huey.storage.result_store_size()
+            now = time.perf_counter()
+            if done >= n:
+                break
+            if done != last:
+                last, last_at = done, now
+            elif now - last_at > 10.0 and huey.pending_count() == 0:
+                # Huey drops a task whose worker hits "database is locked"
+                # (busy timeout 5 s): count it lost instead of waiting forever.
+                lost = n - done
+                break
+            check_alive(huey_consumer=consumer)
+            if now > deadline:
+                raise RuntimeError(f"drain timed out: {done}/{n} done")
+            time.sleep(0.05)
+        took = (last_at if lost else time.perf_counter()) - started
+        parts = {"consumer": group_cpu(consumer.pid, members=False),
+                 "workers": group_cpu(consumer.pid, leader=False)}
+    finally:
+        PROCS.stop(consumer, sig=signal.SIGINT)
+        huey.storage.close()
+    cpu_all = cpu_children() - cpu0
+    run = _cpu_figures(n - lost, took, parts, cpu_all)
+    with contextlib.suppress(OSError):
+        locked = (workdir / "consumer.log").read_text(errors="replace").count("database is locked")
+        if locked:
+            run["note"] += f"; {locked} 'database is locked' error(s) in its log"
+    if lost:
+        run["note"] += f"; {lost} task(s) lost (never done), rate over the {n - lost} done"
+    run["params"] = params
+    return run

@@ -1,0 +1,57 @@
+"""Raw Riak rates: the floor a task queue on Riak is measured against.
+
+PUT of a task-sized JSON object with 2 index entries (as a task carries)
+and GET of those objects, from this Python process over keep-alive
+connections, with 1 connection and with 16 (threads sharing one pool), on
+the same target and in the same run as the drain. Keys are fresh for each
+PUT pass (a second write without a vector clock would make siblings), in a
+bucket of the workspace's own prefix, and deleted afterwards.
+"""
+
+import json
+
+from scripts.bench.procs import log
+from scripts.bench.results import HUEY, RIAK, SQLITE, Figure
+from scripts.bench.sites import Workspace
+
+GROUP = "raw"
+CONNECTIONS = (1, 16)
+FIGURES = [
+    Figure("raw-put", "requests/s", "raw Riak PUT, 2 index entries", vary="connections", variants=CONNECTIONS),
+    Figure("raw-get", "requests/s", "raw Riak GET", vary="connections", variants=CONNECTIONS),
+]
+BODY = json.dumps({"id": "t00000000", "status": "todo", "priority": 0, "retry": 0, "assignee": None,
+                   "in": "eA==", "out": None, "sat": None, "laf": None, "cat": 1700000000000000,
+                   "tags": [], "rev": 1}).encode()
+
+
+def run(ctx):
+    ctx.riaktq_run(["raw-put", "raw-get"], RIAK, lambda s: _raw(ctx))
+    for name in ("raw-put", "raw-get"):
+        ctx.results.na(name, SQLITE, "a Riak figure")
+        ctx.results.na(name, HUEY, "a Riak figure")
+
+
+def _raw(ctx):
+    n = 200 if ctx.quick else 2000
+    ws = Workspace(ctx, RIAK, "raw")
+    http, btype, bucket = ws.http, ws.btype, f"{ws.prefix}_raw"
+    params = {"requests": n, "client": "urllib3 keep-alive, one thread per connection", "body_bytes": len(BODY)}
+    try:
+        written = {}
+        for conns in CONNECTIONS:
+            keys = [f"p{conns}-{i:06d}" for i in range(n)]
+            ws.raw_keys.extend(keys)
+
+            def put(key):
+                http.put(btype, bucket, key, BODY, {"status_bin": "todo", "statuscat_bin": f"todo:{key}"})
+            took = http.parallel(put, keys, conns)
+            written[conns] = keys
+            ctx.results.add("raw-put", RIAK, n / took, params, variant=conns)
+            log(f"raw PUT, {conns} connection(s): {n / took:,.0f}/s")
+        for conns in CONNECTIONS:
+            took = http.parallel(lambda key: http.get(btype, bucket, key), written[CONNECTIONS[0]], conns)
+            ctx.results.add("raw-get", RIAK, n / took, params, variant=conns)
+            log(f"raw GET, {conns} connection(s): {n / took:,.0f}/s")
+    finally:
+        ws.close()

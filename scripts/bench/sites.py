@@ -1,0 +1,184 @@
+"""Where a workload runs: a fresh store (and its config file) per workload.
+
+SQLite: a new database file. Riak: either the project's test server, one
+process per workload (so it shares no GIL with the benchmark and starts
+empty), or with `--riak-url` a real node shared by the whole run, where each
+workload gets a bucket prefix of its own and, when it ends, every object it
+made is deleted by key: the task ids it opened (the workload says which),
+the records (instances, inboxes, the scheduler lease) found through riaktq's
+own record index, and the raw-rate keys. Nothing here lists keys.
+"""
+
+import contextlib
+import secrets
+import select
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from scripts.bench.procs import PROCS, log, riaktq_argv
+from scripts.bench.results import SQLITE
+from scripts.bench.riak_http import RiakHTTP
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_SERVER = ROOT / "tests" / "riak_server.py"
+
+
+class TestServer:
+    """`python tests/riak_server.py --port 0` in a process of its own."""
+
+    def __init__(self, workdir):
+        log_path = Path(workdir) / "riak-server.log"
+        self.proc = PROCS.start([sys.executable, str(TEST_SERVER), "--port", "0"], cwd=workdir,
+                                log_path=log_path, stdout=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 30.0)
+        first = self.proc.stdout.readline() if ready else ""
+        if not first.startswith("listening on "):
+            tail = ""
+            with contextlib.suppress(OSError):
+                lines = log_path.read_text().strip().splitlines()
+                tail = lines[-1] if lines else ""
+            self.close()
+            raise RuntimeError(f"test server did not start: {(first.strip() or tail)[:200]}")
+        self.url = first.split("listening on ", 1)[1].strip()
+
+    def close(self):
+        PROCS.stop(self.proc, timeout=5.0)
+
+
+class RiakTarget:
+    """The Riak the run uses: the test server (url None) or one node."""
+
+    def __init__(self, url=None, bucket_type="riaktq"):
+        self.url = url.rstrip("/") if url else None
+        self.bucket_type = bucket_type
+        self.run_id = secrets.token_hex(3)
+        self.count = 0
+
+    @property
+    def is_node(self):
+        return self.url is not None
+
+    def describe(self):
+        if self.is_node:
+            return f"Riak node {self.url}, bucket type {self.bucket_type}, prefixes rtqbench{self.run_id}-*"
+        return "the Riak test server (tests/riak_server.py), one process per workload"
+
+    def unavailable_reason(self):
+        if not self.is_node and not TEST_SERVER.exists():
+            return f"riak store not available: {TEST_SERVER.relative_to(ROOT)} not found"
+        try:
+            import riaktq_cli.store.riak  # noqa: F401
+        except ImportError as exc:
+            return f"riak store not available: {exc}"
+        return None
+
+    def new_prefix(self):
+        self.count += 1
+        return f"rtqbench{self.run_id}-{self.count}"
+
+
+class Workspace:
+    """A fresh store and config file for one workload on one system.
+
+    `ws.created(ids)` records the task ids the workload opened (for the
+    clean-up on a real node); `ws.http` is the plain HTTP view of the node.
+    """
+
+    def __init__(self, ctx, system, tag):
+        self.system = system
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=ctx.root))
+        self.server = None
+        self.http = None
+        self.store = None
+        self.task_ids = []
+        self.raw_keys = []
+        self.target = ctx.riak
+        try:
+            if system == SQLITE:
+                text = f'[store]\nbackend = "sqlite"\n[sqlite]\npath = "{self.dir / "riaktq.db"}"\n'
+            else:
+                if self.target.is_node:
+                    url = self.target.url
+                else:
+                    self.server = TestServer(self.dir)
+                    url = self.server.url
+                self.prefix = self.target.new_prefix()
+                self.btype = self.target.bucket_type
+                self.http = RiakHTTP(url)
+                text = (f'[store]\nbackend = "riak"\n[riak]\nnodes = ["{url}"]\n'
+                        f'bucket_type = "{self.btype}"\nprefix = "{self.prefix}"\n')
+            self.config = self.dir / "riaktq.toml"
+            self.config.write_text(text)
+            from riaktq_cli.config import load
+            from riaktq_cli.store import open_store
+            self.store = open_store(load(str(self.config)))
+        except BaseException:
+            self.close()
+            raise
+
+    def created(self, ids):
+        self.task_ids.extend(ids)
+
+    def cli(self, *args):
+        return riaktq_argv() + ["--config", str(self.config), *args]
+
+    def start(self, name, *args):
+        return PROCS.start(self.cli(*args), cwd=self.dir, log_path=self.dir / f"{name}.log")
+
+    def counters(self):
+        """The node's request totals now (Riak only)."""
+        return self.http.counters()
+
+    def close(self):
+        if self.store is not None and self.http is not None and self.target.is_node:
+            self._clean_up()
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.close()
+        if self.http is not None:
+            self.http.close()
+        if self.server is not None:
+            self.server.close()
+
+    def _clean_up(self):
+        """Delete every object this workspace made on the node, by key."""
+        from riaktq_cli.store.base import RECORD_KINDS
+        keys = [(f"{self.prefix}_task", tid) for tid in dict.fromkeys(self.task_ids)]
+        keys += [(f"{self.prefix}_raw", key) for key in self.raw_keys]
+        for kind in RECORD_KINDS:
+            try:
+                names = self.store.list_records(kind)  # riaktq's record index, not a key listing
+            except Exception as exc:
+                log(f"clean-up of {self.prefix}: cannot find the {kind} records: {exc}")
+                continue
+            keys += [(f"{self.prefix}_{kind}", name) for name in names]
+        try:
+            took = self.http.parallel(lambda bk: self.http.delete(self.btype, *bk), keys, 16)
+            log(f"clean-up of {self.prefix}: {len(keys)} objects deleted in {took:.1f}s")
+        except Exception as exc:
+            log(f"clean-up of {self.prefix} on {self.target.url} incomplete: {exc}")
+
+
+def new_tasks(prefix, start, count, now=None):
+    from riaktq_cli import task as transitions
+    from riaktq_cli.clock import now_us
+    return [transitions.new_task(f"{prefix}{i:08d}", b"x", now=now if now is not None else now_us())
+            for i in range(start, start + count)]
+
+
+def fill(ws, n, prefix="t", batch=500):
+    """Open n tasks through the store API, in batches as `open --batch` does."""
+    for start in range(0, n, batch):
+        tasks = new_tasks(prefix, start, min(batch, n - start))
+        ws.created(t.id for t in tasks)
+        errors = ws.store.create_tasks(tasks)
+        if any(errors):
+            raise RuntimeError(f"create_tasks refused: {next(e for e in errors if e)}")
+
+
+def finished_count(store):
+    counts = store.count_by_status()
+    return counts.get("done", 0) + counts.get("failed", 0)
+
