@@ -118,14 +118,16 @@ def _scale_params(size, repeat, assigned):
 
 def _scale_sqlite(ctx, sizes):
     from riaktq_cli.clock import now_us
-    from riaktq_cli.store.sqlite import COLUMNS, SqliteStore
+    from riaktq_cli.store.sqlite import SqliteStore
     workdir = Path(tempfile.mkdtemp(prefix="scale-sqlite-", dir=ctx.root))
     path = workdir / "riaktq.db"
     store = SqliteStore(path)
     db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
     db.execute("PRAGMA synchronous = OFF")
     base = now_us() - 10**12
-    insert = f"INSERT INTO tasks ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    # the columns every row needs; the rest (run, lost, ...) take their defaults
+    insert = ("INSERT INTO tasks (id, status, priority, retry, assignee, in_, out, sat, laf, cat, tags, rev)"
+              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
 
     def finished_rows(start, stop):
         for i in range(start, stop):
