@@ -212,10 +212,9 @@ def test_two_processes_sharing_a_name_never_run_a_task_twice(store, procs):
     wait_until(lambda: all(t.status == "done" for t in store.get_tasks(ids).values()), timeout=60,
                message="all done")
     assert set(runs(procs).values()) == {1}, "a task ran twice"
-    wait_until(lambda: first.poll() is not None or second.poll() is not None, timeout=30,
-               message="one of the two leaves")
-    gone = first if first.poll() is not None else second
-    assert gone.returncode == 2
+    wait_until(lambda: second.poll() is not None, timeout=30, message="the second leaves")
+    assert first.poll() is None and second.returncode == 2, "the one that started later leaves"
+    assert log_text(second).count("runs under this name; leaving") == 1
 
 
 def test_count_names_carry_the_host_and_durations_pass_as_written(store, procs):

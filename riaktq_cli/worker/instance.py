@@ -86,6 +86,9 @@ class Worker:
         self._stopping = False
         self._urgent = False
         self._addressed_elsewhere = False
+        # Until then, fresh entries are run only after the record shows the
+        # name is still ours (a process that started at the same moment).
+        self._contended_until = time.monotonic() + instance_timeout
 
     # --- the loop ---------------------------------------------------------------
     def run(self, stop=None):
@@ -274,26 +277,36 @@ class Worker:
                 self._dirty = True
         token = inbox.get("token")
         if token is not None and token != self.token:
-            self._addressed_to(token)
+            self._contended_until = time.monotonic() + self.timeout_us / 1e6
+            self._check_name(token)
             return
         fresh = sorted((e for e in inbox.get("entries", []) if e["seq"] > self.taken), key=lambda e: e["seq"])
+        if fresh and time.monotonic() < self._contended_until:
+            # Just started, or another process was seen under this name: make
+            # sure the name is still ours before running anything.
+            self._check_name(None)
         if fresh:
             self.runner.add(fresh)
             self.taken = fresh[-1]["seq"]
             self._dirty = True
             self._last_work = time.monotonic()
 
-    def _addressed_to(self, token):
-        """The inbox names another process. Our predecessor (the scheduler
-        has not seen our record yet): wait. Another live process that
-        writes this record too: leave, exit 2."""
+    def _check_name(self, token):
+        """Re-read the record: another live process that writes it too? The
+        one that started later leaves (exit 2), so exactly one of two goes,
+        whichever notices first. `token`: the inbox names that process (our
+        predecessor, if the scheduler has not seen our record yet: wait)."""
         record = self.store.get_record(INSTANCE, self.name)
         now = now_us()
+        if token is None:
+            token = record.get("token") if record else None
         if record and record.get("token") not in (None, self.token) and \
-                protocol.is_live(record, now, self.timeout_us):
-            log.error("worker %s: another live worker (pid %s on %s) runs under this name; leaving",
-                      self.name, record.get("pid"), record.get("host"))
-            raise claim.NameTaken(claim.refusal(self.name, record, now))
+                protocol.is_live(record, now, self.timeout_us) and \
+                (record.get("started", 0), record["token"]) < (self._started, self.token):
+            raise claim.NameTaken(f"worker {self.name}: another live worker (pid {record.get('pid')} on "
+                                  f"{record.get('host')}) runs under this name; leaving")
+        if token in (None, self.token):
+            return
         if not self._addressed_elsewhere:
             log.debug("worker %s: inbox still addressed to a predecessor; waiting", self.name)
         self._addressed_elsewhere = True
