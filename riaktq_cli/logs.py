@@ -53,6 +53,14 @@ def json_line(level, message, created=None, **fields):
     return _encode(record)
 
 
+def signal_safe_line(message):
+    """One INFO line, formatted as the log format asks, as bytes for
+    os.write from a signal handler (which must not take logging's locks)."""
+    if _format[0] == "json":
+        return (json_line("info", message) + "\n").encode()
+    return f"{time.strftime('%H:%M:%S')} {message}\n".encode()
+
+
 class TextFormatter(logging.Formatter):
     """`HH:MM:SS message`, control characters escaped."""
 

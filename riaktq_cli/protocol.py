@@ -19,7 +19,7 @@ process started under its name, or its predecessor).
 
 Inbox:    {"seq", "epoch", "token", "entries": [entry], "committed": [[id, run]]}
 Entry:    {"seq", "id", "run", "in" (base64), "tags", "time_limit" (s or null)}
-Instance: {"name", "token", "handler", "tags", "host", "pid", "started",
+Instance: {"name", "token", "replaces" (a dead predecessor's token), "handler", "tags", "host", "pid", "started",
            "heartbeat", "status", "taken", "epoch", "queue": [{"id", "seq", "run"}],
            "current": {"id", "seq", "run", "since"} | null, "outbox": [result]}
 Result:   {"id", "run", "seq", "status", "out" (base64), "sat", "laf"}
@@ -96,7 +96,7 @@ def held_task_ids(inbox, instance):
 
 
 def instance_record(*, name, token, handler, tags, host, pid, started, heartbeat, status, taken,
-                    epoch, queue, current, outbox):
+                    epoch, queue, current, outbox, replaces=None):
     """The one place an instance record is built (worker side). `queue` and
     `current` are inbox entries; `current` is (entry, since µs) or None."""
     return {
@@ -107,7 +107,7 @@ def instance_record(*, name, token, handler, tags, host, pid, started, heartbeat
         "current": None if current is None else {
             "id": current[0]["id"], "seq": current[0]["seq"], "run": current[0].get("run", 0),
             "since": current[1]},
-        "outbox": list(outbox),
+        "outbox": list(outbox), "replaces": replaces,
     }
 
 

@@ -56,6 +56,7 @@ class Scheduler:
         # The scheduler is the only writer of inboxes: it keeps them in
         # memory and reads them from the store only when it takes the lease.
         self._inboxes = {}
+        self._tokens = {}     # name -> {token: (task ids it held, when seen)}
 
     # --- one iteration -------------------------------------------------------
     def iteration(self):
@@ -225,9 +226,30 @@ class Scheduler:
             self._inboxes[name]["epoch"] = epoch
         self.store.put_records(INBOX, {name: self._inboxes[name] for name in dirty})
 
+    def _holdings(self, instances, live):
+        """Task ids each live instance name holds. Two processes under one
+        name overwrite each other's record, so one record shows only half of
+        what the name holds: what an earlier token of the name held stays
+        held until that token has not been seen for the instance timeout,
+        or a successor's record says it `replaces` that (dead) token."""
+        now = time.monotonic()
+        held = {}
+        for name, record in instances.items():
+            tokens = self._tokens.setdefault(name, {})
+            token, replaced = record.get("token"), record.get("replaces")
+            tokens[token] = (protocol.held_task_ids(self._inboxes[name], record), now)
+            if replaced is not None and replaced != token:
+                tokens.pop(replaced, None)
+            for token in [t for t, (_, seen) in tokens.items() if now - seen > self.instance_timeout]:
+                del tokens[token]
+            if name in live:
+                held[name] = set().union(*(ids for ids, _ in tokens.values()))
+        for name in [n for n in self._tokens if n not in instances]:
+            del self._tokens[name]
+        return held
+
     def _rollback(self, instances, live, expected, unstarted, summary):
-        held = {name: protocol.held_task_ids(self._inboxes[name], record)
-                for name, record in live.items()}
+        held = self._holdings(instances, live)
         lost = [task_id for task_id, assignee in expected.items()
                 if task_id not in held.get(assignee, ())]
         if not lost:

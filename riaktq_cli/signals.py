@@ -22,6 +22,8 @@ import select
 import signal
 import time
 
+from riaktq_cli.logs import signal_safe_line
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -89,8 +91,8 @@ def stop_event_on_signals():
             stop.signal_name = signal.Signals(signum).name
             what = "stopping now" if stop.count else "finishing up"
             try:  # os.write: neither logging's locks nor stderr's buffer lock
-                os.write(2, f"{time.strftime('%H:%M:%S')} {stop.signal_name} received, {what}\n".encode())
-            except OSError:
+                os.write(2, signal_safe_line(f"{stop.signal_name} received, {what}"))
+            except (OSError, ValueError):
                 pass
         stop.set()
 

@@ -66,9 +66,12 @@ def test_kill_9_worker_mid_task_rolls_back_to_another(store, procs, tmp_path):
     procs.start("scheduler", "--interval", "100ms", "--events", str(events), name="scheduler")
     doomed = procs.start("worker", "--handler", "sleep", "--name", "doomed", name="doomed")
     wait_until(lambda: store.get_record("instance", "doomed"), message="doomed registered")
-    assert procs.run("open", "slow", "--in", "2").returncode == 0
-    for i in range(5):
-        procs.run("open", f"quick-{i}", "--in", "0")
+    # one batch, so that the slow task is still running when the test looks
+    # (five `open` processes took longer than it on a loaded machine)
+    batch = tmp_path / "tasks.jsonl"
+    batch.write_text(json.dumps({"id": "slow", "in": "4", "priority": 1}) + "\n" +
+                     "".join(json.dumps({"id": f"quick-{i}", "in": "0"}) + "\n" for i in range(5)))
+    assert procs.run("open", "--batch", str(batch)).returncode == 0
     wait_until(lambda: (store.get_record("instance", "doomed") or {}).get("current", {}) or {},
                message="doomed running a task")
     running = store.get_record("instance", "doomed")["current"]["id"]

@@ -391,7 +391,7 @@ def test_lost_and_stopped_instances_hold_nothing(store, config_file):
         "name": "lost-1", "status": "busy", "heartbeat": now - 3600 * 10**6, "taken": 2,
         "queue": [{"id": "q2", "seq": 2}], "current": {"id": "running", "seq": 1, "since": now - 10**7},
         "outbox": []})
-    result = {"id": "r1", "seq": 1, "status": "done", "out": "", "sat": now, "laf": 1}
+    result = {"id": "r1", "run": 1, "seq": 1, "status": "done", "out": "", "sat": now, "laf": 1}
     store.put_record(INBOX, "stopped-1", {"seq": 1, "entries": [], "committed": [["r1", 1]]})
     store.put_record(INSTANCE, "stopped-1", {
         "name": "stopped-1", "status": "stopped", "heartbeat": now, "taken": 1, "queue": [],

@@ -21,10 +21,10 @@ from tests.conftest import read_events, wait_until
 
 
 def instance(name, tags=(), taken=0, queue=(), current=None, outbox=(), heartbeat=None, status="idle",
-             token=None):
+             token=None, replaces=None):
     return {"name": name, "tags": list(tags), "heartbeat": heartbeat or now_us(), "status": status,
             "taken": taken, "queue": list(queue), "current": current, "outbox": list(outbox),
-            "token": token}
+            "token": token, "replaces": replaces}
 
 
 class Recorder(EventSink):
@@ -200,7 +200,7 @@ def test_a_new_process_under_a_name_gets_the_inbox_readdressed(store):
     s = scheduler(store)
     s.iteration()
     assert store.get_record("inbox", "w")["token"] == "first"
-    store.put_record("instance", "w", instance("w", token="second"))
+    store.put_record("instance", "w", instance("w", token="second", replaces="first"))
     s.iteration()
     inbox = store.get_record("inbox", "w")
     assert inbox["token"] == "second"
@@ -259,6 +259,27 @@ def test_two_racing_schedulers_one_holder(store, backend):
     holder, other = (a, b) if a.held else (b, a)
     assert other.attempt() is False and other.holder["owner"] == holder.owner
     assert holder.epoch == 1
+
+
+def test_two_live_processes_under_one_name_keep_what_either_holds(store):
+    """Each overwrites the other's record: what the first process runs must
+    not be rolled back (and run again) because the second's record is the
+    one the scheduler read -- until the first has been unseen for the
+    instance timeout."""
+    open_task(store, "a", cat=1)
+    store.put_record("instance", "w", instance("w", token="first"))
+    s = scheduler(store)
+    s.iteration()
+    store.put_record("instance", "w", instance("w", token="first", taken=1,
+                                               current={"id": "a", "seq": 1, "run": 1, "since": now_us()}))
+    s.iteration()
+    store.put_record("instance", "w", instance("w", token="second", taken=1))
+    for _ in range(3):
+        assert s.iteration()["rollback"] == 0
+    assert store.get_task("a").status == "nextup" and store.get_task("a").run == 1
+    s.instance_timeout = 0.2          # the first process is now presumed dead
+    time.sleep(0.3)
+    assert s.iteration()["rollback"] == 1
 
 
 def test_lease_is_renewed_while_an_iteration_is_slow_and_takeover_bumps_the_epoch(store):

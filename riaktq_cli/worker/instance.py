@@ -64,6 +64,7 @@ class Worker:
         self.timeout_us = seconds_to_us(instance_timeout)
         self.supervisor_pid = supervisor_pid
         self.token = secrets.token_hex(8)
+        self.replaces = None      # the token of a dead predecessor under this name
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.outbox = []
@@ -218,6 +219,10 @@ class Worker:
             raise claim.NameTaken(claim.refusal(self.name, held, now))
         if not old:
             return
+        if old.get("token") not in (None, self.token):
+            # dead, stopped or timed out (claim.holder said so): the scheduler
+            # may forget what that process held at once
+            self.replaces = old["token"]
         self.outbox = list(old.get("outbox", []))
         self.taken = old.get("taken", 0)
         self.epoch = old.get("epoch", 0) or 0
@@ -246,7 +251,8 @@ class Worker:
         self.store.put_record(INSTANCE, self.name, protocol.instance_record(
             name=self.name, token=self.token, handler=self.handler_name, tags=self.tags,
             host=self.host, pid=self.pid, started=self._started, heartbeat=now_us(), status=status,
-            taken=self.taken, epoch=self.epoch, queue=queue, current=current, outbox=self.outbox))
+            taken=self.taken, epoch=self.epoch, queue=queue, current=current, outbox=self.outbox,
+            replaces=self.replaces))
         self._dirty = False
         self._last_write = time.monotonic()
 
