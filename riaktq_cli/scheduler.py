@@ -57,6 +57,7 @@ class Scheduler:
         # memory and reads them from the store only when it takes the lease.
         self._inboxes = {}
         self._tokens = {}     # name -> {token: (task ids it held, when seen)}
+        self._unsaved = set()  # inboxes whose last write failed
 
     # --- one iteration -------------------------------------------------------
     def iteration(self):
@@ -218,13 +219,20 @@ class Scheduler:
             self.events.emit("assign", new)
 
     def _write_inboxes(self, dirty):
+        # An inbox whose write failed is written again next time: the copy in
+        # memory is the truth (this process is its only writer), so a store
+        # hiccup needs no re-read -- which would also forget which results
+        # were committed, and emit their close events a second time.
+        dirty |= self._unsaved
         if not dirty:
             return
+        self._unsaved = set(dirty)
         self._check_lease()
         epoch = self.lease.epoch if self.lease is not None else 0
         for name in dirty:
             self._inboxes[name]["epoch"] = epoch
-        self.store.put_records(INBOX, {name: self._inboxes[name] for name in dirty})
+        self.store.put_records(INBOX, {name: self._inboxes[name] for name in dirty if name in self._inboxes})
+        self._unsaved = set()
 
     def _holdings(self, instances, live):
         """Task ids each live instance name holds. Two processes under one
@@ -323,6 +331,7 @@ class Scheduler:
         scheduler_settings.publish(self.store, self.owner, self.timeout_us, interval,
                                    self.prefetch.fixed or "auto")
         self._inboxes.clear()     # another scheduler may have written them
+        self._unsaved = set()
         self._next_run = time.monotonic()
         self._seen_version = None
         self.lease.keep_renewed()
@@ -359,7 +368,6 @@ class Scheduler:
             # Unavailable, or a record it cannot read: say so (once) and try
             # again; a dead scheduler stops the queue.
             outage.failed(exc, "store unavailable" if isinstance(exc, StoreUnavailable) else "iteration failed")
-            self._inboxes.clear()
             self._next_run = started + min(interval, self.lease.tick)
             return True
         took = time.monotonic() - started
