@@ -45,6 +45,8 @@ FLUSH_INTERVAL = 0.05
 WATCH_TICK = 0.01
 IDLE_WATCH_TICK = 0.05
 IDLE_AFTER = 2.0
+# With this many entries queued or at hand, the inbox is read once per heartbeat.
+BUSY_BACKLOG = 2
 # A runner thread that shows no sign of life for this long is stuck.
 WEDGED_AFTER = 30.0
 
@@ -88,8 +90,11 @@ class Worker:
         self._urgent = False
         self._addressed_elsewhere = False
         # Until then, fresh entries are run only after the record shows the
-        # name is still ours (a process that started at the same moment).
-        self._contended_until = time.monotonic() + instance_timeout
+        # name is still ours: set when the inbox named another process. (At
+        # start the scheduler's side suffices: entries are addressed to our
+        # token, and what a rival under the name holds is not rolled back
+        # while it lives.)
+        self._contended_until = 0.0
 
     # --- the loop ---------------------------------------------------------------
     def run(self, stop=None):
@@ -172,7 +177,7 @@ class Worker:
                 idle = now - self._last_work > IDLE_AFTER
                 until = min(until, now + (IDLE_WATCH_TICK if idle else WATCH_TICK))
         if self._dirty:
-            until = min(until, self._last_write + FLUSH_INTERVAL)
+            until = min(until, self._last_write + self._flush_interval())
         if self._retry_at > now:
             until = max(until, self._retry_at)
         self._sleep(max(0.0, min(until - now, 1.0)))
@@ -242,7 +247,15 @@ class Worker:
         now = time.monotonic()
         if now - self._last_write >= self.heartbeat:
             return True
-        return self._dirty and (self.runner.settled() or now - self._last_write >= FLUSH_INTERVAL)
+        return self._dirty and (self.runner.settled() or now - self._last_write >= self._flush_interval())
+
+    def _flush_interval(self):
+        """While tasks keep coming: on SQLite, whose scheduler wakes on every
+        write, FLUSH_INTERVAL; on a store without that signal (Riak) the
+        scheduler reads records once per round anyway, so one write per
+        `poll` carries the results of a whole round (each write is a PUT for
+        us and a GET for the scheduler)."""
+        return FLUSH_INTERVAL if self._watch else max(FLUSH_INTERVAL, self.poll)
 
     def _write(self, status=None):
         queue, current = self.runner.view()
@@ -258,7 +271,11 @@ class Worker:
 
     # --- the inbox ----------------------------------------------------------------------
     def _inbox_due(self):
-        if time.monotonic() - self._last_poll >= self.poll:
+        since = time.monotonic() - self._last_poll
+        if since >= self.poll and (self.runner.backlog() < BUSY_BACKLOG or since >= self.heartbeat):
+            # A worker with work queued has nothing to gain from its inbox but
+            # the committed list: on Riak each look is a GET, so it looks at
+            # most once per heartbeat until its queue runs low (or drains).
             return True
         if self._dirty and self.runner.settled():
             return True  # drained: results out, more work in, at once
@@ -287,7 +304,7 @@ class Worker:
             self._check_name(token)
             return
         fresh = sorted((e for e in inbox.get("entries", []) if e["seq"] > self.taken), key=lambda e: e["seq"])
-        if fresh and time.monotonic() < self._contended_until:
+        if fresh and (token is None or time.monotonic() < self._contended_until):
             # Just started, or another process was seen under this name: make
             # sure the name is still ours before running anything.
             self._check_name(None)

@@ -109,6 +109,11 @@ class Runner:
             waiting = [e for _, e in list(self._sent)[1 if running else 0:]] + list(self._pending)
             return waiting, (running, self._head_sat) if running else None
 
+    def backlog(self):
+        """How many entries are waiting or at hand."""
+        with self._lock:
+            return len(self._pending) + len(self._sent)
+
     def settled(self):
         """Nothing waiting, nothing at hand, no result not yet taken."""
         with self._lock:
