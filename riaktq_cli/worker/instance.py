@@ -258,7 +258,12 @@ class Worker:
         return FLUSH_INTERVAL if self._watch else max(FLUSH_INTERVAL, self.poll)
 
     def _write(self, status=None):
+        # The view first, then the results: a task that finishes in between
+        # shows in both (harmless), never in neither -- a record that shows
+        # `taken` past an entry but the task nowhere makes the scheduler
+        # roll back a task that ran, and run it again.
         queue, current = self.runner.view()
+        self._take_results()
         if status is None:
             status = protocol.BUSY if queue or current else protocol.IDLE
         self.store.put_record(INSTANCE, self.name, protocol.instance_record(
