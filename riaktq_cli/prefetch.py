@@ -38,14 +38,15 @@ class Prefetch:
     def observe(self, now, finished, held):
         """After an iteration at `now` (monotonic s): `finished` maps
         instance -> results committed this iteration; `held` maps instance
-        -> tasks it held before the iteration (0: it was idle)."""
+        -> tasks queued or at hand before the iteration. An instance with
+        neither was idle: nothing to learn from it this round."""
         if self.fixed is not None:
             return
         if self._last is not None:
             gap = max(1e-3, now - self._last)
             self._round = gap if self._round is None else SMOOTHING * gap + (1 - SMOOTHING) * self._round
             for name, n_held in held.items():
-                if not n_held:
+                if not n_held and not finished.get(name):
                     continue   # idle: nothing to learn from this round
                 rate = finished.get(name, 0) / gap
                 old = self._rate.get(name)

@@ -38,3 +38,11 @@ def test_an_idle_spell_keeps_what_was_learned():
     learned = p.depth("w")
     rounds(p, 50, 1.0, {}, {"w": 0}, start=now)
     assert p.depth("w") == learned
+
+
+def test_an_instance_that_finished_everything_it_held_still_counts_as_busy():
+    """A fast worker has emptied its queue by the time the scheduler looks:
+    what it finished is the measure, not what it still holds."""
+    p = Prefetch("auto")
+    rounds(p, 12, 0.05, {"w": 100}, {"w": 0})
+    assert p.depth("w") == MAX
