@@ -58,6 +58,7 @@ class Scheduler:
         self._inboxes = {}
         self._tokens = {}     # name -> {token: (task ids it held, when seen)}
         self._unsaved = set()  # inboxes whose last write failed
+        self._last_work = 0.0  # monotonic time of the last iteration that moved a task
 
     # --- one iteration -------------------------------------------------------
     def iteration(self):
@@ -343,13 +344,13 @@ class Scheduler:
         while not stop.is_set() and self.lease.held:
             now = time.monotonic()
             changed = watch and self._data_version() != self._seen_version
-            if changed:
-                self._last_change = now
             if changed or now >= self._next_run:
                 break
             wake = self._next_run
             if watch:
-                idle = now - getattr(self, "_last_change", 0.0) > IDLE_AFTER
+                # idle: no iteration moved anything lately (heartbeats change
+                # the store too, but they are no reason to look every 10 ms)
+                idle = now - self._last_work > IDLE_AFTER
                 wake = min(wake, now + (WATCH_TICK_IDLE if idle else WATCH_TICK))
             stop.wait(min(max(0.0, wake - now), self.lease.tick))
         if stop.is_set() or not self.lease.held:
@@ -373,6 +374,7 @@ class Scheduler:
         took = time.monotonic() - started
         metrics.observe_iteration(took)
         if any(summary[k] for k in ("commit", "restart", "assign", "rollback")):
+            self._last_work = started
             log.debug("iteration %.1fms %s", took * 1000, summary)
         self._next_run = started + interval
         return not once
