@@ -139,3 +139,17 @@ def test_a_zero_in_range_from_the_flag_wins_over_the_file():
     grace = S.declared("worker", "shutdown_grace")
     resolved = S.Settings(FakeConfig(**{"worker.shutdown_grace": 30.0}), {grace: S.Given(0.0, "0s")}, environ={})
     assert resolved.get("worker", "shutdown_grace") == 0.0 and resolved.sources[grace] == "flag"
+
+
+def test_the_fast_lane_of_open_imports_neither_click_nor_the_flags(tmp_path):
+    """`riaktq open` reads its config through the declarations, never
+    through the click side of the resolver (options.py)."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom riaktq_cli import entry\ntry:\n    entry.main(['open', 't', '--in', 'x'])\n"
+            "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'riaktq_cli')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    loaded = out.stdout.strip()
+    assert "riaktq_cli.settings" in loaded, out.stderr
+    assert "'click" not in loaded and "riaktq_cli.options" not in loaded and "riaktq_cli.cli" not in loaded
