@@ -16,6 +16,12 @@ import sys
 import click
 
 from riaktq_cli.errors import report_failure
+from riaktq_cli.options import flag_help
+from riaktq_cli.settings import declared
+
+# flag (or its env) before the file's [log] format: resolved at start-up,
+# before the config is read, so the first log lines already have their format
+LOG_FORMAT = declared("log", "format")
 
 COMMANDS = {
     "open": ("riaktq_cli.commands.tasks", "open_cmd"),
@@ -119,9 +125,8 @@ class App:
               help="Config file (TOML). Default: $RIAKTQ_CONFIG, else ./riaktq.toml, "
                    "else the embedded SQLite store at ./riaktq.db.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), envvar="RIAKTQ_LOG_FORMAT",
-              help="Log lines on stderr as text or as one JSON object a line. "
-                   "[env: RIAKTQ_LOG_FORMAT; config: log.format, default text]")
+@click.option(LOG_FORMAT.flag, type=click.Choice(LOG_FORMAT.kind.choices), envvar=LOG_FORMAT.env,
+              help=flag_help(LOG_FORMAT))
 @click.version_option(package_name="riaktq", prog_name="riaktq")
 @click.pass_context
 def cli(ctx, config_path, verbose, log_format):
@@ -138,7 +143,7 @@ def cli(ctx, config_path, verbose, log_format):
     Shell completion: see README ("Shell completion").
     """
     if log_format is not None:
-        os.environ["RIAKTQ_LOG_FORMAT"] = log_format  # `worker --count` children log alike
+        os.environ[LOG_FORMAT.env] = log_format  # `worker --count` children log alike
     app = App(config_path, verbose, log_format)
     ctx.obj = app
     ctx.call_on_close(app.close)

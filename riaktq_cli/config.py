@@ -8,158 +8,22 @@ misspelt `instance_timout` silently ignored is a queue that behaves wrongly.
 
 import os
 
+from riaktq_cli import settings
 from riaktq_cli.durations import parse_duration
 from riaktq_cli.errors import ConfigError, DurationError
 
 DEFAULT_NAME = "riaktq.toml"
-PASSWORD_ENV = "RIAKTQ_RIAK_PASSWORD"
+PASSWORD_ENV = settings.declared("riak", "password").env
 STATUS_CHOICES = ("todo", "nextup", "done", "failed")
 
 
-def _duration(value, where):
-    try:
-        return parse_duration(value, where)
-    except DurationError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def _positive_int(value, where):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"bad {where} {value!r}: expected a whole number of at least 1")
-    return value
-
-
-def _prefetch(value, where):
-    if value == "auto":
-        return value
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    return _positive_int(value, where)
-
-
-def _concurrency(value, where):
-    value = _positive_int(value, where)
-    if value > 256:
-        raise ConfigError(f"bad {where} {value!r}: expected a whole number from 1 to 256")
-    return value
-
-
-def _attempts(value, where):
-    value = _positive_int(value, where)
-    if value > 1000:
-        raise ConfigError(f"bad {where} {value!r}: expected a whole number from 1 to 1000")
-    return value
-
-
-def _time_limit(value, where):
-    """None (no limit), or a duration above 0 and up to the task limit."""
-    if value is None:
-        return None
-    seconds = _duration(value, where)
-    from riaktq_cli.task import TIME_LIMIT_MAX
-    if not 0 < seconds <= TIME_LIMIT_MAX:
-        raise ConfigError(f"bad {where} {value!r}: expected a duration above 0s, up to 366d")
-    return seconds
-
-
-def _text(value, where):
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"bad {where} {value!r}: expected a non-empty string")
-    return value
-
-
-def _choice(*choices):
-    def check(value, where):
-        if value not in choices:
-            raise ConfigError(f"bad {where} {value!r}: expected one of {', '.join(choices)}")
-        return value
-    return check
-
-
-def check_node_url(url, where):
-    """A node URL as given in [riak] nodes or `init --riak`.
-
-    Credentials in it are refused, and the refusal shows the URL without
-    them: a password in a URL ends up in every log line that names a node.
-    """
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"bad {where} {url!r}: expected http://host:port or https://host:port")
-    scheme, _, rest = url.partition("://")
-    netloc = rest.split("/", 1)[0]
-    if "@" in netloc:
-        shown = f"{scheme}://{netloc.rpartition('@')[2]}"
-        raise ConfigError(f"bad {where} {shown!r}: credentials in a node URL are refused; "
-                          "set username and password_file in [riak] instead")
-    return url.rstrip("/")
-
-
-def _nodes(value, where):
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"bad {where}: expected a list of URLs such as [\"http://127.0.0.1:8098\"]")
-    return [check_node_url(url, f"{where} entry") for url in value]
-
-
-def _optional_text(value, where):
-    return None if value is None else _text(value, where)
-
-
-def _secret(value, where):
-    """The password stays wrapped: nothing that prints config values shows it."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"bad {where}: expected a non-empty string")
-    from riaktq_cli.riak.security import Secret
-    return Secret(value)
-
-
-def _bool(value, where):
-    if not isinstance(value, bool):
-        raise ConfigError(f"bad {where} {value!r}: expected true or false")
-    return value
-
-
-def _time_of_day(value, where):
-    parts = str(value).split(":")
-    try:
-        hh, mm, ss = (int(p) for p in parts) if len(parts) == 3 else (None, None, None)
-    except ValueError:
-        hh = None
-    if hh is None or not (0 <= hh < 24 and 0 <= mm < 60 and 0 <= ss < 60):
-        raise ConfigError(f"bad {where} {value!r}: expected HH:MM:SS (UTC)")
-    return f"{hh:02d}:{mm:02d}:{ss:02d}"
-
-
-# section -> key -> (checker, default)
-SCHEMA = {
-    "store": {"backend": (_choice("sqlite", "riak"), "sqlite")},
-    "sqlite": {"path": (_text, "riaktq.db"), "busy_timeout": (_duration, "30s")},
-    "riak": {
-        "nodes": (_nodes, ["http://127.0.0.1:8098"]),
-        "bucket_type": (_text, "riaktq"),
-        "prefix": (_text, "riaktq"),
-        "timeout": (_duration, "5s"),
-        "concurrency": (_concurrency, 8),
-        # Riak security (see README "Riak with security"); paths relative to this file.
-        "username": (_optional_text, None),
-        "password": (_secret, None),
-        "password_file": (_optional_text, None),
-        "ca_file": (_optional_text, None),
-        "cert_file": (_optional_text, None),
-        "key_file": (_optional_text, None),
-        "verify": (_bool, True),
-    },
-    "scheduler": {
-        "interval": (_duration, "1s"),
-        "instance_timeout": (_duration, "30s"),
-        "prefetch": (_prefetch, "auto"),
-        "max_attempts": (_attempts, 3),
-    },
-    "worker": {"heartbeat": (_duration, "2s"), "poll": (_duration, "500ms"),
-               "time_limit": (_time_limit, None), "shutdown_grace": (_duration, "30s")},
-    "observer": {"time": (_time_of_day, "00:00:00"), "interval": (_duration, "1m")},
-    "log": {"format": (_choice("text", "json"), "text")},
-}
+# section -> key -> (checker, default), from the declarations in settings.py:
+# the file, the flags and `riaktq init`'s template share one list.
+SCHEMA = {}
+for _s in settings.DECLARED:
+    SCHEMA.setdefault(_s.section, {})[_s.key] = (_s.parse, _s.default)
+del _s
+check_node_url = settings.check_node_url
 QUERY_KEYS = {"key", "status", "age"}
 
 
@@ -178,13 +42,18 @@ class Config:
     dataclasses and pathlib: both cost more start-up time than all of
     `riaktq open` on the embedded store."""
 
-    def __init__(self, path, values, queries=None):
+    def __init__(self, path, values, queries=None, from_file=()):
         self.path = path          # the file read (absolute str), or None for built-in defaults
         self.values = values      # section -> key -> checked value
         self.queries = queries or []
+        self.from_file = set(from_file)  # (section, key) the file sets; the rest are defaults
 
     def get(self, section, key):
         return self.values[section][key]
+
+    def source(self, section, key):
+        """"file" or "default": where the value came from."""
+        return "file" if (section, key) in self.from_file else "default"
 
     @property
     def backend(self):
@@ -295,14 +164,15 @@ def load(explicit=None):
 
 
 def from_dict(raw, path=None):
+    """Check a parsed file: every section and key known, every value in
+    range, no two contradicting each other."""
     where_file = f"config file {path}: " if path else "config: "
-    values = {}
-    queries = []
     for section, content in raw.items():
         if section not in SCHEMA:
             raise ConfigError(f"{where_file}unknown section [{section}] (known: {', '.join(SCHEMA)})")
         if not isinstance(content, dict):
             raise ConfigError(f"{where_file}[{section}] must be a table")
+    values, queries, from_file = {}, [], set()
     for section, keys in SCHEMA.items():
         given = dict(raw.get(section, {}))
         if section == "observer" and "query" in given:
@@ -311,23 +181,18 @@ def from_dict(raw, path=None):
         if unknown:
             name = sorted(unknown)[0]
             raise ConfigError(f"{where_file}unknown key '{name}' in [{section}] (known: {', '.join(keys)})")
+        from_file.update((section, key) for key in given)
         values[section] = {}
         for key, (check, default) in keys.items():
-            value = given.get(key, default)
             try:
-                values[section][key] = check(value, f"[{section}] {key}")
+                values[section][key] = check(given.get(key, default))
             except ConfigError as exc:
                 raise ConfigError(where_file + str(exc)) from None
-    _check_riak_security(values["riak"], where_file)
-    return Config(path=path, values=values, queries=queries)
-
-
-def _check_riak_security(riak, where_file):
-    """Security keys that contradict each other, caught when the file loads."""
-    if riak["password"] is not None and riak["password_file"]:
-        raise ConfigError(f"{where_file}[riak] has both password and password_file; keep one")
-    if riak["key_file"] and not riak["cert_file"]:
-        raise ConfigError(f"{where_file}[riak] key_file needs cert_file (the client certificate)")
+    try:
+        settings.cross_check(lambda section, key: values[section][key])
+    except ConfigError as exc:
+        raise ConfigError(where_file + str(exc)) from None
+    return Config(path=path, values=values, queries=queries, from_file=from_file)
 
 
 def _queries(raw, where_file):
@@ -386,7 +251,8 @@ concurrency = 8
 # Riak with security enabled (`riak admin security enable`): https:// nodes,
 # a user and its password. Paths are relative to this file. See README.
 # username = "riaktq"
-# password_file = "riak-password"    # chmod 600; or password = "...", or $RIAKTQ_RIAK_PASSWORD
+# password_file = "riak-password"    # chmod 600 (or $RIAKTQ_RIAK_PASSWORD, which wins)
+# password = "..."                   # in the file itself: keep one of password, password_file
 # ca_file = "riak-ca.crt"            # the CA that signed the nodes' certificates; system CAs if absent
 # cert_file = "riaktq.crt"           # a client certificate, for Riak's certificate source
 # key_file = "riaktq.key"

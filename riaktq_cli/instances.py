@@ -8,7 +8,7 @@ its outbox counts only results the scheduler has not committed yet.
 """
 
 from riaktq_cli import protocol
-from riaktq_cli.clock import now_us
+from riaktq_cli.clock import now_us, seconds_to_us
 
 
 def instance_rows(store, timeout_s):
@@ -20,7 +20,7 @@ def instance_rows(store, timeout_s):
         inbox = store.get_record(INBOX, name) or protocol.empty_inbox()
         age = (now - record.get("heartbeat", 0)) / 1e6
         status = record.get("status")
-        if status != protocol.STOPPED and age > timeout_s:
+        if status != protocol.STOPPED and not protocol.is_live(record, now, seconds_to_us(timeout_s)):
             status = "lost"
         gone = status in ("lost", protocol.STOPPED)
         current = None if gone else record.get("current")

@@ -72,12 +72,6 @@ def _b64_size(text):
     return max(0, n * 3 // 4 - text[-2:].count("="))
 
 
-def default_format(stream=None):
-    """A table for a terminal, plain ids/json for pipes and cron."""
-    stream = stream or sys.stdout
-    return "table" if stream.isatty() else "json"
-
-
 def render(rows, columns, fmt, stream=None):
     """Write `rows` (dicts) with `columns` (list of (key, title)) as fmt."""
     stream = stream or sys.stdout

@@ -1,4 +1,5 @@
-"""click parameter types shared by the commands."""
+"""click parameter types shared by the commands (the settings' flags have
+theirs in options.py, made from the declarations)."""
 
 import click
 
@@ -39,21 +40,6 @@ class KeyValue(click.ParamType):
         return key, val
 
 
-class Prefetch(click.ParamType):
-    """A whole number of at least 1, or `auto`."""
-
-    name = "N|auto"
-
-    def convert(self, value, param, ctx):
-        if value == "auto" or isinstance(value, int):
-            return value
-        try:
-            number = int(value)
-        except ValueError:
-            number = 0
-        if number < 1 or number > 100_000:
-            self.fail(f"{value!r} is not a number from 1 to 100000, nor auto", param, ctx)
-        return number
 class Address(click.ParamType):
     """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` → (host, port)."""
 
@@ -71,9 +57,5 @@ class Address(click.ParamType):
 
 DURATION = Duration()
 KEY_VALUE = KeyValue()
-PREFETCH = Prefetch()
 ADDRESS = Address()
 
-
-def pass_app(fn):
-    return click.pass_obj(fn)

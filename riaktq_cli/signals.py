@@ -82,12 +82,14 @@ class StopFlag:
         return self.count > 0
 
 
-def stop_event_on_signals():
-    """A StopFlag raised by SIGINT and SIGTERM (each signal counts)."""
+def stop_event_on_signals(quiet=False):
+    """A StopFlag raised by SIGINT and SIGTERM (each signal counts). The
+    daemons log each signal; `quiet` does not (a live view redrawing the
+    screen, where the line would land in the middle of it)."""
     stop = StopFlag()
 
     def handler(signum, _frame):
-        if stop.count < 2:
+        if stop.count < 2 and not quiet:
             stop.signal_name = signal.Signals(signum).name
             what = "stopping now" if stop.count else "finishing up"
             try:  # os.write: neither logging's locks nor stderr's buffer lock

@@ -94,9 +94,9 @@ def watch_supervisor():
     return pid
 
 
-def worker_argv(name, *, config_path, verbose, handler, tags, options, given):
-    """The child's command line. `given`: {flag: value or None} of the
-    flags the user set, each value carrying `.text`, its spelling."""
+def worker_argv(name, *, config_path, verbose, handler, tags, options, setting_flags):
+    """The child's command line. `setting_flags`: the setting flags the
+    user gave, as written (`Settings.flag_argv()`), never re-formatted."""
     argv = [sys.executable, "-m", "riaktq_cli"]
     if config_path:
         argv += ["--config", os.path.abspath(config_path)]
@@ -107,10 +107,7 @@ def worker_argv(name, *, config_path, verbose, handler, tags, options, given):
         argv += ["--tag", tag]
     for key, value in options:
         argv += ["--option", f"{key}={value}"]
-    for flag, value in given.items():
-        if value is not None:
-            argv += [f"--{flag}", getattr(value, "text", None) or f"{value}s"]
-    return argv
+    return argv + list(setting_flags)
 
 
 def supervise(children, stop):

@@ -1,7 +1,7 @@
 """Shared fixtures: every store test runs on both stores.
 
 `backend` is parametrized over "sqlite" and "riak". The riak half talks to
-the project's Riak test server (tests/riak_server.py), or to a real node
+the project's Riak test server (riaktq_testing.riak_sim), or to a real node
 when RIAKTQ_TEST_RIAK_URL is set; each test gets its own bucket prefix, so
 tests never see each other's data on a shared node.
 
@@ -49,7 +49,7 @@ def riak_server(tmp_path_factory):
     if REAL_RIAK:
         yield None
         return
-    from tests.riak_server import RiakTestServer
+    from riaktq_testing.riak_sim import RiakTestServer
     if SECURE_TEST_SERVER:
         server = secure_test_server(tmp_path_factory.mktemp("riak-tls"))
     else:
@@ -89,7 +89,7 @@ def secure_test_server(directory, **kwargs):
     """A test server with Riak security on, as the transcripts' secure node:
     HTTPS (TLS 1.2), user riaktq with every grant, reader with get and 2i.
     Its credentials are registered for write_config; `.ca_file` is the CA."""
-    from tests.riak_server import RiakTestServer, Security, server_tls_context
+    from riaktq_testing.riak_sim import RiakTestServer, Security, server_tls_context
     _, ca_file, server_pem = make_ca(directory)
     security = Security()
     security.add_user(TEST_USER, TEST_PASSWORD, Security.ALL)

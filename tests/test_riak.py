@@ -126,7 +126,7 @@ def test_faults_during_a_500_task_run_lose_nothing(rstore, riak_config, fault_se
 
 
 def test_two_nodes_one_down_work_goes_on(tmp_path, fault_server):
-    from tests.riak_server import RiakTestServer
+    from riaktq_testing.riak_sim import RiakTestServer
     second = RiakTestServer(port=0, share_with=fault_server)
     try:
         cfg = write_config(tmp_path / "riaktq.toml", "riak", fault_server.url, **FAST)
@@ -191,7 +191,7 @@ def test_check_reports_each_point(tmp_path, riak_url):
 
 
 def test_check_without_2i_backend(tmp_path):
-    from tests.riak_server import RiakTestServer
+    from riaktq_testing.riak_sim import RiakTestServer
     bitcask = RiakTestServer(port=0, backend_2i=False)
     try:
         cfg = write_config(tmp_path / "riaktq.toml", "riak", bitcask.url)

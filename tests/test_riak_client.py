@@ -35,7 +35,7 @@ from riaktq_cli.riak import (
 from riaktq_cli.riak import client as client_module
 from riaktq_cli.riak.multipart import MultipartError, parse_multipart
 from tests.conftest import wait_until
-from tests.riak_server import RiakTestServer
+from riaktq_testing.riak_sim import RiakTestServer
 
 T = "riaktq"  # the allow_mult bucket type the test server creates by default
 B = "tasks"
@@ -713,14 +713,14 @@ def test_expired_password_then_renewed(secure_node):
 
 
 def test_credentials_never_travel_over_plain_http(riak_test_server, secure_node, monkeypatch):
-    from tests import riak_server
+    from riaktq_testing.riak_sim import front
     seen = []
-    plain_ping = riak_server._Handler._ping
+    plain_ping = front._Handler._ping
 
     def spy(handler):
         seen.append(handler.headers.get("Authorization"))
         return plain_ping(handler)
-    monkeypatch.setattr(riak_server._Handler, "_ping", spy)
+    monkeypatch.setattr(front._Handler, "_ping", spy)
     RiakClient([riak_test_server.url], username="u", password="p").ping()
     secure, _, ca = secure_node
     secure_client([secure.url], ca).ping()
@@ -767,7 +767,7 @@ def test_password_hides_itself():
 def test_client_certificate_is_presented(tmp_path):
     """Riak's certificate source: the node asks for a client certificate."""
     from tests.conftest import make_ca
-    from tests.riak_server import Security, server_tls_context
+    from riaktq_testing.riak_sim import Security, server_tls_context
     ca, ca_file, server_pem = make_ca(tmp_path)
     client_pem = tmp_path / "client.pem"
     ca.issue_cert("riaktq@example").private_key_and_cert_chain_pem.write_to_path(str(client_pem))

@@ -27,7 +27,7 @@ from riaktq_cli import config
 from riaktq_cli.store import open_store
 from tests.conftest import (FAST, READER, READER_PASSWORD, TEST_PASSWORD, TEST_USER, Processes,
                             read_events, secure_test_server, security_lines, wait_until)
-from tests.riak_server import RiakTestServer
+from riaktq_testing.riak_sim import RiakTestServer
 
 
 @pytest.fixture

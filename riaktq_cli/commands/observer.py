@@ -12,7 +12,8 @@ import click
 from riaktq_cli import task as tasks_mod
 from riaktq_cli.completion import complete_task_id
 from riaktq_cli.config import ObserverQuery
-from riaktq_cli.errors import ConfigError, RiaktqError, StoreError
+from riaktq_cli.errors import RiaktqError, StoreError
+from riaktq_cli.options import setting_options
 from riaktq_cli.params import DURATION, INT_LIMIT
 
 REPORT_FORMATS = ["ids", "table", "json", "csv"]
@@ -78,14 +79,11 @@ def report_cmd(app, status, age, key, limit, fmt, all_queries):
 
 
 @click.command("observe")
-@click.option("--time", "time_of_day", metavar="HH:MM:SS",
-              help="Run the queries once a day after this UTC time. [config: observer.time, default 00:00:00]")
-@click.option("--interval", type=DURATION, metavar="DURATION",
-              help="Time between checks. [config: observer.interval, default 1m]")
 @click.option("--events", metavar="FILE", default="-", show_default=True,
               help="Append each result as a JSON line to FILE (- for stdout).")
+@setting_options("observe")
 @click.pass_obj
-def observe_cmd(app, time_of_day, interval, events):
+def observe_cmd(app, settings, events):
     """Run the configured queries once a day, as a daemon.
 
     Every check (each --interval) runs the [[observer.query]] tables of the
@@ -101,20 +99,10 @@ def observe_cmd(app, time_of_day, interval, events):
 
     SIGINT/SIGTERM: exit 0.
     """
-    from riaktq_cli.config import _time_of_day
     from riaktq_cli.observer import Observer
     from riaktq_cli.signals import stop_event_on_signals
 
-    cfg = app.config
-    if time_of_day is not None:
-        try:
-            time_of_day = _time_of_day(time_of_day, "--time")
-        except ConfigError as exc:
-            raise click.BadParameter(str(exc), param_hint="--time") from None
-    time_of_day = time_of_day or cfg.get("observer", "time")
-    interval = interval if interval is not None else cfg.get("observer", "interval")
-    if interval <= 0:
-        raise click.BadParameter("must be more than 0", param_hint="--interval")
+    time_of_day, interval = settings.get("observer", "time"), settings.get("observer", "interval")
     queries = _queries_or_fail(app, "observe")
     store = app.store()
     try:
@@ -155,13 +143,14 @@ def stats_cmd(app, watch, fmt):
         && mv /var/lib/node_exporter/riaktq.prom.$$ /var/lib/node_exporter/riaktq.prom
     """
     from riaktq_cli import stats
+    from riaktq_cli.signals import stop_event_on_signals
 
     if watch and fmt != "table":
         raise click.UsageError(f"--watch is a live view for people; use --format {fmt} without it")
     store = app.store(create=False)
     timeout = app.config.get("scheduler", "instance_timeout")
     if watch:
-        stats.watch(store, timeout, app.config.describe_store(), _quiet_stop_event())
+        stats.watch(store, timeout, app.config.describe_store(), stop_event_on_signals(quiet=True))
         return
     figures = stats.gather(store, timeout)
     if fmt == "json":
@@ -171,18 +160,6 @@ def stats_cmd(app, watch, fmt):
         click.echo(exposition(figures), nl=False)
     else:
         click.echo(stats.render_text(figures), nl=False)
-
-
-def _quiet_stop_event():
-    """SIGINT/SIGTERM → a stop event, without the log line that the daemons'
-    handler writes (it would land in the middle of the live view)."""
-    import signal
-    import threading
-
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    return stop
 
 
 @click.command("requeue")

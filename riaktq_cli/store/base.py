@@ -2,7 +2,10 @@
 
 Tasks are changed only through `update_tasks`, which applies one of the
 pure transitions of `riaktq_cli.task` as a read-modify-write: SQLite in one
-transaction per batch, Riak with the vector clock it read. Records
+transaction per batch, Riak with the vector clock it read, task by task and
+in parallel -- hence the contract below says what a batch that half failed
+leaves behind. `tests/test_store_contract.py` holds one case per promise,
+run on both stores; a new store passes it before anything else. Records
 (`instance`, `inbox`, `scheduler`) are JSON documents with a single writer
 each (DESIGN section 2), so they need no merging beyond "last write wins".
 Nothing here lists a bucket or scans a table on a per-task path: every
@@ -23,7 +26,25 @@ class Store(ABC):
     @abstractmethod
     def create_tasks(self, tasks):
         """Store new tasks; return a list parallel to `tasks` holding None or
-        the exception (DuplicateTask, ...) that kept that task out."""
+        the exception (DuplicateTask, ...) that kept that task out.
+
+        Per task: created (None), refused as a duplicate (DuplicateTask: a
+        task with that id exists), or another StoreError. Riak takes a
+        stored record equal to the one given for this call's own retried
+        request that had landed, and answers None; SQLite, whose batch is
+        one transaction and never retried, answers DuplicateTask (records
+        carry their creation time in µs, so two distinct creates are
+        never equal).
+
+        Raises instead of returning when the store is unreachable
+        (StoreUnavailable), and what landed then differs: SQLite writes the
+        batch in one transaction, so nothing of it landed. Riak creates each
+        task with a request of its own, in parallel: the creates that
+        succeeded before or while another one found no node HAVE landed, and
+        the exception does not say which -- a caller that retries must treat
+        DuplicateTask for those ids as its own earlier write (compare the
+        stored task with what it meant to create).
+        """
 
     def create_task(self, task):
         error = self.create_tasks([task])[0]
@@ -53,10 +74,32 @@ class Store(ABC):
 
         Each task is read and written atomically (None = leave it alone).
         Returns the list of (old, new) pairs that were written, in the order
-        of `task_ids`. A change never alters `id`, `in` or `cat` (no
-        transition does), so a store may leave those columns alone. A store
-        without multi-key transactions raises PartialUpdate when some writes
-        failed, carrying the pairs that were written.
+        of `task_ids` (an id given twice counts once). A change never alters
+        `id`, `in` or `cat` (no transition does), so a store may leave those
+        columns alone.
+
+        `change` is called once per existing task, with the task as stored,
+        and never for a missing id. It may be called from several threads
+        at once (Riak reads and writes up to [riak] concurrency tasks in
+        parallel, calling `change` in the pool's threads): it must be a pure
+        function of its task, or guard what it shares with a lock. It must
+        not raise: SQLite then rolls the whole batch back, but on Riak the
+        other tasks' writes may land, even after the exception has reached
+        the caller.
+
+        Three outcomes per task:
+        * written -- in the returned list;
+        * left alone -- missing, `change` returned None, or (Riak) a value
+          that is not a riaktq task (logged and skipped);
+        * failed -- the read or the write got no clear answer (timeout, 503,
+          an error): the write MAY HAVE LANDED. Only a store without
+          multi-key transactions has this outcome: Riak raises PartialUpdate
+          after the whole batch ran, `written` holding the (old, new) pairs
+          that landed and `failed` the ids (in `task_ids` order) to retry
+          knowing they may already be applied: a retried `change` must
+          return None for a task it finds already moved.
+          SQLite writes a batch in one transaction: all of it, or nothing
+          and StoreUnavailable.
         """
 
     @abstractmethod

@@ -12,6 +12,7 @@ own record index, and the raw-rate keys. Nothing here lists keys.
 import contextlib
 import secrets
 import select
+import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -22,15 +23,15 @@ from scripts.bench.results import SQLITE
 from scripts.bench.riak_http import RiakHTTP
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_SERVER = ROOT / "tests" / "riak_server.py"
+TEST_SERVER = "riaktq_testing.riak_sim"  # a module: `python -m` it
 
 
 class TestServer:
-    """`python tests/riak_server.py --port 0` in a process of its own."""
+    """`python -m riaktq_testing.riak_sim --port 0` in a process of its own."""
 
     def __init__(self, workdir):
         log_path = Path(workdir) / "riak-server.log"
-        self.proc = PROCS.start([sys.executable, str(TEST_SERVER), "--port", "0"], cwd=workdir,
+        self.proc = PROCS.start([sys.executable, "-m", TEST_SERVER, "--port", "0"], cwd=workdir,
                                 log_path=log_path, stdout=subprocess.PIPE, text=True)
         ready, _, _ = select.select([self.proc.stdout], [], [], 30.0)
         first = self.proc.stdout.readline() if ready else ""
@@ -63,11 +64,11 @@ class RiakTarget:
     def describe(self):
         if self.is_node:
             return f"Riak node {self.url}, bucket type {self.bucket_type}, prefixes rtqbench{self.run_id}-*"
-        return "the Riak test server (tests/riak_server.py), one process per workload"
+        return "the Riak test server (riaktq_testing.riak_sim), one process per workload"
 
     def unavailable_reason(self):
-        if not self.is_node and not TEST_SERVER.exists():
-            return f"riak store not available: {TEST_SERVER.relative_to(ROOT)} not found"
+        if not self.is_node and importlib.util.find_spec(TEST_SERVER) is None:
+            return f"riak store not available: {TEST_SERVER} not installed"
         try:
             import riaktq_cli.store.riak  # noqa: F401
         except ImportError as exc:

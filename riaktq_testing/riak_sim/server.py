@@ -1,0 +1,230 @@
+"""`RiakTestServer`: one node on a port, serving from a background thread."""
+
+from __future__ import annotations
+
+import collections
+import random
+import socket
+import ssl
+import threading
+import time
+from http.server import ThreadingHTTPServer
+
+from riaktq_testing.riak_sim.faults import _Faults, _kinds
+from riaktq_testing.riak_sim.front import _Handler
+from riaktq_testing.riak_sim.model import _Store
+from riaktq_testing.riak_sim.security import Security
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address):  # quiet on client resets
+        pass
+
+    def finish_request(self, request, client_address):
+        """Over TLS: the handshake in the connection's own thread (a slow or
+        failing client must not stall accept), then HTTP as usual."""
+        ctx = self.riak.tls
+        if ctx is None:
+            return super().finish_request(request, client_address)
+        try:
+            request.settimeout(5)
+            conn = ctx.wrap_socket(request, server_side=True)
+            conn.settimeout(None)
+        except (OSError, ssl.SSLError):
+            self.riak._count("tls_failed")
+            return
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+
+class RiakTestServer:
+    """A Riak KV node (HTTP) on 127.0.0.1, serving from a background thread.
+
+    ``types`` maps bucket type -> property overrides; by default one type,
+    ``riaktq``, with allow_mult and dvv_enabled (plus the ``default`` type).
+    ``backend_2i=False`` makes 2i answer as bitcask does (500
+    indexes_not_supported).  ``delete_mode``: tombstone lifetime in ms, or
+    "keep" / "immediate".  ``share_with``: another RiakTestServer whose data
+    this one serves too (two nodes of one cluster).  ``idle_timeout``: close
+    keep-alive connections idle that many seconds (as Riak's web server does).
+    ``tls``: a server SSLContext (see ``server_tls_context``): the node speaks
+    HTTPS.  ``security``: a ``Security`` -- Riak security enabled; a node
+    without ``tls`` then answers 426 (the plain listener of a secure node).
+    """
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", *,
+                 types: dict[str, dict] | None = None, backend_2i: bool = True,
+                 delete_mode: int | str = 3000, shuffle_unsorted: bool = True,
+                 share_with: "RiakTestServer | None" = None, idle_timeout: float | None = None,
+                 seed: int = 0, tls: ssl.SSLContext | None = None,
+                 security: Security | None = None):
+        self.tls = tls
+        self.security = security
+        self.store = share_with.store if share_with is not None else _Store(types, delete_mode)
+        self.backend_2i = backend_2i
+        self.shuffle_unsorted = shuffle_unsorted
+        self.idle_timeout = idle_timeout
+        self.actor = self.store.new_actor()
+        self.counts: collections.Counter = collections.Counter()
+        self._counts_lock = threading.Lock()
+        self._faults = _Faults()
+        self._rng = random.Random(seed)
+        self._stopping = threading.Event()
+        self._conns: set = set()
+        self._conns_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self.host = host
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._start(port)
+        self.port = self._httpd.server_address[1]
+        self.node_name = f"riak@{host}:{self.port}"
+
+    # -- lifecycle -----------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def _start(self, port: int) -> None:
+        httpd = _HTTPServer((self.host, port), _Handler)
+        httpd.riak = self
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"riak-test-{httpd.server_address[1]}", daemon=True)
+        self._thread.start()
+
+    def start(self) -> "RiakTestServer":
+        """Serve (again): a no-op while serving -- the constructor already
+        starts -- and a restart on the same port after stop()/set_down()."""
+        self.set_down(False)
+        return self
+
+    def _close_listener(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:  # kill keep-alive connections too: a dead node answers nothing
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    @property
+    def is_down(self) -> bool:
+        return self._httpd is None
+
+    def set_down(self, down: bool) -> None:
+        """Take the node off the network (connections refused, open ones
+        closed) or bring it back on the same port."""
+        with self._state_lock:
+            if down and self._httpd is not None:
+                self._close_listener()
+            elif not down and self._httpd is None:
+                self._stopping.clear()
+                for _ in range(50):
+                    try:
+                        self._start(self.port)
+                        break
+                    except OSError:
+                        time.sleep(0.02)
+                else:
+                    raise RuntimeError(f"cannot re-bind port {self.port}")
+
+    def _down_for(self, seconds: float) -> None:
+        time.sleep(0.05)  # let the control answer go out first
+        self.set_down(True)
+        time.sleep(seconds)
+        self.set_down(False)
+
+    def stop(self) -> None:
+        """Stop serving for good (wakes up requests sleeping in slow_next)."""
+        self._stopping.set()
+        with self._state_lock:
+            self._close_listener()
+
+    def __enter__(self) -> "RiakTestServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _track(self, conn, add: bool) -> None:
+        with self._conns_lock:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    # -- counters ------------------------------------------------------
+
+    def _count(self, kind: str) -> None:
+        with self._counts_lock:
+            self.counts[kind] += 1
+
+    def reset_counts(self) -> None:
+        with self._counts_lock:
+            self.counts.clear()
+
+    # -- fault switches ------------------------------------------------
+
+    def fail_next(self, n: int, status: int = 503, body: bytes | str | None = None,
+                  kinds=None) -> None:
+        """The next n object/2i requests (of ``kinds``: get put delete index)
+        answer ``status`` without doing anything."""
+        if body is None:
+            body = {503: "request timed out\n",
+                    500: "Error:\n{error,overload}\n"}.get(status, "")
+        if isinstance(body, str):
+            body = body.encode()
+        with self._faults.lock:
+            self._faults.fail.append([n, status, body, _kinds(kinds)])
+
+    def slow_next(self, n: int, seconds: float, *, after: bool = False, kinds=None) -> None:
+        """The next n object/2i requests wait ``seconds`` before being handled
+        (``after=True``: handled first, then the answer is late)."""
+        with self._faults.lock:
+            self._faults.slow.append([n, seconds, after, _kinds(kinds)])
+
+    def drop_next(self, n: int, *, after: bool = False, kinds=None) -> None:
+        """The next n object/2i requests get their connection closed without
+        an answer (``after=True``: the request is applied first)."""
+        with self._faults.lock:
+            self._faults.drop.append([n, after, _kinds(kinds)])
+
+    def sibling_storm(self, n: int) -> None:
+        """The next n PUTs that carry a vclock are stored as if a concurrent
+        writer got there first: they add a sibling instead of replacing."""
+        with self._faults.lock:
+            self._faults.storm += n
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    # -- inspection for tests ------------------------------------------
+
+    def sibling_count(self, btype: str, bucket: str, key: str) -> int:
+        """How many siblings (tombstones included) the key has; 0 if none."""
+        with self.store.lock:
+            obj = self.store.lookup(self.store.bucket(btype, bucket), key)
+            return len(obj.siblings) if obj is not None else 0
+
+    def object_count(self, btype: str, bucket: str) -> int:
+        """Live (not deleted) objects in the bucket."""
+        with self.store.lock:
+            b = self.store.bucket(btype, bucket)
+            return len(b.keys) if b is not None else 0
