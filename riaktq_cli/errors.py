@@ -109,8 +109,8 @@ class BadTasks(BadInput):
     """Some tasks given to `Queue.open_many` are malformed; none was opened.
 
     `problems` holds (position, message) for every bad one (position 0 is
-    the first task given), so a caller can
-    report them all at once rather than one per attempt."""
+    the first task given), so a caller can report them all at once rather
+    than one per attempt."""
 
     def __init__(self, problems):
         (where, what), more = problems[0], len(problems) - 1

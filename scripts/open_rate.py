@@ -36,19 +36,28 @@ def riaktq_argv():
     return [str(script)] if script.exists() else [sys.executable, "-m", "riaktq_cli"]
 
 
-def per_process(config, runs):
+def per_process(config, runs, baseline=None):
     """Median ms of `riaktq open` with no config file (the embedded store in
     the working directory: no TOML parser), of `riaktq --config F open`,
-    and of `python -c pass`, run round robin."""
-    cases = {"bare": lambda n: riaktq_argv() + ["open", f"b{n}", "--in", "x"],
-             "config": lambda n: riaktq_argv() + ["--config", str(config), "open", f"p{n}", "--in", "x"],
-             "floor": lambda n: [sys.executable, "-c", "pass"]}
+    and of `python -c pass`, run round robin. `baseline`: a directory
+    holding another riaktq_cli (e.g. `git archive REV riaktq_cli | tar -x
+    -C DIR`), timed alike in the same rounds as "bare@base", "config@base"."""
+    import os
+    cases = {"bare": (lambda n: riaktq_argv() + ["open", f"b{n}", "--in", "x"], None),
+             "config": (lambda n: riaktq_argv() + ["--config", str(config), "open", f"p{n}", "--in", "x"],
+                        None),
+             "floor": (lambda n: [sys.executable, "-c", "pass"], None)}
+    if baseline:
+        env = dict(os.environ, PYTHONPATH=str(Path(baseline).resolve()))
+        cases["bare@base"] = (lambda n: riaktq_argv() + ["open", f"bb{n}", "--in", "x"], env)
+        cases["config@base"] = (lambda n: riaktq_argv() + ["--config", str(config), "open", f"pb{n}",
+                                                           "--in", "x"], env)
     times = {name: [] for name in cases}
     tag = uuid.uuid4().hex[:6]
     for n in range(runs):
-        for name, argv in cases.items():
+        for name, (argv, env) in cases.items():
             started = time.perf_counter()
-            subprocess.run(argv(f"{tag}-{n}"), check=True, capture_output=True, cwd=config.parent)
+            subprocess.run(argv(f"{tag}-{n}"), check=True, capture_output=True, cwd=config.parent, env=env)
             times[name].append(time.perf_counter() - started)
     return {name: statistics.median(values) * 1000 for name, values in times.items()}
 
@@ -86,6 +95,7 @@ def main(argv=None):
     parser.add_argument("--procs", type=int, default=30, help="`riaktq open` processes per store")
     parser.add_argument("--riak-url", help="a Riak node (default: the project's test server)")
     parser.add_argument("--startup-only", action="store_true", help="only the per-process figure, SQLite")
+    parser.add_argument("--baseline", metavar="DIR", help="also time the riaktq_cli package in DIR")
     args = parser.parse_args(argv)
     server = None
     with tempfile.TemporaryDirectory(prefix="open-rate-") as directory:
@@ -96,10 +106,13 @@ def main(argv=None):
             configs["riak"] = write_config(directory, "riak", args.riak_url or server.url)
         try:
             for backend, config in configs.items():
-                ms = per_process(config, args.procs)
+                ms = per_process(config, args.procs, args.baseline)
                 print(f"{backend:6} riaktq --config F open per process: {ms['config']:6.1f} ms"
                       f" ({1000 / ms['config']:4.0f} tasks/s); with no config file (embedded store)"
                       f" {ms['bare']:.1f} ms; python -c pass {ms['floor']:.1f} ms")
+                if args.baseline:
+                    print(f"{backend:6} baseline {args.baseline}: --config F open {ms['config@base']:.1f} ms;"
+                          f" with no config file {ms['bare@base']:.1f} ms")
                 if args.startup_only:
                     continue
                 single, many = through_api(config, args.tasks)
