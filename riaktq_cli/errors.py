@@ -1,7 +1,10 @@
 """Errors a user can cause or meet, each rendered as one clear line.
 
-The CLI turns every `RiaktqError` into its message on stderr and a non-zero
-exit; anything else is a bug and shows a traceback only with `-v`.
+One hierarchy for the command line and the Python API (api.py) alike: an
+application catches `TaskExists` or `WaitTimeout`; the CLI turns every
+`RiaktqError` into its message on stderr and its `exit_code` (1 refused,
+2 bad input or config, 3 store unreachable). Anything else is a bug and
+shows a traceback only with `-v`.
 """
 
 import sys
