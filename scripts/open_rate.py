@@ -36,28 +36,27 @@ def riaktq_argv():
     return [str(script)] if script.exists() else [sys.executable, "-m", "riaktq_cli"]
 
 
-def per_process(config, runs, baseline=None):
-    """Median ms of `riaktq open` with no config file (the embedded store in
-    the working directory: no TOML parser), of `riaktq --config F open`,
-    and of `python -c pass`, run round robin. `baseline`: a directory
-    holding another riaktq_cli (e.g. `git archive REV riaktq_cli | tar -x
-    -C DIR`), timed alike in the same rounds as "bare@base", "config@base"."""
+def per_process(config, runs, baseline=None, bare=True):
+    """Median ms per `riaktq --config F open` process, and of `python -c
+    pass`, run round robin; with `bare`, also `riaktq open` with no config
+    file (the embedded store in the working directory: no TOML parser).
+    `baseline`: a directory holding another riaktq_cli (`git archive REV
+    riaktq_cli | tar -x -C DIR`), timed in the same rounds ("...@base")."""
     import os
-    cases = {"bare": (lambda n: riaktq_argv() + ["open", f"b{n}", "--in", "x"], None),
-             "config": (lambda n: riaktq_argv() + ["--config", str(config), "open", f"p{n}", "--in", "x"],
-                        None),
-             "floor": (lambda n: [sys.executable, "-c", "pass"], None)}
+    argv = {"config": lambda n: riaktq_argv() + ["--config", str(config), "open", n, "--in", "x"]}
+    if bare:
+        argv["bare"] = lambda n: riaktq_argv() + ["open", n, "--in", "x"]
+    cases = {name: (make, None) for name, make in argv.items()}
     if baseline:
         env = dict(os.environ, PYTHONPATH=str(Path(baseline).resolve()))
-        cases["bare@base"] = (lambda n: riaktq_argv() + ["open", f"bb{n}", "--in", "x"], env)
-        cases["config@base"] = (lambda n: riaktq_argv() + ["--config", str(config), "open", f"pb{n}",
-                                                           "--in", "x"], env)
+        cases.update({f"{name}@base": (make, env) for name, make in argv.items()})
+    cases["floor"] = (lambda n: [sys.executable, "-c", "pass"], None)
     times = {name: [] for name in cases}
     tag = uuid.uuid4().hex[:6]
     for n in range(runs):
-        for name, (argv, env) in cases.items():
+        for name, (make, env) in cases.items():
             started = time.perf_counter()
-            subprocess.run(argv(f"{tag}-{n}"), check=True, capture_output=True, cwd=config.parent, env=env)
+            subprocess.run(make(f"{name}-{tag}-{n}"), check=True, capture_output=True, cwd=config.parent, env=env)
             times[name].append(time.perf_counter() - started)
     return {name: statistics.median(values) * 1000 for name, values in times.items()}
 
@@ -80,13 +79,19 @@ def through_api(config, count):
 
 
 def riak_test_server():
-    try:
-        from riaktq_testing.riak_sim import RiakTestServer
-    except ImportError:
-        from tests.riak_server import RiakTestServer
-    server = RiakTestServer(port=0)
-    server.start()
-    return server
+    """The project's Riak test server in a process of its own (in this one
+    it would share the interpreter lock with the client being measured):
+    (process, URL)."""
+    import importlib.util
+    module = "riaktq_testing.riak_sim" if importlib.util.find_spec("riaktq_testing") else "tests.riak_server"
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", module, "--port", "0"], stdout=subprocess.PIPE,
+                            text=True, cwd=root)
+    line = proc.stdout.readline()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise SystemExit(f"the Riak test server did not start: {line!r}")
+    return proc, line.split()[2]
 
 
 def main(argv=None):
@@ -101,18 +106,19 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="open-rate-") as directory:
         configs = {"sqlite": write_config(directory, "sqlite")}
         if not args.startup_only:
-            if args.riak_url is None:
-                server = riak_test_server()
-            configs["riak"] = write_config(directory, "riak", args.riak_url or server.url)
+            url = args.riak_url
+            if url is None:
+                server, url = riak_test_server()
+            configs["riak"] = write_config(directory, "riak", url)
         try:
             for backend, config in configs.items():
-                ms = per_process(config, args.procs, args.baseline)
-                print(f"{backend:6} riaktq --config F open per process: {ms['config']:6.1f} ms"
-                      f" ({1000 / ms['config']:4.0f} tasks/s); with no config file (embedded store)"
-                      f" {ms['bare']:.1f} ms; python -c pass {ms['floor']:.1f} ms")
-                if args.baseline:
-                    print(f"{backend:6} baseline {args.baseline}: --config F open {ms['config@base']:.1f} ms;"
-                          f" with no config file {ms['bare@base']:.1f} ms")
+                ms = per_process(config, args.procs, args.baseline, bare=backend == "sqlite")
+                print(f"{backend:6} `riaktq --config F open`, a process per task: {ms['config']:6.1f} ms"
+                      f" ({1000 / ms['config']:3.0f} tasks/s); `python -c pass` {ms['floor']:.1f} ms")
+                if "bare" in ms:
+                    print(f"{backend:6} `riaktq open` with no config file (embedded store): {ms['bare']:.1f} ms")
+                for name in (n for n in ms if n.endswith("@base")):
+                    print(f"{backend:6}   baseline {args.baseline} ({name[:-5]}): {ms[name]:.1f} ms")
                 if args.startup_only:
                     continue
                 single, many = through_api(config, args.tasks)
@@ -120,7 +126,8 @@ def main(argv=None):
                       f" Queue.open_many: {many:8.0f} tasks/s ({args.tasks} tasks)")
         finally:
             if server is not None:
-                server.stop()
+                server.terminate()
+                server.wait()
 
 
 if __name__ == "__main__":
