@@ -1,4 +1,8 @@
-"""Commands on single tasks: open, get, tasks, rm."""
+"""Commands on single tasks: open, get, tasks, rm.
+
+Thin click commands over the Python API (`app.queue()`, riaktq_cli/api.py):
+they parse and print; checking, writing and waiting are the API's, so a
+script and an application get the same answers."""
 
 import json
 import sys
