@@ -85,14 +85,17 @@ def missing_queue(cfg):
 
 
 class App:
-    """Per-invocation context: the config (read once) and the store."""
+    """Per-invocation context: the config (read once) and the queue.
+
+    Commands read and change tasks through the queue (riaktq_cli/api.py),
+    as an application does; the daemons and `check` take its store."""
 
     def __init__(self, config_path, verbose, log_format=None):
         self.config_path = config_path
         self.verbose = verbose
         self.log_format = log_format  # from the command line (or env); else the config's
         self._config = None
-        self._store = None
+        self._queue = None
 
     @property
     def config(self):
@@ -104,20 +107,24 @@ class App:
                 set_format(self._config.get("log", "format"))
         return self._config
 
-    def store(self, create=True):
-        """The configured store. Read-only commands pass create=False: an
+    def queue(self, create=True):
+        """The configured queue. Read-only commands pass create=False: an
         embedded store that does not exist yet is then an error (exit 2)
         instead of an empty riaktq.db left behind in the wrong directory."""
-        if self._store is None:
-            from riaktq_cli.store import open_store
+        if self._queue is None:
+            from riaktq_cli.api import Queue
             if not create:
                 missing_queue(self.config)
-            self._store = open_store(self.config)
-        return self._store
+            self._queue = Queue.from_loaded(self.config)
+        return self._queue
+
+    def store(self, create=True):
+        """The queue's store, for the scheduler, workers and health checks."""
+        return self.queue(create).store
 
     def close(self):
-        if self._store is not None:
-            self._store.close()
+        if self._queue is not None:
+            self._queue.close()
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

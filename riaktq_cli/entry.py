@@ -3,10 +3,11 @@
 `riaktq open ID --in TEXT` is what scripts run thousands of times, so its
 start-up time is the queue's enqueue cost from a shell. click alone takes
 longer to import than the interpreter takes to start; this module parses the
-common shape of `open` with no import beyond the store, and hands every
-other command line (help, --batch, --wait, anything unusual or wrong) to
-click, which gives the full checks and messages. Both lanes end in the same
-`store.create_task`, so they cannot disagree on what gets written.
+common shape of `open` with no import beyond the API and the store, and
+hands every other command line (help, --batch, --wait, anything unusual or
+wrong) to click, which gives the full checks and messages. Both lanes end in
+the same `Queue.open` (riaktq_cli/api.py), so they cannot disagree on what
+is accepted or written.
 """
 
 import sys
@@ -49,13 +50,6 @@ def parse_simple_open(argv):
             fields["max_attempts"] = int(fields["max_attempts"])
     except ValueError:
         return None
-    if fields["time_limit"] is not None:
-        from riaktq_cli.durations import parse_duration
-        from riaktq_cli.errors import DurationError
-        try:
-            fields["time_limit"] = parse_duration(fields["time_limit"])
-        except DurationError:
-            return None  # click says what is wrong
     if fields["retry"] < 0:
         return None
     return config_path, fields
@@ -67,22 +61,16 @@ def fast_open(argv):
     if parsed is None:
         return None
     config_path, fields = parsed
-    from riaktq_cli import config, task
-    from riaktq_cli.clock import now_us
-    from riaktq_cli.errors import TransitionError
+    from riaktq_cli.api_input import make_task
+    from riaktq_cli.errors import BadInput
+    task_id, data = fields.pop("id"), fields.pop("text").encode("utf-8", "surrogateescape")
     try:
-        new = task.new_task(fields["id"], fields["text"].encode("utf-8", "surrogateescape"),
-                            priority=fields["priority"], retry=fields["retry"], tags=fields["tags"],
-                            now=now_us(), time_limit=fields["time_limit"],
-                            max_attempts=fields["max_attempts"])
-    except TransitionError:
+        make_task(task_id, data, **fields)  # checked before the store is opened (or created)
+    except BadInput:
         return None  # click reports it as a usage error
-    from riaktq_cli.store import open_store
-    store = open_store(config.load(config_path))
-    try:
-        store.create_task(new)
-    finally:
-        store.close()
+    from riaktq_cli.api import Queue
+    with Queue.from_config(config_path) as queue:
+        queue.open(task_id, data, **fields)
     return 0
 
 

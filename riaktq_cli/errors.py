@@ -1,7 +1,10 @@
 """Errors a user can cause or meet, each rendered as one clear line.
 
-The CLI turns every `RiaktqError` into its message on stderr and a non-zero
-exit; anything else is a bug and shows a traceback only with `-v`.
+One hierarchy for the command line and the Python API (api.py) alike: an
+application catches `TaskExists` or `WaitTimeout`; the CLI turns every
+`RiaktqError` into its message on stderr and its `exit_code` (1 refused,
+2 bad input or config, 3 store unreachable). Anything else is a bug and
+shows a traceback only with `-v`.
 """
 
 import sys
@@ -74,20 +77,78 @@ class PartialUpdate(StoreUnavailable):
         self.failed = failed
 
 
-class DuplicateTask(RiaktqError):
-    """A task with this id already exists."""
+class TaskExists(RiaktqError):
+    """A task with this id already exists (open refuses to replace it)."""
 
     def __init__(self, task_id):
         super().__init__(f"task {task_id!r} already exists")
         self.task_id = task_id
 
 
-class TaskNotFound(RiaktqError):
+class NoSuchTask(RiaktqError):
     """No task with this id."""
 
     def __init__(self, task_id):
         super().__init__(f"no task {task_id!r}")
         self.task_id = task_id
+
+
+# The names the stores and older callers use.
+DuplicateTask = TaskExists
+TaskNotFound = NoSuchTask
+
+
+class WrongStatus(RiaktqError):
+    """The task is not in a status the operation applies to (requeue of a
+    task that is still todo or nextup); it was left alone."""
+
+    def __init__(self, task_id, status, wanted="done or failed"):
+        super().__init__(f"task {task_id!r} is {status}, not {wanted}")
+        self.task_id = task_id
+        self.status = status
+
+
+class BadTasks(BadInput):
+    """Some tasks given to `Queue.open_many` are malformed; none was opened.
+
+    `problems` holds (position, message) for every bad one (position 0 is
+    the first task given), so a caller can report them all at once rather
+    than one per attempt."""
+
+    def __init__(self, problems):
+        (where, what), more = problems[0], len(problems) - 1
+        super().__init__(f"{len(problems)} bad task(s), none opened: task {where}: {what}"
+                         + (f" (and {more} more)" if more else ""))
+        self.problems = problems
+
+
+class WaitTimeout(RiaktqError, TimeoutError):
+    """`Queue.wait` ran out of time with tasks still unfinished.
+
+    Exit 2, as `riaktq open --wait --timeout` always had. `pending` maps
+    each unfinished id to its status; `finished` holds the tasks that did
+    finish, in the order asked."""
+
+    exit_code = 2
+
+    def __init__(self, pending, finished):
+        if len(pending) == 1:
+            (task_id, status), = pending.items()
+            text = f"task {task_id!r} still {status} after the timeout"
+        else:
+            task_id = next(iter(pending))
+            text = (f"{len(pending)} tasks still unfinished after the timeout"
+                    f" (the first: {task_id!r}, {pending[task_id]})")
+        super().__init__(text)
+        self.pending = pending
+        self.finished = finished
+
+
+class QueueClosed(RiaktqError):
+    """The Queue was closed; open a new one."""
+
+    def __init__(self):
+        super().__init__("the queue is closed")
 
 
 class TransitionError(RiaktqError):

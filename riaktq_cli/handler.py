@@ -1,10 +1,12 @@
 """Finding and loading task handlers.
 
-`--handler` takes a built-in name (a module in the `handlers` package), a
-dotted module path, or a path to a `.py` file. The worker loads it in its
-handler process (worker/child.py), which reports a load or init error
-before the worker registers itself, so a typo is an error at start, not a
-stream of failed tasks. The worker itself only carries a `HandlerSpec`.
+What a handler module provides (`init`, `tags`, `handle`), where it runs
+and what it may rely on is the interface in `handler_api.py`; this module
+enforces it. `--handler` takes a built-in name (a module in the `handlers`
+package), a dotted module path, or a path to a `.py` file. The worker loads
+it in its handler process (worker/child.py), which reports a load or init
+error before the worker registers itself, so a typo is an error at start,
+not a stream of failed tasks. The worker itself only carries a `HandlerSpec`.
 """
 
 import importlib

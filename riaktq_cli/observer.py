@@ -1,10 +1,10 @@
 """Observer queries: "tasks with status S created at least D ago", run on
-demand (`riaktq report`), once a day (`riaktq observe`), or to put finished
-tasks back in the queue (`riaktq requeue`).
+demand (`riaktq report`) or once a day (`riaktq observe`).
 
-Everything here streams: ids come from `store.iter_ids` page by page (an
-index query on both stores) and are written as they arrive, task details
-are fetched in chunks, so memory stays bounded however many tasks match.
+The queries go through the Python API (`Queue.ids`, `Queue.tasks_of`, which
+`riaktq requeue` uses too), so everything here streams: ids come from an
+index page by page and are written as they arrive, task details are fetched
+in chunks, so memory stays bounded however many tasks match.
 
 The daily run follows the Erlang original's observer: each named query runs
 once per UTC day, at the first check after the configured time of day, and
@@ -16,7 +16,6 @@ observer restarted the same day runs nothing twice.
 """
 
 import csv
-import itertools
 import json
 import logging
 import shutil
@@ -24,8 +23,9 @@ import tempfile
 import threading
 import time
 
-from riaktq_cli import clock, task as transitions
-from riaktq_cli.clock import seconds_to_us
+from riaktq_cli import clock
+from riaktq_cli.api import Queue, chunks
+from riaktq_cli.api_input import created_before
 from riaktq_cli.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger("riaktq")
@@ -44,39 +44,13 @@ class ReportStoreError(StoreUnavailable):
 
 # --- running one query -------------------------------------------------------
 
-def created_before(age_s, now_us):
-    """The `iter_ids` bound for "created at least `age_s` seconds ago".
-
-    `iter_ids` keeps `cat < bound`; created at least D ago is
-    `cat <= now - D`, hence the +1 µs. None (no age given) means no bound.
-    """
-    if age_s is None:
-        return None
-    return now_us - seconds_to_us(age_s) + 1
-
-
-def query_ids(store, status=None, age=None, *, now_us=None, limit=None, page_size=PAGE_SIZE):
+def query_ids(queue, status=None, age=None, *, now_us=None, limit=None):
     """Ids of tasks with `status` (any if None) created at least `age`
     seconds before `now_us`, oldest first, as a lazy iterator (at most
-    `limit` if given and non-zero)."""
-    now_us = clock.now_us() if now_us is None else now_us
-    ids = store.iter_ids(status=status, created_before=created_before(age, now_us),
-                         page_size=page_size)
-    return itertools.islice(ids, limit) if limit else ids
-
-
-def iter_tasks(store, ids, chunk=DETAIL_CHUNK):
-    """The tasks behind `ids`, in the same order, fetched `chunk` at a time.
-    Ids deleted between the index query and the fetch are skipped."""
-    ids = iter(ids)
-    while True:
-        batch = list(itertools.islice(ids, chunk))
-        if not batch:
-            return
-        found = store.get_tasks(batch)
-        for task_id in batch:
-            if task_id in found:
-                yield found[task_id]
+    `limit` if given and non-zero): `Queue.ids` with one clock reading for
+    every query of a run."""
+    return queue.ids(status, limit=limit or None, created_before_us=created_before(age, now_us),
+                     page_size=PAGE_SIZE)
 
 
 def write_ids_json(out, key, ids, **extra):
@@ -84,7 +58,7 @@ def write_ids_json(out, key, ids, **extra):
     ids (never holding the list); return how many were written."""
     out.write('{"key": ' + json.dumps(key, ensure_ascii=False) + ', "ids": [')
     count = 0
-    for batch in _batches(ids, PAGE_SIZE):
+    for batch in chunks(ids, PAGE_SIZE):
         text = ", ".join(json.dumps(i, ensure_ascii=False) for i in batch)
         out.write((", " if count else "") + text)
         count += len(batch)
@@ -93,15 +67,6 @@ def write_ids_json(out, key, ids, **extra):
         out.write(f", {json.dumps(name)}: {json.dumps(value, ensure_ascii=False)}")
     out.write("}\n")
     return count
-
-
-def _batches(iterable, size):
-    iterator = iter(iterable)
-    while True:
-        batch = list(itertools.islice(iterator, size))
-        if not batch:
-            return
-        yield batch
 
 
 # --- report ------------------------------------------------------------------
@@ -113,8 +78,9 @@ TABLE_COLUMNS = [("id", "ID"), ("status", "STATUS"), ("priority", "PRIO"), ("ret
 CSV_COLUMNS = ["id", "status", "priority", "retry", "assignee", "tags", "cat", "sat", "laf", "out"]
 
 
-def write_report(store, queries, fmt, out, *, named=False, limit=None, now_us=None):
-    """Run `queries` (ObserverQuery-like: key, status, age) and write the
+def write_report(queue, queries, fmt, out, *, named=False, limit=None, now_us=None):
+    """Run `queries` (ObserverQuery-like: key, status, age) on `queue` (a
+    riaktq_cli.api.Queue) and write the
     result to `out` in `fmt` (ids, json, table or csv); return the number
     of ids written.
 
@@ -125,7 +91,7 @@ def write_report(store, queries, fmt, out, *, named=False, limit=None, now_us=No
     now_us = clock.now_us() if now_us is None else now_us
 
     def ids_of(query):
-        return query_ids(store, query.status, query.age, now_us=now_us, limit=limit)
+        return query_ids(queue, query.status, query.age, now_us=now_us, limit=limit)
 
     total = 0
     if fmt == "json":
@@ -135,14 +101,14 @@ def write_report(store, queries, fmt, out, *, named=False, limit=None, now_us=No
     if fmt == "ids":
         for query in queries:
             prefix = f"{query.key}\t" if named else ""
-            for batch in _batches(ids_of(query), PAGE_SIZE):
+            for batch in chunks(ids_of(query), PAGE_SIZE):
                 out.write("".join(f"{prefix}{task_id}\n" for task_id in batch))
                 total += len(batch)
         return total
 
     def rows():
         for query in queries:
-            for task in iter_tasks(store, ids_of(query)):
+            for task in queue.tasks_of(ids_of(query)):
                 yield query.key, task
 
     if fmt == "csv":
@@ -232,43 +198,6 @@ class StreamingTable:
         self.rows = []
 
 
-# --- requeue -----------------------------------------------------------------
-
-def requeue_ids(store, ids, *, retry=0, status=None, dry_run=False, chunk=DETAIL_CHUNK):
-    """Put the finished tasks among `ids` back to `todo` with `retry` retries.
-
-    Yields (task_id, outcome) for every id, chunk by chunk: outcome is
-    "requeued" (or "would requeue" with `dry_run`), "missing", or the
-    status of a task left alone (not finished, or not `status` if given).
-    `out` of the last run is kept (see `task.requeue`).
-    """
-    def wanted(task):
-        return task.status in transitions.FINISHED and (status is None or task.status == status)
-
-    for batch in _batches(ids, chunk):
-        if dry_run:
-            found = store.get_tasks(batch)
-            for task_id in batch:
-                task = found.get(task_id)
-                if task is None:
-                    yield task_id, "missing"
-                else:
-                    yield task_id, "would requeue" if wanted(task) else task.status
-            continue
-        seen = {}
-
-        def change(task):
-            seen[task.id] = task.status
-            return transitions.requeue(task, retry) if wanted(task) else None
-
-        written = {old.id for old, _new in store.update_tasks(batch, change)}
-        for task_id in batch:
-            if task_id in written:
-                yield task_id, "requeued"
-            else:
-                yield task_id, seen.get(task_id, "missing")
-
-
 # --- the daily observer --------------------------------------------------------
 
 def parse_time_of_day(text):
@@ -329,6 +258,7 @@ class Observer:
 
     def __init__(self, store, queries, time_of_day, out, clock_fn=None):
         self.store = store
+        self.queue = Queue(store)  # the query side, as `riaktq report` runs it
         self.queries = list(queries)
         self.schedule = DailySchedule(time_of_day, [q.key for q in self.queries])
         self.out = out
@@ -377,7 +307,7 @@ class Observer:
         # Spool the line (memory up to 1 MB, then a temporary file): memory
         # stays bounded, and a query failing halfway writes nothing.
         with tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+", encoding="utf-8") as spool:
-            count = write_ids_json(spool, query.key, query_ids(self.store, query.status, query.age,
+            count = write_ids_json(spool, query.key, query_ids(self.queue, query.status, query.age,
                                                                now_us=now), at=now)
             if count:
                 spool.seek(0)

@@ -136,8 +136,9 @@ def renderable(figures, title, error=None):
     return Group(*parts)
 
 
-def watch(store, instance_timeout, title, stop, interval=1.0, console=None):
-    """Redraw the view in place every `interval` seconds until `stop` is set.
+def watch(figures_of, title, stop, interval=1.0, console=None):
+    """Redraw the view in place every `interval` seconds until `stop` is set;
+    `figures_of()` gives the figures (`Queue.stats`, i.e. `gather`).
 
     rich's Live rewrites the same lines (no screen clearing, no alternate
     screen), so nothing flickers; the last view stays on the terminal.
@@ -151,7 +152,7 @@ def watch(store, instance_timeout, title, stop, interval=1.0, console=None):
 
     def frame():
         try:
-            return gather(store, instance_timeout), None
+            return figures_of(), None
         except StoreUnavailable as exc:
             return None, str(exc)
 

@@ -12,7 +12,7 @@ import click
 from riaktq_cli import task as tasks_mod
 from riaktq_cli.completion import complete_task_id
 from riaktq_cli.config import ObserverQuery
-from riaktq_cli.errors import RiaktqError, StoreError
+from riaktq_cli.errors import ConfigError, RiaktqError, StoreError, WrongStatus
 from riaktq_cli.options import setting_options
 from riaktq_cli.params import DURATION, INT_LIMIT
 
@@ -69,7 +69,7 @@ def report_cmd(app, status, age, key, limit, fmt, all_queries):
         fmt = "table" if sys.stdout.isatty() else "ids"
     out = sys.stdout
     try:
-        count = observer.write_report(app.store(create=False), queries, fmt, out, named=all_queries,
+        count = observer.write_report(app.queue(create=False), queries, fmt, out, named=all_queries,
                                       limit=limit or None)
     except StoreError as exc:
         raise observer.ReportStoreError(str(exc)) from None
@@ -147,12 +147,11 @@ def stats_cmd(app, watch, fmt):
 
     if watch and fmt != "table":
         raise click.UsageError(f"--watch is a live view for people; use --format {fmt} without it")
-    store = app.store(create=False)
-    timeout = app.config.get("scheduler", "instance_timeout")
+    queue = app.queue(create=False)
     if watch:
-        stats.watch(store, timeout, app.config.describe_store(), stop_event_on_signals(quiet=True))
+        stats.watch(queue.stats, app.config.describe_store(), stop_event_on_signals(quiet=True))
         return
-    figures = stats.gather(store, timeout)
+    figures = queue.stats()
     if fmt == "json":
         click.echo(json.dumps(figures))
     elif fmt == "prometheus":
@@ -184,28 +183,25 @@ def requeue_cmd(app, task_ids, status, age, retry, dry_run):
       riaktq requeue --status failed --dry-run      # which ones?
       riaktq requeue --status failed --age 1h --retry 2
     """
-    from riaktq_cli import observer
+    from riaktq_cli.api import chunks
 
     if bool(task_ids) == (status is not None):
         raise click.UsageError("give task IDs or --status done|failed (not both)")
     if age is not None and status is None:
         raise click.UsageError("--age goes with --status")
-    store = app.store(create=False)
-    if task_ids:
-        ids = list(dict.fromkeys(task_ids))
-    else:
-        ids = observer.query_ids(store, status, age)
+    queue = app.queue(create=False)
+    ids = list(dict.fromkeys(task_ids)) if task_ids else queue.ids(status, age=age)
     moved, refused = 0, 0
-    for task_id, outcome in observer.requeue_ids(store, ids, retry=retry, status=status, dry_run=dry_run):
-        if outcome in ("requeued", "would requeue"):
-            moved += 1
-            if dry_run:
-                click.echo(task_id)
-        elif task_ids:  # with --status, tasks that changed meanwhile are skipped quietly
-            refused += 1
-            reason = f"no task {task_id!r}" if outcome == "missing" else \
-                f"task {task_id!r} is {outcome}, not done or failed; left alone"
-            click.echo(f"riaktq: {reason}", err=True)
+    for batch in chunks(ids):  # a chunk at a time: --status may match millions
+        for outcome in queue.requeue(batch, retry=retry, status=status, dry_run=dry_run):
+            if outcome.ok:
+                moved += 1
+                if dry_run:
+                    click.echo(outcome.id)
+            elif task_ids:  # with --status, tasks that changed meanwhile are skipped quietly
+                refused += 1
+                left = "; left alone" if isinstance(outcome.error, WrongStatus) else ""
+                click.echo(f"riaktq: {outcome.error}{left}", err=True)
     verb = "would requeue" if dry_run else "requeued"
     click.echo(f"riaktq: {verb} {moved} task(s)", err=True)
     if refused:

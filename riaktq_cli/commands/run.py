@@ -8,7 +8,6 @@ import click
 from riaktq_cli.completion import complete_instance
 from riaktq_cli.durations import format_duration
 from riaktq_cli.errors import ConfigError
-from riaktq_cli.instances import instance_rows
 from riaktq_cli.output import render
 from riaktq_cli.options import setting_options
 from riaktq_cli.params import ADDRESS, KEY_VALUE
@@ -175,10 +174,7 @@ def instances_cmd(app, names, fmt):
       riaktq instances
       riaktq instances gpu-1 gpu-2 --format json
     """
-    from riaktq_cli import scheduler_settings
-    store = app.store(create=False)
-    timeout, _source = scheduler_settings.instance_timeout(store, app.config.get("scheduler", "instance_timeout"))
-    rows = [row for row in instance_rows(store, timeout) if not names or row["name"] in names]
+    rows = [row for row in app.queue(create=False).instances() if not names or row["name"] in names]
     if fmt == "json":
         click.echo(json.dumps(rows))
         return

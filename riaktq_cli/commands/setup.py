@@ -35,8 +35,8 @@ def init_cmd(app, path, riak_url, force):
     cfg = config.load(str(target))  # the template must always load
     click.echo(f"wrote {target}")
     if cfg.backend == "sqlite":
-        from riaktq_cli.store import open_store
-        open_store(cfg).close()  # the embedded store: create it now
+        from riaktq_cli.api import Queue
+        Queue.from_loaded(cfg).close()  # the embedded store: create it now
         click.echo(f"created the queue at {cfg.sqlite_path}")
 
 

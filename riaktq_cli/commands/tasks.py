@@ -1,4 +1,8 @@
-"""Commands on single tasks: open, get, tasks, rm."""
+"""Commands on single tasks: open, get, tasks, rm.
+
+Thin click commands over the Python API (`app.queue()`, riaktq_cli/api.py):
+they parse and print; checking, writing and waiting are the API's, so a
+script and an application get the same answers."""
 
 import json
 import sys
@@ -7,9 +11,10 @@ import time
 import click
 
 from riaktq_cli import task as tasks_mod
+from riaktq_cli.api_input import make_task
 from riaktq_cli.clock import now_us
 from riaktq_cli.completion import complete_task_id
-from riaktq_cli.errors import BadInput, ConfigError, DurationError, TaskNotFound, TransitionError
+from riaktq_cli.errors import BadInput, ConfigError, DurationError
 from riaktq_cli.durations import parse_duration
 from riaktq_cli.output import display, escape, render
 from riaktq_cli.params import DURATION, INT_LIMIT
@@ -80,34 +85,19 @@ def open_cmd(app, task_id, text, in_file, priority, retry, tags, time_limit, max
     if timeout is not None and not wait:
         raise click.UsageError("--timeout goes with --wait")
     data = _read_input(text, in_file)
+    options = {"priority": priority, "retry": retry, "tags": tags, "time_limit": time_limit,
+               "max_attempts": max_attempts}
     try:
-        task = tasks_mod.new_task(task_id, data, priority=priority, retry=retry, tags=tags, now=now_us(),
-                                  time_limit=time_limit, max_attempts=max_attempts)
-    except TransitionError as exc:
+        make_task(task_id, data, **options)  # before the store is opened (or created)
+    except BadInput as exc:
         raise click.UsageError(str(exc)) from None
-    store = app.store()
-    store.create_task(task)
+    queue = app.queue()
+    queue.open(task_id, data, **options)
     if wait:
-        sys.exit(_wait_for(store, task_id, timeout))
-
-
-def _wait_for(store, task_id, timeout):
-    """Poll until finished; print out. 0 done, 1 failed, 2 timed out."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        task = store.get_task(task_id)
-        if task is None:
-            raise TaskNotFound(task_id)
-        if task.status in tasks_mod.FINISHED:
-            _print_output(task.out or b"")
-            return 0 if task.status == tasks_mod.DONE else 1
-        if deadline is not None and time.monotonic() >= deadline:
-            sys.stderr.write(f"riaktq: task {task_id!r} still {task.status} after the timeout\n")
-            return 2
-        sleep = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
-        time.sleep(sleep)
-        delay = min(delay * 1.5, 1.0)
+        # 0 done, 1 failed; a WaitTimeout exits 2 with one line
+        [task] = queue.wait([task_id], timeout)
+        _print_output(task.out or b"")
+        sys.exit(0 if task.status == tasks_mod.DONE else 1)
 
 
 def _print_output(out):
@@ -145,16 +135,17 @@ def _parse_batch_line(line, now):
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ValueError('"tags" must be a list of strings')
     try:
-        data = tasks_mod.view_to_bytes(item.get("in"))
         limit = item.get("time_limit")
         if limit is not None:
             if not isinstance(limit, str):
                 raise ValueError('"time_limit" must be a duration such as "30s"')
             limit = parse_duration(limit, "time_limit")
-        return tasks_mod.new_task(item["id"], data, priority=item.get("priority", 0),
-                                  retry=item.get("retry", 0), tags=tags, now=now, time_limit=limit,
-                                  max_attempts=item.get("max_attempts"))
-    except (TransitionError, ValueError, DurationError) as exc:
+        spec = {"id": item["id"], "data": tasks_mod.view_to_bytes(item.get("in")),
+                "priority": item.get("priority", 0), "retry": item.get("retry", 0), "tags": tags,
+                "time_limit": limit, "max_attempts": item.get("max_attempts")}
+        make_task(**spec, now=now)  # every line is checked before any task is opened
+        return spec
+    except (BadInput, ValueError, DurationError) as exc:
         raise ValueError(str(exc)) from None
 
 
@@ -170,29 +161,29 @@ def _open_batch(app, source):
                 if not line.strip():
                     continue
                 try:
-                    task = _parse_batch_line(line, now_us())
+                    spec = _parse_batch_line(line, now_us())
                 except ValueError as exc:
                     problems.append(f"line {number}: {exc}")
                     continue
-                if task.id in seen:
-                    problems.append(f"line {number}: id {task.id!r} repeats line {seen[task.id]}")
+                if spec["id"] in seen:
+                    problems.append(f"line {number}: id {spec['id']!r} repeats line {seen[spec['id']]}")
                     continue
-                seen[task.id] = number
-                tasks.append((number, task))
+                seen[spec["id"]] = number
+                tasks.append((number, spec))
         except UnicodeDecodeError:
             raise ConfigError(f"{source}: not UTF-8 text") from None
     if problems:
         for p in problems:
             sys.stderr.write(f"riaktq: {escape(p)}\n")
         raise BadInput(f"{len(problems)} bad line(s) in {source}; no task opened")
-    store = app.store()
+    queue = app.queue()
     failed = 0
-    for start in range(0, len(tasks), BATCH_CHUNK):
+    for start in range(0, len(tasks), BATCH_CHUNK):  # one short write transaction a chunk
         chunk = tasks[start:start + BATCH_CHUNK]
-        for (number, _task), error in zip(chunk, store.create_tasks([t for _, t in chunk])):
-            if error is not None:
+        for (number, _spec), outcome in zip(chunk, queue.open_many([spec for _, spec in chunk])):
+            if not outcome.ok:
                 failed += 1
-                sys.stderr.write(f"riaktq: line {number}: {error}\n")
+                sys.stderr.write(f"riaktq: line {number}: {outcome.error}\n")
     opened = len(tasks) - failed
     sys.stderr.write(f"riaktq: opened {opened} task(s)" + (f", {failed} refused\n" if failed else "\n"))
     if failed:
@@ -214,10 +205,7 @@ def get_cmd(app, task_id, fmt):
       riaktq get task-42
       riaktq get task-42 --format json | jq -r .out
     """
-    task = app.store(create=False).get_task(task_id)
-    if task is None:
-        raise TaskNotFound(task_id)
-    view = task.to_view()
+    view = app.queue(create=False).get(task_id).to_view()
     if fmt == "json":
         click.echo(json.dumps(view, ensure_ascii=False))
         return
@@ -265,16 +253,7 @@ def tasks_cmd(app, status, limit, fmt):
       riaktq tasks --status todo
       riaktq tasks --status failed --format csv > failed.csv
     """
-    store = app.store(create=False)
-    ids = []
-    for task_id in store.iter_ids(status=status):
-        ids.append(task_id)
-        if limit and len(ids) >= limit:
-            break
-    rows = []
-    for start in range(0, len(ids), 500):
-        found = store.get_tasks(ids[start:start + 500])
-        rows.extend(found[i].to_view() for i in ids[start:start + 500] if i in found)
+    rows = [task.to_view() for task in app.queue(create=False).tasks(status, limit or None)]
     if fmt == "table":
         for row in rows:
             row["cat"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["cat"] / 1e6))
@@ -296,5 +275,6 @@ def rm_cmd(app, task_id):
       riaktq rm task-42
       riaktq report --status done --age 30d | xargs -n1 riaktq rm
     """
-    if not app.store(create=False).delete_task(task_id):
-        raise TaskNotFound(task_id)
+    [outcome] = app.queue(create=False).rm([task_id])
+    if not outcome.ok:
+        raise outcome.error

@@ -1,0 +1,329 @@
+"""The Python API: how an application opens tasks, reads and waits for their
+results, lists, requeues and removes them. The `riaktq` commands are built on
+it, so a script and the command line see the same queue the same way.
+
+    from riaktq_cli import Queue, TaskExists, WaitTimeout
+
+    with Queue.from_config() as q:            # --config's lookup; else the embedded store
+        q.open("resize-42", b"...", priority=5, tags=["gpu"], retry=2)
+        [task] = q.wait(["resize-42"], timeout=30)
+        print(task.status, task.out)
+
+Every failure is a `RiaktqError` (errors.py): `TaskExists`, `NoSuchTask`,
+`BadInput`, `WaitTimeout`, `StoreUnavailable`, ... each with the exit code
+the command line gives it. Input is checked by the same functions as every
+command (`task.new_task`: ids, bounds, tags). One Queue may be shared by
+threads: both stores serialise or pool their connections.
+
+Imports are kept to what `riaktq open` needs (its fast lane goes through
+`Queue.open`): no typing, threading or dataclasses at run time, the store
+module only when a queue is made.
+"""
+
+from __future__ import annotations
+
+import _thread
+import itertools
+import time
+
+from riaktq_cli import task as transitions
+from riaktq_cli.api_input import check_status, checked, created_before, make_task, seconds, task_from_mapping
+from riaktq_cli.errors import BadInput, BadTasks, NoSuchTask, QueueClosed, WaitTimeout, WrongStatus
+from riaktq_cli.task import FINISHED, Task
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `typing` costs `riaktq open` start-up time
+    from collections.abc import Iterable, Iterator, Mapping
+    from os import PathLike
+    from typing import Any
+
+    from riaktq_cli.config import Config
+    from riaktq_cli.errors import RiaktqError
+    from riaktq_cli.store.base import Store
+
+__all__ = ["Queue", "Task", "Outcome", "make_task"]
+
+CHUNK = 500            # tasks read or changed per store call (the stores' own batch size)
+ID_PAGE = 1000         # ids per index page
+WAIT_FIRST = 0.05      # seconds before the first re-read in `wait`
+WAIT_MAX = 1.0         # the longest pause between reads (Riak), or between full reads (SQLite)
+WAIT_GROWTH = 1.5
+WAKE_CHECK = 0.01      # SQLite: how often `wait` asks whether another process wrote
+
+
+class Outcome:
+    """What became of one task in a call on many (`open_many`, `requeue`, `rm`).
+
+    `ok` is True when the task was opened, requeued or removed; otherwise
+    `error` says why not (TaskExists, NoSuchTask, WrongStatus, ...). `task` is
+    the task as written (open_many, requeue), or as it is (a dry run)."""
+
+    __slots__ = ("id", "task", "error")
+
+    def __init__(self, id: str, task: Task | None = None, error: RiaktqError | None = None):
+        self.id = id
+        self.task = task
+        self.error = error
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.id!r}, {'ok' if self.ok else repr(self.error)})"
+
+
+def chunks(iterable: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    """Lists of up to `size` items: how a stream of ids meets the store."""
+    iterator = iter(iterable)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+class Queue:
+    """A riaktq queue, on the store a config names (or on `store` itself).
+
+    Use `Queue.from_config()`; `with` closes its connections. Every method
+    may be called from any thread."""
+
+    def __init__(self, store: Store, config: Config | None = None):
+        self._store: Store | None = store
+        self.config = config
+        self._lock = _thread.allocate_lock()
+
+    # --- life cycle --------------------------------------------------------
+    @classmethod
+    def from_config(cls, path: str | PathLike[str] | None = None) -> Queue:
+        """The queue of a config file: `path`, else $RIAKTQ_CONFIG, else
+        ./riaktq.toml, else the embedded store ./riaktq.db (created if
+        missing). ConfigError (exit 2) for a bad file."""
+        from riaktq_cli import config
+        return cls.from_loaded(config.load(None if path is None else str(path)))
+
+    @classmethod
+    def from_loaded(cls, cfg: Config) -> Queue:
+        """The queue of a config already loaded (riaktq_cli.config.load)."""
+        from riaktq_cli.store import open_store
+        return cls(open_store(cfg), cfg)
+
+    @property
+    def store(self) -> Store:
+        """The store underneath, for what the API does not cover (the
+        scheduler, workers, health checks). QueueClosed once closed."""
+        store = self._store
+        if store is None:
+            raise QueueClosed()
+        return store
+
+    def close(self) -> None:
+        """Release the store's connections; later calls raise QueueClosed."""
+        with self._lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self.config.describe_store() if self.config is not None else type(self._store).__name__
+        return f"<Queue {where}{'' if self._store is not None else ' (closed)'}>"
+
+    # --- opening -----------------------------------------------------------
+    def open(self, id: str, data: bytes | str = b"", *, priority: int = 0, tags: Iterable[str] = (),
+             retry: int = 0, max_attempts: int | None = None,
+             time_limit: float | str | None = None) -> Task:
+        """Put a new task in the queue and return it (status `todo`).
+
+        `priority`: higher runs first; `tags`: features the worker must
+        offer; `retry`: restarts after a failure; `max_attempts`: runs that
+        may die with their worker before the task fails (default: the
+        scheduler's); `time_limit`: seconds or "10m" (default: the
+        worker's). TaskExists if the id is taken, BadInput if a value is
+        out of bounds, StoreUnavailable if the store cannot be reached."""
+        new = make_task(id, data, priority=priority, tags=tags, retry=retry, max_attempts=max_attempts,
+                        time_limit=time_limit)
+        self.store.create_task(new)
+        return new
+
+    def open_many(self, tasks: Iterable[Mapping[str, Any]]) -> list[Outcome]:
+        """Open many tasks in one round of writes (SQLite: one transaction;
+        Riak: parallel requests); one Outcome per task, in order.
+
+        Each task is a mapping of `open`'s arguments: {"id": ..., "data":
+        ..., "priority": ...}. If any is malformed, BadTasks (a BadInput)
+        lists them all and none is opened; an id that exists is reported
+        in its Outcome (TaskExists) and the others are opened."""
+        made, problems = [], []
+        for n, spec in enumerate(tasks):
+            try:
+                made.append(task_from_mapping(spec))
+            except BadInput as exc:
+                problems.append((n, str(exc)))
+        if problems:
+            raise BadTasks(problems)
+        errors = self.store.create_tasks(made) if made else []
+        return [Outcome(t.id, t if e is None else None, e) for t, e in zip(made, errors)]
+
+    # --- reading -----------------------------------------------------------
+    def get(self, id: str) -> Task:
+        """The task now; NoSuchTask if there is none."""
+        found = self.store.get_task(id)
+        if found is None:
+            raise NoSuchTask(id)
+        return found
+
+    def wait(self, ids: Iterable[str], timeout: float | str | None = None) -> list[Task]:
+        """Block until every task is done or failed; return them in order.
+
+        WaitTimeout after `timeout` (seconds or "30s"; None waits for ever)
+        with the tasks still pending; NoSuchTask if one does not exist (or
+        is removed meanwhile). On the embedded store a write by another
+        process wakes it within WAKE_CHECK; on Riak it reads again after a
+        pause that grows from 50 ms to 1 s."""
+        order = list(dict.fromkeys([ids] if isinstance(ids, str) else ids))
+        timeout = seconds(timeout, "timeout")
+        if timeout is not None and timeout < 0:
+            raise BadInput(f"timeout {timeout!r} is negative")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done: dict[str, Task] = {}
+        pending: dict[str, str] = {}
+        pause = WAIT_FIRST
+        while True:
+            todo = [i for i in order if i not in done]
+            for batch in chunks(todo):
+                found = self.store.get_tasks(batch)
+                for task_id in batch:
+                    current = found.get(task_id)
+                    if current is None:
+                        raise NoSuchTask(task_id)
+                    if current.status in FINISHED:
+                        done[task_id] = current
+                        pending.pop(task_id, None)
+                    else:
+                        pending[task_id] = current.status
+            if not pending:
+                return [done[i] for i in order]
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise WaitTimeout(dict(pending), [done[i] for i in order if i in done])
+            self._pause(pause if left is None else min(pause, left))
+            pause = min(pause * WAIT_GROWTH, WAIT_MAX)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less when the store says another process
+        wrote (SQLite's data_version); a store that cannot tell just sleeps."""
+        store = self.store
+        version = store.data_version()
+        if version is None:
+            time.sleep(seconds)
+            return
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(WAKE_CHECK, left))
+            if store.data_version() != version:
+                return
+
+    def ids(self, status: str | None = None, *, limit: int | None = None, age: float | str | None = None,
+            created_before_us: int | None = None, page_size: int = ID_PAGE) -> Iterator[str]:
+        """Ids of the tasks with `status` (any if None), oldest first, read
+        from an index page by page. `age`: only tasks created at least this
+        long ago (seconds or "1d"); `created_before_us`: only `cat` below
+        it; `limit`: at most this many (None: all)."""
+        check_status(status)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise BadInput(f"limit must be a whole number of at least 0, not {limit!r}")
+        if created_before_us is None:
+            created_before_us = created_before(age)
+        found = self.store.iter_ids(status=status, created_before=created_before_us, page_size=page_size)
+        return found if limit is None else itertools.islice(found, limit)
+
+    def tasks(self, status: str | None = None, limit: int | None = None, *, age: float | str | None = None,
+              created_before_us: int | None = None) -> Iterator[Task]:
+        """The tasks `ids` names, oldest first, fetched CHUNK at a time: it
+        never holds more than one chunk, however many tasks match. A task
+        removed between the index read and the fetch is skipped."""
+        return self.tasks_of(self.ids(status, limit=limit, age=age, created_before_us=created_before_us))
+
+    def tasks_of(self, ids: Iterable[str]) -> Iterator[Task]:
+        """The tasks behind `ids`, lazily and in order; missing ones skipped."""
+        store = self.store
+        for batch in chunks(ids):
+            found = store.get_tasks(batch)
+            yield from (found[i] for i in batch if i in found)
+
+    def stats(self) -> dict[str, Any]:
+        """The figures of `riaktq stats`: counts per status, the oldest todo
+        task's age, tasks finished lately, every instance (see stats.py)."""
+        from riaktq_cli.stats import gather
+        return gather(self.store, self.instance_timeout)
+
+    def instances(self) -> list[dict[str, Any]]:
+        """Every worker instance as `riaktq instances` shows it."""
+        from riaktq_cli import scheduler_settings
+        from riaktq_cli.instances import instance_rows
+        timeout, _source = scheduler_settings.instance_timeout(self.store, self.instance_timeout)
+        return instance_rows(self.store, timeout)
+
+    @property
+    def instance_timeout(self) -> float:
+        """The config's scheduler.instance_timeout: judges instances until a
+        running scheduler has published its own."""
+        return 30.0 if self.config is None else self.config.get("scheduler", "instance_timeout")
+
+    # --- changing ----------------------------------------------------------
+    def requeue(self, ids: Iterable[str], *, retry: int = 0, status: str | None = None,
+                dry_run: bool = False) -> list[Outcome]:
+        """Put finished tasks back to `todo` with `retry` restarts; one
+        Outcome per id. A task not finished (or not `status`, if given) is
+        left alone (WrongStatus); a missing one is NoSuchTask. The task keeps
+        `out` until it runs again. `dry_run` changes nothing. For very many
+        ids, call it chunk by chunk (see `chunks`) to keep memory bounded."""
+        retry = checked(transitions.check_int, retry, "retry", 0, transitions.RETRY_MAX)
+        if status is not None and status not in FINISHED:
+            raise BadInput(f"status {status!r}: requeue takes done or failed")
+        outcomes: list[Outcome] = []
+        for batch in chunks(dict.fromkeys([ids] if isinstance(ids, str) else ids)):
+            outcomes += self._requeue_batch(batch, retry, status, dry_run)
+        return outcomes
+
+    def _requeue_batch(self, batch: list[str], retry: int, status: str | None,
+                       dry_run: bool) -> list[Outcome]:
+        if dry_run:
+            found, written = self.store.get_tasks(batch), {}
+        else:
+            found = {}
+
+            def change(current: Task) -> Task | None:
+                found[current.id] = current
+                return transitions.requeue(current, retry) if _wanted(current, status) else None
+            written = {new.id: new for _old, new in self.store.update_tasks(batch, change)}
+        outcomes = []
+        for task_id in batch:
+            current = found.get(task_id)
+            if task_id in written:
+                outcomes.append(Outcome(task_id, written[task_id]))
+            elif current is None:
+                outcomes.append(Outcome(task_id, None, NoSuchTask(task_id)))
+            elif dry_run and _wanted(current, status):
+                outcomes.append(Outcome(task_id, current))
+            else:
+                wanted = status or " or ".join(FINISHED)
+                outcomes.append(Outcome(task_id, current, WrongStatus(task_id, current.status, wanted)))
+        return outcomes
+
+    def rm(self, ids: Iterable[str]) -> list[Outcome]:
+        """Remove tasks; one Outcome per id (NoSuchTask if it was not
+        there). A task a worker is running still runs; its result is then
+        dropped."""
+        ids = [ids] if isinstance(ids, str) else ids
+        store = self.store
+        return [Outcome(i) if store.delete_task(i) else Outcome(i, None, NoSuchTask(i))
+                for i in dict.fromkeys(ids)]
+
+
+def _wanted(current: Task, status: str | None) -> bool:
+    return current.status in FINISHED and (status is None or current.status == status)

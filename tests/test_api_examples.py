@@ -1,0 +1,67 @@
+"""The README's Python examples, run as written there: the web service that
+opens tasks through the API, and the handler package it relies on."""
+
+import importlib
+import importlib.util
+import io
+import json
+import re
+
+from tests.conftest import ROOT
+
+
+def readme_files():
+    """{name: source} of the README's Python blocks that begin `# NAME.py ...`
+    (a block may hold several files, each from its own such line)."""
+    files = {}
+    for block in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+        name = None
+        for line in block.splitlines(keepends=True):
+            header = re.match(r"# ([\w/]+\.py) --", line)
+            if header:
+                name = header.group(1)
+                files[name] = ""
+            elif name:
+                files[name] += line
+    return files
+
+
+def call(app, path, body=b""):
+    """One request to a WSGI app: (status code, the JSON it answered)."""
+    answer = {}
+    environ = {"PATH_INFO": path, "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
+    chunks = app(environ, lambda status, headers: answer.update(status=status))
+    return answer["status"].split()[0], json.loads(b"".join(chunks))
+
+
+def test_readme_web_service_and_handler_package(procs, tmp_path, config_file, monkeypatch):
+    from riaktq_cli import handler_api
+    files = readme_files()
+    assert {"app.py", "mypkg/__init__.py", "mypkg/resize.py"} <= set(files)
+    for name, source in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(source)
+    procs.start("scheduler", name="scheduler")
+    procs.start("worker", "--handler", "mypkg.resize", "--name", "resize-1", name="worker")  # cwd: tmp_path
+    monkeypatch.setenv("RIAKTQ_CONFIG", str(config_file))
+    spec = importlib.util.spec_from_file_location("readme_app", tmp_path / "app.py")
+    web = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(web)
+    try:
+        web.WAIT = 60
+        assert call(web.app, "/resize/holiday-1", b'{"width": 4000, "height": 3000}') == \
+            ("200", {"width": 1024, "height": 768})
+        assert call(web.app, "/resize/holiday-1", b"{}") == ("200", {"width": 1024, "height": 768})  # TaskExists
+        assert call(web.app, "/resize/empty", b'{"width": 0, "height": 5}') == \
+            ("422", {"error": "ValueError: bad size 0x5"})
+        assert web.QUEUE.get("resize-empty").run == 3  # retry=2: three runs, then failed
+        assert call(web.app, "/resize/bad name", b"{}")[0] == "400"
+        web.QUEUE.open("resize-stuck", b"{}", tags=["nobody-offers-this"])
+        web.WAIT = 0.2
+        assert call(web.app, "/resize/stuck") == ("202", {"id": "resize-stuck", "status": "pending"})
+    finally:
+        web.QUEUE.close()
+    spec = importlib.util.spec_from_file_location("readme_resize", tmp_path / "mypkg" / "resize.py")
+    resize = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(resize)
+    assert handler_api.check(resize) == [] and handler_api.check(importlib) != []
