@@ -33,7 +33,7 @@ from riaktq_cli.task import FINISHED, Task
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: `typing` costs `riaktq open` start-up time
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from os import PathLike
     from typing import Any
 
@@ -233,20 +233,30 @@ class Queue:
         from an index page by page. `age`: only tasks created at least this
         long ago (seconds or "1d"); `created_before_us`: only `cat` below
         it; `limit`: at most this many (None: all)."""
-        check_status(status)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise BadInput(f"limit must be a whole number of at least 0, not {limit!r}")
+        _check_listing(status, limit)
         if created_before_us is None:
             created_before_us = created_before(age)
         found = self.store.iter_ids(status=status, created_before=created_before_us, page_size=page_size)
         return found if limit is None else itertools.islice(found, limit)
 
     def tasks(self, status: str | None = None, limit: int | None = None, *, age: float | str | None = None,
-              created_before_us: int | None = None) -> Iterator[Task]:
+              created_before_us: int | None = None, tag: str | None = None, assignee: str | None = None,
+              id_prefix: str | None = None) -> Iterator[Task]:
         """The tasks `ids` names, oldest first, fetched CHUNK at a time: it
         never holds more than one chunk, however many tasks match. A task
-        removed between the index read and the fetch is skipped."""
-        return self.tasks_of(self.ids(status, limit=limit, age=age, created_before_us=created_before_us))
+        removed between the index read and the fetch is skipped.
+
+        `tag` (a tag the task needs), `assignee` and `id_prefix` filter the
+        tasks page by page as they are read; `limit` counts what passed."""
+        if tag is None and assignee is None and id_prefix is None:
+            return self.tasks_of(self.ids(status, limit=limit, age=age, created_before_us=created_before_us))
+        _check_listing(status, limit)
+
+        def wanted(task: Task) -> bool:
+            return ((tag is None or tag in task.tags) and (assignee is None or task.assignee == assignee)
+                    and (id_prefix is None or task.id.startswith(id_prefix)))
+        found = filter(wanted, self.tasks_of(self.ids(status, age=age, created_before_us=created_before_us)))
+        return found if limit is None else itertools.islice(found, limit)
 
     def tasks_of(self, ids: Iterable[str]) -> Iterator[Task]:
         """The tasks behind `ids`, lazily and in order; missing ones skipped."""
@@ -276,22 +286,26 @@ class Queue:
 
     # --- changing ----------------------------------------------------------
     def requeue(self, ids: Iterable[str], *, retry: int = 0, status: str | None = None,
-                dry_run: bool = False) -> list[Outcome]:
+                dry_run: bool = False, priority: int | None = None) -> list[Outcome]:
         """Put finished tasks back to `todo` with `retry` restarts; one
         Outcome per id. A task not finished (or not `status`, if given) is
         left alone (WrongStatus); a missing one is NoSuchTask. The task keeps
-        `out` until it runs again. `dry_run` changes nothing. For very many
-        ids, call it chunk by chunk (see `chunks`) to keep memory bounded."""
+        `out` until it runs again, and its priority unless `priority` is
+        given. `dry_run` changes nothing. For very many ids, call it chunk
+        by chunk (see `chunks`) to keep memory bounded."""
         retry = checked(transitions.check_int, retry, "retry", 0, transitions.RETRY_MAX)
+        if priority is not None:
+            priority = checked(transitions.check_int, priority, "priority", transitions.PRIORITY_MIN,
+                               transitions.PRIORITY_MAX)
         if status is not None and status not in FINISHED:
             raise BadInput(f"status {status!r}: requeue takes done or failed")
         outcomes: list[Outcome] = []
         for batch in chunks(dict.fromkeys([ids] if isinstance(ids, str) else ids)):
-            outcomes += self._requeue_batch(batch, retry, status, dry_run)
+            outcomes += self._requeue_batch(batch, retry, status, dry_run, priority)
         return outcomes
 
     def _requeue_batch(self, batch: list[str], retry: int, status: str | None,
-                       dry_run: bool) -> list[Outcome]:
+                       dry_run: bool, priority: int | None) -> list[Outcome]:
         if dry_run:
             found, written = self.store.get_tasks(batch), {}
         else:
@@ -299,7 +313,10 @@ class Queue:
 
             def change(current: Task) -> Task | None:
                 found[current.id] = current
-                return transitions.requeue(current, retry) if _wanted(current, status) else None
+                if not _wanted(current, status):
+                    return None
+                new = transitions.requeue(current, retry)
+                return new if priority is None else new.with_(priority=priority)
             written = {new.id: new for _old, new in self.store.update_tasks(batch, change)}
         outcomes = []
         for task_id in batch:
@@ -315,6 +332,32 @@ class Queue:
                 outcomes.append(Outcome(task_id, current, WrongStatus(task_id, current.status, wanted)))
         return outcomes
 
+    def purge(self, status: str, age: float | str, *, dry_run: bool = False,
+              on_batch: Callable[[list[str]], None] | None = None) -> int:
+        """Delete the tasks with `status` (done or failed) created at least
+        `age` ago (seconds or "30d"); the number deleted (dry_run: that
+        would be). Ids are read from the index a page at a time and deleted
+        CHUNK at a time, so memory stays bounded at any size; `on_batch`
+        gets each chunk's ids after it went. A task requeued meanwhile is
+        left alone. The space comes back with `compact`."""
+        if status not in FINISHED:
+            raise BadInput(f"status {status!r}: purge takes done or failed")
+        if age is None:
+            raise BadInput("purge needs an age (0 for every task with that status)")
+        before = created_before(age)  # fixed at the start: what finishes meanwhile stays
+        removed = 0
+        for batch in chunks(self.ids(status, created_before_us=before)):
+            removed += len(batch) if dry_run else self.store.delete_tasks(batch, status)
+            if on_batch is not None:
+                on_batch(batch)
+        return removed
+
+    def compact(self) -> tuple[int, int] | None:
+        """Give the store's free space back (SQLite: VACUUM and a truncating
+        WAL checkpoint): (bytes before, bytes after), or None on a store
+        with nothing to do (Riak)."""
+        return self.store.compact()
+
     def rm(self, ids: Iterable[str]) -> list[Outcome]:
         """Remove tasks; one Outcome per id (NoSuchTask if it was not
         there). A task a worker is running still runs; its result is then
@@ -323,6 +366,12 @@ class Queue:
         store = self.store
         return [Outcome(i) if store.delete_task(i) else Outcome(i, None, NoSuchTask(i))
                 for i in dict.fromkeys(ids)]
+
+
+def _check_listing(status: str | None, limit: int | None) -> None:
+    check_status(status)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise BadInput(f"limit must be a whole number of at least 0, not {limit!r}")
 
 
 def _wanted(current: Task, status: str | None) -> bool:

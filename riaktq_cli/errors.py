@@ -122,6 +122,9 @@ class BadTasks(BadInput):
         self.problems = problems
 
 
+WAIT_NAMED = 5  # pending ids a WaitTimeout names
+
+
 class WaitTimeout(RiaktqError, TimeoutError):
     """`Queue.wait` ran out of time with tasks still unfinished.
 
@@ -135,10 +138,10 @@ class WaitTimeout(RiaktqError, TimeoutError):
         if len(pending) == 1:
             (task_id, status), = pending.items()
             text = f"task {task_id!r} still {status} after the timeout"
-        else:
-            task_id = next(iter(pending))
-            text = (f"{len(pending)} tasks still unfinished after the timeout"
-                    f" (the first: {task_id!r}, {pending[task_id]})")
+        else:  # one line, however many: the first few by name
+            named = ", ".join(f"{i!r} {s}" for i, s in list(pending.items())[:WAIT_NAMED])
+            more = f" and {len(pending) - WAIT_NAMED} more" if len(pending) > WAIT_NAMED else ""
+            text = f"{len(pending)} tasks still unfinished after the timeout: {named}{more}"
         super().__init__(text)
         self.pending = pending
         self.finished = finished

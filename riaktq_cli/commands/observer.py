@@ -169,19 +169,21 @@ def stats_cmd(app, watch, fmt):
               help="With --status: only tasks created at least this long ago.")
 @click.option("--retry", type=click.IntRange(0, INT_LIMIT), default=0, show_default=True,
               help="The fresh retry count.")
+@click.option("--priority", type=int, metavar="N", help="A new priority (higher runs first). [default: kept]")
 @click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
 @click.pass_obj
-def requeue_cmd(app, task_ids, status, age, retry, dry_run):
+def requeue_cmd(app, task_ids, status, age, retry, priority, dry_run):
     """Put finished (done or failed) tasks back to todo, to run again.
 
-    The task keeps its priority and the `out` of its last run until it
-    runs again; its retry count starts afresh (--retry).
+    The task keeps its priority (unless --priority) and the `out` of its
+    last run until it runs again; its retry count starts afresh (--retry).
 
     \b
     Examples:
       riaktq requeue task-42 task-43
       riaktq requeue --status failed --dry-run      # which ones?
       riaktq requeue --status failed --age 1h --retry 2
+      riaktq requeue task-42 --priority 10
     """
     from riaktq_cli.api import chunks
 
@@ -193,7 +195,8 @@ def requeue_cmd(app, task_ids, status, age, retry, dry_run):
     ids = list(dict.fromkeys(task_ids)) if task_ids else queue.ids(status, age=age)
     moved, refused = 0, 0
     for batch in chunks(ids):  # a chunk at a time: --status may match millions
-        for outcome in queue.requeue(batch, retry=retry, status=status, dry_run=dry_run):
+        for outcome in queue.requeue(batch, retry=retry, status=status, dry_run=dry_run,
+                                     priority=priority):
             if outcome.ok:
                 moved += 1
                 if dry_run:

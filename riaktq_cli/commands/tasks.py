@@ -93,11 +93,9 @@ def open_cmd(app, task_id, text, in_file, priority, retry, tags, time_limit, max
         raise click.UsageError(str(exc)) from None
     queue = app.queue()
     queue.open(task_id, data, **options)
-    if wait:
-        # 0 done, 1 failed; a WaitTimeout exits 2 with one line
-        [task] = queue.wait([task_id], timeout)
-        _print_output(task.out or b"")
-        sys.exit(0 if task.status == tasks_mod.DONE else 1)
+    if wait:  # as `riaktq wait`: 0 done, 1 failed, 2 (one line) timeout
+        from riaktq_cli.commands.control import finish_wait
+        finish_wait(queue, [task_id], timeout, lambda finished: _print_output(finished[0].out or b""))
 
 
 def _print_output(out):
@@ -240,20 +238,33 @@ TASK_COLUMNS = [("id", "ID"), ("status", "STATUS"), ("priority", "PRIO"), ("retr
 @click.option("--status", type=click.Choice(tasks_mod.STATUSES), help="Only tasks with this status.")
 @click.option("--limit", type=click.IntRange(0, INT_LIMIT), default=100, show_default=True,
               help="At most this many (0: all).")
+@click.option("--tag", metavar="TAG", help="Only tasks that need this tag.")
+@click.option("--assignee", metavar="NAME", help="Only tasks assigned to this instance.")
+@click.option("--id-prefix", metavar="TEXT", help="Only tasks whose id starts with TEXT.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.pass_obj
-def tasks_cmd(app, status, limit, fmt):
+def tasks_cmd(app, status, limit, tag, assignee, id_prefix, fmt):
     """List tasks, oldest first.
 
     The table escapes control characters and shortens input and output;
-    json and csv have the exact values.
+    json and csv have the exact values. Filters apply while the tasks are
+    read page by page. When --limit cuts the listing, a line on stderr says
+    so (in every format).
 
     \b
     Examples:
       riaktq tasks --status todo
+      riaktq tasks --status nextup --assignee echo-1
+      riaktq tasks --tag gpu --id-prefix resize- --limit 0
       riaktq tasks --status failed --format csv > failed.csv
     """
-    rows = [task.to_view() for task in app.queue(create=False).tasks(status, limit or None)]
+    found = app.queue(create=False).tasks(status, limit + 1 if limit else None, tag=tag, assignee=assignee,
+                                          id_prefix=id_prefix)
+    rows = [task.to_view() for task in found]
+    if limit and len(rows) > limit:  # one more than asked was read: the listing is cut
+        rows.pop()
+        click.echo(f"riaktq: showing the first {limit} matching tasks; more match"
+                   " (--limit 0 shows all, --limit N more)", err=True)
     if fmt == "table":
         for row in rows:
             row["cat"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["cat"] / 1e6))
@@ -263,18 +274,23 @@ def tasks_cmd(app, status, limit, fmt):
 
 
 @click.command("rm")
-@click.argument("task_id", metavar="ID", shell_complete=complete_task_id)
+@click.argument("task_ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete_task_id)
 @click.pass_obj
-def rm_cmd(app, task_id):
-    """Remove a task from the store.
+def rm_cmd(app, task_ids):
+    """Remove tasks from the store.
 
     A task a worker is running still runs; its result is then dropped.
+    Exit 1 if any id was missing (one line each); the others are removed.
 
     \b
     Examples:
-      riaktq rm task-42
-      riaktq report --status done --age 30d | xargs -n1 riaktq rm
+      riaktq rm task-42 task-43
+      riaktq purge --status done --age 30d     # many at once, by age
     """
-    [outcome] = app.queue(create=False).rm([task_id])
-    if not outcome.ok:
-        raise outcome.error
+    missing = 0
+    for outcome in app.queue(create=False).rm(task_ids):
+        if not outcome.ok:
+            missing += 1
+            click.echo(f"riaktq: {outcome.error}", err=True)
+    if missing:
+        sys.exit(1)

@@ -65,8 +65,15 @@ class Store(ABC):
         return found
 
     @abstractmethod
-    def delete_task(self, task_id):
-        """Remove a task; True if it existed."""
+    def delete_task(self, task_id, status=None):
+        """Remove a task; True if it existed (and, with `status`, had that
+        status: a task requeued since it was listed is left alone)."""
+
+    def delete_tasks(self, task_ids, status=None):
+        """delete_task for each id, as one round (SQLite: one transaction;
+        Riak: parallel deletes, each with the vector clock it read); the
+        number removed. `purge` deletes a page of ids at a time this way."""
+        return sum(1 for task_id in task_ids if self.delete_task(task_id, status))
 
     @abstractmethod
     def update_tasks(self, task_ids, change):
@@ -208,6 +215,17 @@ class Store(ABC):
 
     def close(self):
         """Release connections."""
+
+    def compact(self):
+        """Give back the space of deleted tasks; (bytes before, bytes after),
+        or None where there is nothing to do.
+
+        Deleting rows does not shrink an SQLite file (the pages are reused,
+        not returned) and its WAL only shrinks at a truncating checkpoint,
+        so SQLite rewrites the file here. Riak needs nothing: a delete
+        leaves a tombstone that Riak reaps itself (delete_mode), and its
+        backends compact their own files, so Riak keeps this no-op."""
+        return None
 
     # --- observer figures ------------------------------------------------------
     def count_finished_since(self, since_us, status=None):

@@ -235,24 +235,23 @@ class RiakStore(Store):
             return None
 
     def _fetch_known(self, task_id):
-        try:
-            return self._fetch_task(task_id)
-        except ForeignValue as exc:
-            log.warning("skipping task %r: %s", task_id, exc)
-            return None, None
+        return self._readable(self._fetch_task, task_id) or (None, None)
 
     def get_tasks(self, task_ids):
         ids = list(dict.fromkeys(task_ids))
         found = self._map(lambda i: self._readable(self.get_task, i), ids)
         return {t.id: t for t in found if t is not None}
 
-    def delete_task(self, task_id):
+    def delete_task(self, task_id, status=None):
         self._known_task(task_id)
         task, vclock = self._fetch_task(task_id)
-        if task is None:
+        if task is None or status not in (None, task.status):
             return False
         self._guard(self.client.delete, self.btype, self.bucket("task"), task_id, vclock=vclock)
         return True
+
+    def delete_tasks(self, task_ids, status=None):
+        return sum(self._map(lambda task_id: self.delete_task(task_id, status), task_ids))
 
     def update_tasks(self, task_ids, change):
         """Read-modify-write each task with its vector clock, PARALLEL at a

@@ -162,8 +162,22 @@ class SqliteStore(Store):
                 found[row[0]] = _row_to_task(row)
         return found
 
-    def delete_task(self, task_id):
-        return self._write(lambda db: db.execute("DELETE FROM tasks WHERE id = ?", (task_id,)).rowcount > 0)
+    def delete_task(self, task_id, status=None):
+        return self.delete_tasks([task_id], status) > 0
+
+    def delete_tasks(self, task_ids, status=None):
+        ids = list(task_ids)
+        where = " AND status = ?" if status is not None else ""
+
+        def work(db):
+            removed = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                params = chunk + ([status] if status is not None else [])
+                sql = f"DELETE FROM tasks WHERE id IN ({','.join('?' * len(chunk))}){where}"
+                removed += db.execute(sql, params).rowcount
+            return removed
+        return self._write(work) if ids else 0
 
     def update_tasks(self, task_ids, change):
         ids = list(dict.fromkeys(task_ids))
@@ -326,6 +340,24 @@ class SqliteStore(Store):
     def close(self):
         with self._lock:
             self._db.close()
+
+    def compact(self):
+        """VACUUM rewrites the file without its free pages (into the WAL, in
+        WAL mode); the truncating checkpoint then copies it back and cuts
+        the WAL to zero bytes. Both wait for other connections' readers."""
+        before = self._size()
+        with self._lock:
+            try:
+                self._db.execute("VACUUM")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
+        return before, self._size()
+
+    def _size(self):
+        """Bytes of the database file and its WAL."""
+        import os
+        return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
 
     def count_finished_since(self, since_us, status=None):
         # The partial index `tasks_finished` holds only finished tasks, keyed
