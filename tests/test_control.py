@@ -92,6 +92,29 @@ def test_purge_deletes_old_finished_tasks_only(procs, store):
         "riaktq: deleted 0 ")
 
 
+def test_purge_shows_progress_on_a_terminal(procs, store):
+    import pty
+    finish(store, opened(store, [f"t{i:03d}" for i in range(50)], days_old=2))
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(procs.argv("purge", "--status", "done", "--age", "0s"), stdout=subprocess.PIPE,
+                            stderr=follower, cwd=procs.tmp_path)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:                                  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0 and proc.stdout.read() == b""
+    assert b"riaktq: deleted 50 done task(s) of any age" in seen
+    assert b"\x1b[" in seen                              # rich drew (and cleared) its progress line
+    assert store.count_by_status()["done"] == 0
+
+
 def test_purge_leaves_a_task_requeued_since_it_was_listed(store):
     opened(store, ["r1", "r2"], days_old=2)
     finish(store, ["r1", "r2"])

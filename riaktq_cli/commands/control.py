@@ -13,6 +13,7 @@ import click
 
 from riaktq_cli import task as tasks_mod
 from riaktq_cli.completion import complete_task_id
+from riaktq_cli.durations import format_duration
 from riaktq_cli.params import DURATION
 
 
@@ -85,7 +86,8 @@ def purge_cmd(app, status, age, dry_run, vacuum):
             advance(len(ids))
         removed = queue.purge(status, age, dry_run=dry_run, on_batch=on_batch)
     verb = "would delete" if dry_run else "deleted"
-    click.echo(f"riaktq: {verb} {removed} {status} task(s) older than {_age_text(age)}", err=True)
+    older = f"older than {format_duration(age)}" if age else "of any age"
+    click.echo(f"riaktq: {verb} {removed} {status} task(s) {older}", err=True)
     if vacuum:
         _compact(queue)
 
@@ -117,11 +119,6 @@ def _compact(queue):
 
 def _mb(size):
     return f"{size / 1e6:.1f} MB"
-
-
-def _age_text(age):
-    from riaktq_cli.durations import format_duration
-    return format_duration(age)
 
 
 class _progress:
