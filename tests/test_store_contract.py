@@ -174,3 +174,19 @@ def test_a_change_that_raises_reaches_the_caller(store):
         store.update_tasks(["r-0", "r-1"], change)
     if not is_riak(store):
         assert store.get_task("r-0").retry == 0
+
+
+def test_delete_tasks_counts_and_spares_a_task_whose_status_moved(store):
+    assert store.create_tasks([new("d1"), new("d2"), new("d3")]) == [None] * 3
+    store.update_tasks(["d2"], lambda t: t.with_(status=T.DONE, rev=t.rev + 1))
+    assert store.delete_tasks(["d1", "d2", "gone"], T.DONE) == 1   # d1 is todo: left alone
+    assert store.get_task("d2") is None and store.get_task("d1") is not None
+    assert store.delete_task("d1", T.DONE) is False and store.delete_task("d1") is True
+    assert store.delete_tasks(["d1", "d3"]) == 1
+
+
+def test_compact_reports_sizes_or_says_there_is_nothing_to_do(store):
+    assert store.create_tasks([new(f"c{i}", b"y" * 2000) for i in range(200)]) == [None] * 200
+    assert store.delete_tasks([f"c{i}" for i in range(200)]) == 200
+    sizes = store.compact()
+    assert sizes is None if type(store).__name__ == "RiakStore" else sizes[1] < sizes[0]
