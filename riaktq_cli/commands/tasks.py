@@ -43,9 +43,10 @@ def _read_input(text, path):
 @click.argument("task_id", metavar="ID", required=False)
 @click.option("--in", "text", metavar="TEXT", help="The task input, as text.")
 @click.option("--in-file", "in_file", metavar="PATH", help="Read the input from a file (- for stdin); any bytes.")
-@click.option("--priority", type=click.IntRange(-INT_LIMIT, INT_LIMIT), default=0, show_default=True,
+@click.option("--priority", type=click.IntRange(tasks_mod.PRIORITY_MIN, tasks_mod.PRIORITY_MAX), default=0,
+              show_default=True,
               help="Higher runs first; may be negative.")
-@click.option("--retry", type=click.IntRange(0, INT_LIMIT), default=0, show_default=True,
+@click.option("--retry", type=click.IntRange(0, tasks_mod.RETRY_MAX), default=0, show_default=True,
               help="Restarts allowed after a failure.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG",
               help="A feature the instance must offer (repeatable).")
