@@ -51,8 +51,11 @@ def test_500_tasks_through_4_workers(store, procs, tmp_path):
     assert result.returncode == 0, result.stderr
     assert count(store, "todo") == 500
     events = tmp_path / "events.jsonl"
-    procs.start("scheduler", "--interval", "100ms", "--events", str(events), name="scheduler")
     procs.start("worker", "--handler", "echo", "--count", "4", name="workers")
+    # all four up before the first iteration: with prefetch auto, three
+    # workers can drain the queue before a slow-starting fourth registers
+    wait_until(lambda: len(store.list_records("instance")) == 4, timeout=60, message="4 workers up")
+    procs.start("scheduler", "--interval", "100ms", "--events", str(events), name="scheduler")
     wait_until(lambda: count(store, "done") == 500, timeout=120, interval=0.5, message="500 done")
     tasks = store.get_tasks([f"task-{i}" for i in range(500)])
     assert all(task.out == task.in_ == f"payload {i} ü".encode() for i, task in

@@ -82,9 +82,11 @@ def registered(store, name, pid=None):
     return rec.get("status") in ("idle", "busy") and (pid is None or rec.get("pid") == pid)
 
 
-def give(store, name, items):
+def give(store, name, items, **inbox_fields):
     """Open tasks and put them in `name`'s inbox as the scheduler would:
-    `items` is [(id, input)]; returns the assigned tasks."""
+    `items` is [(id, input)]; `inbox_fields` (epoch, token) are written in
+    the same write, so the worker never sees the entries without them.
+    Returns the assigned tasks."""
     for task_id, data in items:
         store.create_task(transitions.new_task(task_id, data.encode(), now=now_us()))
     written = store.update_tasks([i for i, _ in items], lambda t: transitions.assign(t, name))
@@ -92,6 +94,7 @@ def give(store, name, items):
     for _old, new in written:
         inbox["seq"] += 1
         inbox["entries"].append(protocol.inbox_entry(inbox["seq"], new))
+    inbox.update(inbox_fields)
     store.put_record(INBOX, name, inbox)
     return [new for _old, new in written]
 
@@ -366,10 +369,8 @@ def test_inboxes_of_an_older_epoch_or_another_token_are_not_taken(store, procs):
     inbox = store.get_record(INBOX, "w1")
     store.put_record(INBOX, "w1", dict(inbox, epoch=5, token=token))
     wait_until(lambda: "a" in outbox(store, "w1") and record(store, "w1")["epoch"] == 5, message="a run")
-    give(store, "w1", [("old-epoch", "x")])
-    store.put_record(INBOX, "w1", dict(store.get_record(INBOX, "w1"), epoch=4, token=token))
-    give(store, "w1", [("other-token", "y")])
-    store.put_record(INBOX, "w1", dict(store.get_record(INBOX, "w1"), epoch=5, token="f" * 16))
+    give(store, "w1", [("old-epoch", "x")], epoch=4, token=token)
+    give(store, "w1", [("other-token", "y")], epoch=5, token="f" * 16)
     wait_until(lambda: record(store, "w1")["heartbeat"] > now_us() + 0 - 300_000, message="heartbeat")
     time.sleep(0.5)  # several polls: nothing may be taken
     assert set(outbox(store, "w1")) == {"a"}
