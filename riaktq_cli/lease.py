@@ -81,9 +81,12 @@ class Lease:
         return self._held
 
     def valid(self):
-        """True while we hold the lease with margin to act on it."""
+        """True while we hold the lease with margin to act on it: until 90%
+        of the lease written by the last good renewal (counted from when
+        that renewal started) has passed. Nobody else can take over before
+        the whole lease has passed, plus the settle time on Riak."""
         with self._lock:
-            return self._held and time.monotonic() - self._confirmed < self.ttl * 0.75
+            return self._held and time.monotonic() - self._confirmed < self.ttl * 0.9
 
     # --- one attempt ---------------------------------------------------------
     def attempt(self):

@@ -361,8 +361,13 @@ class Scheduler:
             summary = self.iteration()
             outage.ok()
         except LeaseLost as exc:
+            # Not confirmed in time (a slow renewal): keep the inboxes in
+            # memory -- the unsaved ones are written once the lease is
+            # confirmed again. Were they dropped, tasks assigned in this
+            # iteration would be rolled back as lost (an attempt each) and
+            # their events emitted twice. A lease taken by another scheduler
+            # makes `held` false, and retaking it starts from the store.
             log.warning("%s", exc)
-            self._inboxes.clear()
             self._next_run = started + min(interval, self.lease.tick)
             return True
         except StoreError as exc:
