@@ -220,10 +220,8 @@ class Scheduler:
             self.events.emit("assign", new)
 
     def _write_inboxes(self, dirty):
-        # An inbox whose write failed is written again next time: the copy in
-        # memory is the truth (this process is its only writer), so a store
-        # hiccup needs no re-read -- which would also forget which results
-        # were committed, and emit their close events a second time.
+        # A failed inbox write is retried from memory (this process is the
+        # only writer); a re-read would forget what was committed.
         dirty |= self._unsaved
         if not dirty:
             return
@@ -361,12 +359,9 @@ class Scheduler:
             summary = self.iteration()
             outage.ok()
         except LeaseLost as exc:
-            # Not confirmed in time (a slow renewal): keep the inboxes in
-            # memory -- the unsaved ones are written once the lease is
-            # confirmed again. Were they dropped, tasks assigned in this
-            # iteration would be rolled back as lost (an attempt each) and
-            # their events emitted twice. A lease taken by another scheduler
-            # makes `held` false, and retaking it starts from the store.
+            # A slow renewal: the inboxes stay in memory and are written once
+            # the lease is confirmed (dropping them would roll back, counted,
+            # what this iteration assigned). Lost to another: `held` is false.
             log.warning("%s", exc)
             self._next_run = started + min(interval, self.lease.tick)
             return True
