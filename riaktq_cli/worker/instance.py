@@ -28,7 +28,7 @@ from riaktq_cli import protocol
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import StoreError
 from riaktq_cli.outage import Outage
-from riaktq_cli.signals import parent_alive
+from riaktq_cli.signals import parent_alive, pid_alive
 from riaktq_cli.store.base import INBOX, INSTANCE
 from riaktq_cli.worker import claim
 from riaktq_cli.worker.runner import Runner, RunnerFailed
@@ -224,9 +224,12 @@ class Worker:
             raise claim.NameTaken(claim.refusal(self.name, held, now))
         if not old:
             return
-        if old.get("token") not in (None, self.token):
-            # dead, stopped or timed out (claim.holder said so): the scheduler
-            # may forget what that process held at once
+        if old.get("token") not in (None, self.token) and old.get("host") == self.host \
+                and not pid_alive(old.get("pid")):
+            # known dead (same host, no such pid): the scheduler may forget at
+            # once what it held. A predecessor only presumed dead (stopped,
+            # heartbeat too old) may be a paused process that comes back: its
+            # holdings expire after the instance timeout instead.
             self.replaces = old["token"]
         self.outbox = list(old.get("outbox", []))
         self.taken = old.get("taken", 0)
