@@ -7,18 +7,14 @@ from `config_file`, so both can be parametrized over SQLite and Riak.
 """
 
 import csv
-import fcntl
 import io
 import json
 import logging
 import os
 import re
-import select
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import threading
 import time
 from pathlib import Path
@@ -33,6 +29,7 @@ from riaktq_cli.config import ObserverQuery
 from riaktq_cli.errors import RiaktqError, StoreUnavailable
 from riaktq_cli.observer import DAY_US, DailySchedule, Observer
 from riaktq_cli.store.base import INSTANCE
+from tests.terminal import read_pty, spawn_in_pty
 
 _SCRIPT = Path(sys.executable).parent / "riaktq"
 RIAKTQ = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "riaktq_cli"]
@@ -254,36 +251,6 @@ def test_report_unreachable_riak_exits_2(tmp_path):
 # --- pseudo-terminal helpers -------------------------------------------------------
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
-
-
-def spawn_in_pty(argv, rows=50, cols=140):
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
-    for name in ("NO_COLOR", "FORCE_COLOR", "TERM_PROGRAM"):
-        env.pop(name, None)
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
-    os.close(slave)
-    return proc, master
-
-
-def read_pty(master, seconds, until=None):
-    """Read what the program writes for up to `seconds` (or until `until(text)`)."""
-    data = b""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.05)
-        if ready:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # the program exited and closed the terminal
-                break
-            if not chunk:
-                break
-            data += chunk
-            if until and until(data.decode("utf-8", "replace")):
-                break
-    return data.decode("utf-8", "replace")
 
 
 def test_report_defaults_to_a_table_on_a_terminal(population, config_file):

@@ -4,20 +4,15 @@ and exit codes. Store-facing tests run on both stores.
 """
 
 import configparser
-import fcntl
 import io
 import json
 import os
 import re
-import select
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
-import time
 import urllib.request
 from pathlib import Path
 
@@ -26,6 +21,7 @@ import pytest
 from riaktq_cli import clock, task as T
 from riaktq_cli.store.base import INBOX, INSTANCE
 from tests.conftest import ROOT, wait_until
+from tests.terminal import read_pty, spawn_in_pty
 
 RIAKTQ = [sys.executable, "-m", "riaktq_cli"]
 ESCAPES = "\x1b]0;PWNED\x07evil\rOVERWRITE\x1b]52;c;aGk=\x07\x9b2J"
@@ -64,33 +60,11 @@ def put(store, task_id, status, cat=None, **fields):
         store.update_tasks([task_id], change)
 
 
-def spawn_in_pty(argv, cwd=None, rows=50, cols=160):
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, close_fds=True)
-    os.close(slave)
-    return proc, master
-
-
 def pty_output(argv, until=None, cwd=None, timeout=60):
     """Everything `argv` writes to a terminal, until it exits (or `until(text)`)."""
     proc, master = spawn_in_pty(argv, cwd=cwd)
-    data = b""
-    deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.05)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                data += chunk
-                if until and until(data.decode("utf-8", "replace")):
-                    break
+        return read_pty(master, timeout, until)
     finally:
         if proc.poll() is None:
             proc.send_signal(2)
@@ -99,7 +73,6 @@ def pty_output(argv, until=None, cwd=None, timeout=60):
             except subprocess.TimeoutExpired:
                 proc.kill()
         os.close(master)
-    return data.decode("utf-8", "replace")
 
 
 # Control sequences a program may legitimately emit on a terminal (rich's

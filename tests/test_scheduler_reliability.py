@@ -45,6 +45,17 @@ def open_task(store, task_id, **kw):
     store.create_task(t.new_task(task_id, task_id.encode(), now=kw.pop("cat", now_us()), **kw))
 
 
+def assigned_to_w(store, ids, token=None):
+    """Open `ids` in that order, register instance w (prefetch len(ids)) and
+    run one iteration: each is assigned to w. Returns the scheduler."""
+    for n, task_id in enumerate(ids, 1):
+        open_task(store, task_id, cat=n)
+    store.put_record("instance", "w", instance("w", token=token))
+    s = scheduler(store, prefetch=len(ids))
+    s.iteration()
+    return s
+
+
 def run_once(store, s, name, status, out=b"", token=None):
     """Let `name` report `status` for the entry the scheduler gave it."""
     entry = store.get_record("inbox", name)["entries"][-1]
@@ -88,11 +99,7 @@ def test_per_task_max_attempts_and_returned_runs_cost_nothing(store):
 
 
 def test_a_lost_instance_costs_an_attempt_only_for_the_task_it_was_running(store):
-    open_task(store, "a", cat=1)
-    open_task(store, "b", cat=2)
-    store.put_record("instance", "w", instance("w"))
-    s = scheduler(store, prefetch=2)
-    s.iteration()
+    s = assigned_to_w(store, ["a", "b"])
     dead = now_us() - 10_000_000
     store.put_record("instance", "w", instance("w", taken=2, heartbeat=dead,
                                                current={"id": "a", "seq": 1, "run": 1, "since": dead},
@@ -195,10 +202,7 @@ def test_a_lost_inbox_never_reuses_a_taken_sequence_number(store):
 # --- fencing ---------------------------------------------------------------------------
 
 def test_a_new_process_under_a_name_gets_the_inbox_readdressed(store):
-    open_task(store, "a", cat=1)
-    store.put_record("instance", "w", instance("w", token="first"))
-    s = scheduler(store)
-    s.iteration()
+    s = assigned_to_w(store, ["a"], token="first")
     assert store.get_record("inbox", "w")["token"] == "first"
     store.put_record("instance", "w", instance("w", token="second", replaces="first"))
     s.iteration()
@@ -266,10 +270,7 @@ def test_two_live_processes_under_one_name_keep_what_either_holds(store):
     not be rolled back (and run again) because the second's record is the
     one the scheduler read -- until the first has been unseen for the
     instance timeout."""
-    open_task(store, "a", cat=1)
-    store.put_record("instance", "w", instance("w", token="first"))
-    s = scheduler(store)
-    s.iteration()
+    s = assigned_to_w(store, ["a"], token="first")
     store.put_record("instance", "w", instance("w", token="first", taken=1,
                                                current={"id": "a", "seq": 1, "run": 1, "since": now_us()}))
     s.iteration()
@@ -434,11 +435,7 @@ def test_sigterm_always_ends_a_busy_looping_scheduler(procs, tmp_path):
 
 
 def test_entries_a_worker_took_are_pruned_from_its_inbox(store):
-    open_task(store, "a", cat=1)
-    open_task(store, "b", cat=2)
-    store.put_record("instance", "w", instance("w"))
-    s = scheduler(store, prefetch=2)
-    s.iteration()
+    s = assigned_to_w(store, ["a", "b"])
     assert len(store.get_record("inbox", "w")["entries"]) == 2
     store.put_record("instance", "w", instance("w", taken=2, queue=[{"id": "b", "seq": 2, "run": 1}],
                                                current={"id": "a", "seq": 1, "run": 1, "since": now_us()}))
