@@ -26,69 +26,19 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from riaktq_cli.clock import now_us
 from riaktq_cli.errors import (ConfigError, DuplicateTask, ForeignValue, PartialUpdate, StoreError,
                                StoreRefused, StoreUnavailable)
 from riaktq_cli.riak import (RiakClient, RiakConflict, RiakError, RiakRefused, RiakUnavailable,
                              TlsSettings)
-from riaktq_cli.store.base import LEASE_NAME, SCHEDULER, Store
+from riaktq_cli.store.base import Store
+from riaktq_cli.store.riak_records import RiakRecords
+from riaktq_cli.store.riak_terms import (HIGH, JSON, NAME_FIRST, NAME_LAST, PARALLEL, decode_siblings, number_term, tag_key,
+                                         task_indexes)
 from riaktq_cli.task import DONE, FAILED, NEXTUP, STATUSES, TODO, Task, merge
 
 log = logging.getLogger("riaktq")
 
-JSON = "application/json"
-PRIORITY_OFFSET = (1 << 63) - 1      # inverts priority into a non-negative number
-DIGITS = 20                          # fixed width of every number in a term
-HIGH = "9" * DIGITS
-NAME_FIRST, NAME_LAST = "0", "{"     # instance names start with [0-9A-Za-z]
-PARALLEL = 8                         # concurrent requests for multi-key reads/writes
-
-
-def _num(value):
-    return f"{value:0{DIGITS}d}"
-
-
-def todo_term(task):
-    return f"{_num(PRIORITY_OFFSET - task.priority)}:{_num(task.cat)}:{task.id}"
-
-
-def tag_key(tags):
-    """The tag set as one term prefix: sorted tags joined by commas (tags
-    hold no commas or semicolons), "" for an untagged task."""
-    return ",".join(tags)
-
-
-def todotag_term(task):
-    return f"{tag_key(task.tags)};{todo_term(task)}"
-
-
-def task_indexes(task):
-    """The whole index set of a task in its current state."""
-    indexes = {"status_bin": task.status, "statuscat_bin": f"{task.status}:{_num(task.cat)}"}
-    if task.status == TODO:
-        indexes["todo_bin"] = todo_term(task)
-        # the same order within one tag set, for the scheduler's fair scan
-        indexes["todotag_bin"] = todotag_term(task)
-    elif task.status == NEXTUP and task.assignee:
-        indexes["assignee_bin"] = task.assignee
-    elif task.sat is not None and task.laf is not None:
-        indexes["finished_bin"] = f"{task.status}:{_num(task.sat + task.laf)}"
-    return indexes
-
-
-def _decode(siblings, what):
-    """Parse the JSON value of each sibling, skipping any that is not JSON
-    (a value some other program wrote under our key); logged once each."""
-    docs = []
-    for sibling in siblings:
-        try:
-            docs.append(json.loads(sibling.value))
-        except ValueError:
-            log.warning("riak: ignoring a value of %s that is not JSON (%d bytes)", what, len(sibling.value))
-    return docs
-
-
-class RiakStore(Store):
+class RiakStore(RiakRecords, Store):
     """Store on a Riak KV cluster through its HTTP API."""
 
     def __init__(self, client, bucket_type="riaktq", prefix="riaktq"):
@@ -147,8 +97,9 @@ class RiakStore(Store):
         items = list(items)
         if len(items) <= 1:
             return [fn(i) for i in items]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="riak")
+        with self._vclock_lock:     # two threads must not each start a pool
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="riak")
         return list(self._pool.map(fn, items))
 
     # --- tasks -------------------------------------------------------------
@@ -161,7 +112,7 @@ class RiakStore(Store):
         if not live:
             return None, obj.vclock
         copies = []
-        for doc in _decode(live, f"task {task_id!r}"):
+        for doc in decode_siblings(live, f"task {task_id!r}"):
             try:
                 copies.append(Task.from_record(doc))
             except (KeyError, TypeError, ValueError, AttributeError):
@@ -303,7 +254,7 @@ class RiakStore(Store):
         few requests."""
         continuation, seen = None, set()
         size = max(1, page_size)
-        field, start, end = "todo_bin", _num(0), HIGH + ";"
+        field, start, end = "todo_bin", number_term(0), HIGH + ";"
         if tags is not None:
             prefix = tag_key(tags) + ";"
             field, start, end = "todotag_bin", prefix + start, prefix + end
@@ -366,11 +317,11 @@ class RiakStore(Store):
         return found
 
     def _status_cat_iter(self, status, created_before, page_size):
-        end = HIGH if created_before is None else _num(max(0, created_before - 1))
+        end = HIGH if created_before is None else number_term(max(0, created_before - 1))
         if created_before is not None and created_before <= 0:
             return
         for term, key in self._index_iter(self.btype, self.bucket("task"), "statuscat_bin",
-                                          start=f"{status}:{_num(0)}", end=f"{status}:{end}",
+                                          start=f"{status}:{number_term(0)}", end=f"{status}:{end}",
                                           page_size=page_size, return_terms=True):
             yield int(term.rsplit(":", 1)[1]), key
 
@@ -405,127 +356,15 @@ class RiakStore(Store):
 
     def oldest_cat(self, status):
         page = self._guard(self.client.index, self.btype, self.bucket("task"), "statuscat_bin",
-                           start=f"{status}:{_num(0)}", end=f"{status}:{HIGH}",
+                           start=f"{status}:{number_term(0)}", end=f"{status}:{HIGH}",
                            max_results=1, return_terms=True)
         return int(page.results[0][0].rsplit(":", 1)[1]) if page.results else None
 
     def count_finished_since(self, since_us, status=None):
         return sum(self._count_distinct(self.btype, self.bucket("task"), "finished_bin",
-                                        start=f"{s}:{_num(max(0, since_us))}", end=f"{s}:{HIGH}",
+                                        start=f"{s}:{number_term(max(0, since_us))}", end=f"{s}:{HIGH}",
                                         page_size=10000)
                    for s in ([status] if status else [DONE, FAILED]))
-
-    # --- records -------------------------------------------------------------
-    def _fetch_record(self, kind, name):
-        obj = self._guard(self.client.fetch, self.btype, self.bucket(kind), name)
-        if obj is None:
-            return None, None
-        docs = [d for d in _decode(obj.live_siblings, f"{kind} {name!r}") if isinstance(d, dict)]
-        doc = max(docs, key=lambda d: d.get("_written", 0)) if docs else None
-        return doc, obj.vclock
-
-    def get_record(self, kind, name):
-        doc, vclock = self._fetch_record(kind, name)
-        with self._vclock_lock:
-            self._vclocks[(kind, name)] = vclock
-        if doc is not None:
-            doc = dict(doc)
-            doc.pop("_written", None)
-        return doc
-
-    def put_record(self, kind, name, doc):
-        key = (kind, name)
-        with self._vclock_lock:
-            known = key in self._vclocks
-            vclock = self._vclocks.get(key)
-        if not known:
-            _, vclock = self._fetch_record(kind, name)
-        self._put_record(kind, name, doc, vclock)
-
-    def _put_record(self, kind, name, doc, vclock):
-        written = now_us()
-        body = dict(doc, _written=written)
-        result = self._guard(self.client.store, self.btype, self.bucket(kind), name,
-                             json.dumps(body, separators=(",", ":")).encode(), JSON,
-                             vclock=vclock, returnbody=True,
-                             indexes={"kind_bin": kind, "written_bin": f"{kind}:{_num(written)}"})
-        with self._vclock_lock:
-            self._vclocks[(kind, name)] = result.vclock if result is not None else None
-        return result
-
-    def put_records(self, kind, docs):
-        """The writes go out PARALLEL at a time; the first failure is raised
-        after all have been tried."""
-        def put(item):
-            try:
-                self.put_record(kind, *item)
-            except StoreError as exc:
-                return exc
-            return None
-        errors = [e for e in self._map(put, docs.items()) if e is not None]
-        if errors:
-            raise errors[0]
-
-    def delete_record(self, kind, name):
-        _, vclock = self._fetch_record(kind, name)
-        if vclock is not None:
-            self._guard(self.client.delete, self.btype, self.bucket(kind), name, vclock=vclock)
-        with self._vclock_lock:
-            self._vclocks.pop((kind, name), None)
-
-    def list_records(self, kind):
-        """Every record of `kind`: one 2i range query on `written_bin`
-        (`<kind>:<written µs>`) says which records changed since this
-        process last read them; only those are fetched again. An idle
-        instance is then read once per heartbeat, not once per iteration."""
-        versions = {}
-        for term, name in self._index_iter(self.btype, self.bucket(kind), "written_bin",
-                                           start=f"{kind}:{_num(0)}", end=f"{kind}:{HIGH}",
-                                           page_size=1000, return_terms=True):
-            versions[name] = max(term, versions.get(name, ""))   # siblings list a key twice
-        with self._vclock_lock:
-            cached = {n: self._listed.get((kind, n)) for n in versions}
-        stale = [n for n in versions if cached[n] is None or cached[n][0] != versions[n]]
-        for name, (doc, _) in zip(stale, self._map(lambda n: self._fetch_record(kind, n), stale)):
-            cached[name] = (versions[name], doc)
-        with self._vclock_lock:
-            for key in [k for k in self._listed if k[0] == kind and k[1] not in versions]:
-                del self._listed[key]
-            self._listed.update(((kind, n), entry) for n, entry in cached.items())
-        return {n: {k: v for k, v in d.items() if k != "_written"}
-                for n, (_, d) in sorted(cached.items()) if d is not None}
-
-    # --- lease -----------------------------------------------------------------
-    # Riak has no compare-and-set: two swaps can both write, leaving two
-    # copies (siblings) that every reader sees; lease.py decides among them
-    # and confirms a takeover only after a settle time.
-    lease_needs_settle = True
-
-    def _lease_copies(self, obj):
-        return [d for d in _decode(obj.live_siblings, "the scheduler lease")
-                if isinstance(d, dict) and {"owner", "expires"} <= set(d)] if obj else []
-
-    def read_lease(self):
-        return self._lease_copies(self._guard(self.client.fetch, self.btype, self.bucket(SCHEDULER), LEASE_NAME))
-
-    def swap_lease(self, choose):
-        obj = self._guard(self.client.fetch, self.btype, self.bucket(SCHEDULER), LEASE_NAME)
-        copies = self._lease_copies(obj)
-        doc = choose(copies)
-        if doc is None:
-            return copies
-        stored = self._guard(self.client.store, self.btype, self.bucket(SCHEDULER), LEASE_NAME,
-                             json.dumps(doc).encode(), JSON, vclock=obj.vclock if obj else None,
-                             indexes={"kind_bin": SCHEDULER}, returnbody=True)
-        return self._lease_copies(stored) if stored is not None else [doc]
-
-    def clear_lease(self, owner):
-        obj = self._guard(self.client.fetch, self.btype, self.bucket(SCHEDULER), LEASE_NAME)
-        copies = self._lease_copies(obj)
-        # the newest copy, expired or not: ours to delete only if it is ours
-        lease = max(copies, key=lambda c: (c.get("epoch", 0), c.get("since", 0)), default=None)
-        if lease and lease["owner"] == owner:
-            self._guard(self.client.delete, self.btype, self.bucket(SCHEDULER), LEASE_NAME, vclock=obj.vclock)
 
     # --- health ------------------------------------------------------------------
     def check(self):
