@@ -157,3 +157,7 @@ class Lease:
                 self.store.clear_lease(self.owner)
             except StoreError:
                 pass
+
+
+class LeaseLost(Exception):
+    """The lease is no longer ours (or not confirmed recently enough to act)."""
