@@ -52,5 +52,6 @@ def complete_task_id(ctx, param, incomplete):
 def complete_instance(ctx, param, incomplete):
     """click `shell_complete` for an instance name argument."""
     from riaktq_cli.store.base import INSTANCE
-    return _complete(ctx, True, lambda store: sorted(n for n in store.list_records(INSTANCE)
+    from riaktq_cli.protocol import split_handovers
+    return _complete(ctx, True, lambda store: sorted(n for n in split_handovers(store.list_records(INSTANCE))[0]
                                                      if n.startswith(incomplete)))

@@ -16,7 +16,8 @@ def instance_rows(store, timeout_s):
     from riaktq_cli.store.base import INBOX, INSTANCE
     now = now_us()
     rows = []
-    for name, record in sorted(store.list_records(INSTANCE).items()):
+    instances, _ = protocol.split_handovers(store.list_records(INSTANCE))
+    for name, record in sorted(instances.items()):
         inbox = store.get_record(INBOX, name) or protocol.empty_inbox()
         age = (now - record.get("heartbeat", 0)) / 1e6
         status = record.get("status")

@@ -22,6 +22,12 @@ Entry:    {"seq", "id", "run", "in" (base64), "tags", "time_limit" (s or null)}
 Instance: {"name", "token", "replaces" (a dead predecessor's token), "handler", "tags", "host", "pid", "started",
            "heartbeat", "status", "taken", "epoch", "queue": [{"id", "seq", "run"}],
            "current": {"id", "seq", "run", "since"} | null, "outbox": [result]}
+Handover: an instance record stored under `<name>~<token>` (never an
+          instance name: `~` is not allowed in one) with "handover_of": name.
+          A process that finds another live process under its name leaves,
+          and first writes its outbox there, where the other cannot
+          overwrite it; the scheduler commits it as the name's results and
+          deletes the record once nothing in it is left to commit.
 Result:   {"id", "run", "seq", "status", "out" (base64), "sat", "laf"}
           status is done or failed (closed; failed counts against `retry`),
           RETURNED: a run the worker hands back unstarted or stopped by its
@@ -35,6 +41,21 @@ import base64
 
 IDLE, BUSY, STOPPED = "idle", "busy", "stopped"
 RETURNED, CRASHED = "returned", "crashed"
+HANDOVER_MARK = "~"
+
+
+def handover_name(name, token):
+    """Where a leaving process of `name` writes its results (see Handover)."""
+    return f"{name}{HANDOVER_MARK}{token}"
+
+
+def split_handovers(records):
+    """(instances, handovers) of a listing of instance records: handover
+    records are no instances, and no view or iteration treats them as one."""
+    instances, handovers = {}, {}
+    for name, record in records.items():
+        (handovers if record.get("handover_of") else instances)[name] = record
+    return instances, handovers
 
 
 def empty_inbox():
@@ -96,7 +117,7 @@ def held_task_ids(inbox, instance):
 
 
 def instance_record(*, name, token, handler, tags, host, pid, started, heartbeat, status, taken,
-                    epoch, queue, current, outbox, replaces=None):
+                    epoch, queue, current, outbox, replaces=None, handover_of=None):
     """The one place an instance record is built (worker side). `queue` and
     `current` are inbox entries; `current` is (entry, since µs) or None."""
     return {
@@ -108,6 +129,7 @@ def instance_record(*, name, token, handler, tags, host, pid, started, heartbeat
             "id": current[0]["id"], "seq": current[0]["seq"], "run": current[0].get("run", 0),
             "since": current[1]},
         "outbox": list(outbox), "replaces": replaces,
+        **({"handover_of": handover_of} if handover_of else {}),
     }
 
 

@@ -54,7 +54,7 @@ class Scheduler(SchedulerLoop):
     def iteration(self):
         """Run one iteration; return a summary dict of what it did."""
         now = now_us()
-        instances = self.store.list_records(INSTANCE)
+        instances, handovers = protocol.split_handovers(self.store.list_records(INSTANCE))
         # Read before anything moves: tasks assigned below are held anyway,
         # and a store that remembers tasks (Riak) learns here which ones
         # someone else changed since (rm) before it writes them again.
@@ -72,7 +72,7 @@ class Scheduler(SchedulerLoop):
                        for name, record in instances.items()}
 
         self._address(instances, dirty)
-        finished = self._commit(instances, dirty, summary)
+        finished = self._commit(instances, handovers, dirty, summary)
         self.prefetch.observe(time.monotonic(), finished, held_before)
         live = {n: r for n, r in instances.items() if protocol.is_live(r, now, self.timeout_us)}
         self._prune(instances, live, dirty)
@@ -102,28 +102,34 @@ class Scheduler(SchedulerLoop):
                 inbox["entries"] = []
                 dirty.add(name)
 
-    def _commit(self, instances, dirty, summary):
+    def _commit(self, instances, handovers, dirty, summary):
         """Apply every outbox result of the task's current run (one batch for
-        all instances), then list the results as committed in the inboxes."""
-        # task id -> {instance: result}: a task rolled back from an instance
-        # presumed dead can have results from it and from its new assignee.
+        all instances and handovers), then list the results as committed in
+        the inboxes and delete the handovers left with nothing to commit."""
+        # task id -> [(instance name, result)]: a task rolled back from an
+        # instance presumed dead can have results from it and from its new
+        # assignee; a handover's results count as its name's.
         fresh = {}
         for name, record in instances.items():
             done = {tuple(k) for k in self._inboxes[name]["committed"]}
             for result in record.get("outbox", []):
-                if protocol.result_key(result) not in done:
-                    fresh.setdefault(result["id"], {})[name] = result
+                if protocol.run_key(result) not in done:
+                    fresh.setdefault(result["id"], []).append((name, result))
+        for record in handovers.values():
+            for result in record.get("outbox", []):
+                fresh.setdefault(result["id"], []).append((record["handover_of"], result))
 
         kinds = {}           # task id -> transition name of the write
         recognized = []      # (task, instance, kind): landed earlier, event maybe not emitted
 
         def apply(task):
             results = fresh[task.id]
-            mine = results.get(task.assignee)
-            if task.status == transitions.NEXTUP and mine is not None and mine.get("run", 0) == task.run:
+            mine = next((r for name, r in results if name == task.assignee and r.get("run", 0) == task.run),
+                        None)
+            if task.status == transitions.NEXTUP and mine is not None:
                 new, kinds[task.id] = self._apply_result(task, mine)
                 return new
-            for name, r in results.items():
+            for name, r in results:
                 if _landed(task, r):
                     recognized.append((task, name, _kind_of(task, r)))
                     break
@@ -140,15 +146,27 @@ class Scheduler(SchedulerLoop):
             self.events.emit(kind, task, instance=name)
         # A failed write may still have landed: not committed, so the result
         # is tried again next time, and recognized by its run if it landed.
-        unsure = {protocol.result_key(r) for task_id in failed for r in fresh[task_id].values()}
+        unsure = {protocol.run_key(r) for task_id in failed for _, r in fresh[task_id]}
         for name, record in instances.items():
             inbox = self._inboxes[name]
-            committed = [list(protocol.result_key(r)) for r in record.get("outbox", [])
-                         if protocol.result_key(r) not in unsure]
+            committed = [list(protocol.run_key(r)) for r in record.get("outbox", [])
+                         if protocol.run_key(r) not in unsure]
             if committed != inbox["committed"]:
                 inbox["committed"] = committed
                 dirty.add(name)
+        self._drop_handovers(handovers, unsure)
         return finished
+
+    def _drop_handovers(self, handovers, unsure):
+        """A handover whose process has stopped and whose results were all
+        applied (or are of no current run) has done its job."""
+        for name, record in handovers.items():
+            if record.get("status") == protocol.STOPPED and \
+                    not any(protocol.run_key(r) in unsure for r in record.get("outbox", [])):
+                self._check_lease()
+                self.store.delete_record(INSTANCE, name)
+                log.info("committed the handover of %s (%d result(s))", record["handover_of"],
+                         len(record.get("outbox", [])))
 
     def _apply_result(self, task, result):
         """(new task, transition name) for the current run's result."""

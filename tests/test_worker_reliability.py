@@ -225,11 +225,45 @@ def test_two_processes_sharing_a_name_the_later_one_leaves(store, procs):
     assert log_text(second).count("runs under this name; leaving") == 1
 
 
-@pytest.mark.xfail(strict=False, reason="known limit (README, Guarantees): results the later process "
-                   "finished but the scheduler never saw before it left are run again")
 def test_two_processes_sharing_a_name_never_run_a_task_twice(store, procs):
     two_processes_under_one_name(store, procs)
     assert set(runs(procs).values()) == {1}, "a task ran twice"
+
+
+def test_a_process_that_leaves_its_name_hands_over_what_it_finished(store, procs):
+    """The later of two processes under one name ran five tasks whose
+    results the scheduler never saw (the other's record overwrote its own):
+    on leaving it writes them to a handover record, the scheduler commits
+    them from there and deletes it, and none of the five runs again."""
+    first = procs.start("worker", "--handler", "echo", "--name", "w1", name="first")
+    wait_until(lambda: registered(store, "w1"), message="w1 up")
+    token1 = record(store, "w1")["token"]
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        store.put_record(INSTANCE, "w1", dict(record(store, "w1"), status="stopped"))
+        second = procs.start("worker", "--handler", "echo", "--name", "w1", name="second")
+        wait_until(lambda: registered(store, "w1", second.pid), message="second registered")
+        ids = [f"h{i}" for i in range(5)]
+        give(store, "w1", [(i, i) for i in ids], token=record(store, "w1")["token"])
+        wait_until(lambda: set(ids) <= set(outbox(store, "w1")), message="the second ran them")
+        os.kill(second.pid, signal.SIGSTOP)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    try:
+        # the first writes the record again, and the scheduler addresses the inbox to it
+        wait_until(lambda: record(store, "w1").get("token") == token1, message="the first's record")
+        store.put_record(INBOX, "w1", dict(store.get_record(INBOX, "w1"), token=token1, entries=[]))
+    finally:
+        os.kill(second.pid, signal.SIGCONT)
+    wait_until(lambda: second.poll() is not None, timeout=30, message="the second leaves")
+    assert second.returncode == 2
+    procs.start("scheduler", "--interval", "100ms", name="scheduler")
+    wait_until(lambda: all(t.status == "done" for t in store.get_tasks(ids).values()), timeout=30,
+               message="all done")
+    assert runs(procs) == {i: 1 for i in ids}, "a task ran twice"
+    wait_until(lambda: not protocol.split_handovers(store.list_records(INSTANCE))[1], timeout=30,
+               message="the handover is deleted once committed")
+    assert first.poll() is None
 
 
 def test_count_names_carry_the_host_and_durations_pass_as_written(store, procs):

@@ -89,6 +89,7 @@ class Worker:
         self._stopping = False
         self._urgent = False
         self._addressed_elsewhere = False
+        self._leaving = None      # NameTaken, once another live process holds the name
         # Until then, fresh entries are run only after the record shows the
         # name is still ours: set when the inbox named another process. (At
         # start the scheduler's side suffices: entries are addressed to our
@@ -118,6 +119,8 @@ class Worker:
             self.runner.close()
             raise
         self.shutdown()
+        if self._leaving is not None:
+            raise self._leaving
 
     def initialize(self, stop):
         """Handler process up, name claimed, first record written; False if
@@ -155,7 +158,10 @@ class Worker:
         try:
             self._take_results()
             if not self._stopping and self._inbox_due():
-                self._read_inbox()
+                try:
+                    self._read_inbox()
+                except claim.NameTaken as exc:
+                    self._leave(exc)
             if self._write_due():
                 self._write()
             self.outage.ok()
@@ -234,10 +240,24 @@ class Worker:
         self.outbox = list(old.get("outbox", []))
         self.taken = old.get("taken", 0)
         self.epoch = old.get("epoch", 0) or 0
-        have = {protocol.result_key(r) for r in self.outbox}
+        have = {protocol.run_key(r) for r in self.outbox}
         for entry in old.get("queue", []):
             if protocol.run_key(entry) not in have:
                 self.outbox.append(protocol.make_result(entry, protocol.RETURNED, b"", None, None))
+
+    def _leave(self, exc):
+        """Another live process runs under this name, and this one started
+        later: take no more work, let the task at hand finish within the
+        grace, hand the queue back, and write every result to a handover
+        record (protocol.py) that the other process cannot overwrite. Its
+        results would otherwise be lost with it and their tasks run again.
+        run() raises `exc` once that is written (exit 2)."""
+        log.warning("worker %s: another live process runs under this name; handing over %d result(s) "
+                    "and the queue", self.name, len(self.outbox))
+        self._leaving = exc
+        self._stopping = True
+        self.runner.stop(self.shutdown_grace)
+        self._dirty = True
 
     def _take_results(self):
         results = self.runner.take_results()
@@ -269,11 +289,13 @@ class Worker:
         self._take_results()
         if status is None:
             status = protocol.BUSY if queue or current else protocol.IDLE
-        self.store.put_record(INSTANCE, self.name, protocol.instance_record(
+        leaving = self._leaving is not None
+        self.store.put_record(INSTANCE, protocol.handover_name(self.name, self.token) if leaving else self.name,
+                              protocol.instance_record(
             name=self.name, token=self.token, handler=self.handler_name, tags=self.tags,
             host=self.host, pid=self.pid, started=self._started, heartbeat=now_us(), status=status,
             taken=self.taken, epoch=self.epoch, queue=queue, current=current, outbox=self.outbox,
-            replaces=self.replaces))
+            replaces=self.replaces, handover_of=self.name if leaving else None))
         self._dirty = False
         self._last_write = time.monotonic()
 
@@ -302,7 +324,7 @@ class Worker:
             self._dirty = True
         committed = {tuple(k) for k in inbox.get("committed", [])}
         if committed:
-            kept = [r for r in self.outbox if protocol.result_key(r) not in committed]
+            kept = [r for r in self.outbox if protocol.run_key(r) not in committed]
             if len(kept) != len(self.outbox):
                 self.outbox = kept
                 self._dirty = True
