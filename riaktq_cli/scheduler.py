@@ -121,7 +121,7 @@ class Scheduler:
         for name, record in instances.items():
             done = {tuple(k) for k in self._inboxes[name]["committed"]}
             for result in record.get("outbox", []):
-                if protocol.result_key(result) not in done:
+                if protocol.run_key(result) not in done:
                     fresh.setdefault(result["id"], {})[name] = result
 
         kinds = {}           # task id -> transition name of the write
@@ -150,11 +150,11 @@ class Scheduler:
             self.events.emit(kind, task, instance=name)
         # A failed write may still have landed: not committed, so the result
         # is tried again next time, and recognized by its run if it landed.
-        unsure = {protocol.result_key(r) for task_id in failed for r in fresh[task_id].values()}
+        unsure = {protocol.run_key(r) for task_id in failed for r in fresh[task_id].values()}
         for name, record in instances.items():
             inbox = self._inboxes[name]
-            committed = [list(protocol.result_key(r)) for r in record.get("outbox", [])
-                         if protocol.result_key(r) not in unsure]
+            committed = [list(protocol.run_key(r)) for r in record.get("outbox", [])
+                         if protocol.run_key(r) not in unsure]
             if committed != inbox["committed"]:
                 inbox["committed"] = committed
                 dirty.add(name)

@@ -234,7 +234,7 @@ class Worker:
         self.outbox = list(old.get("outbox", []))
         self.taken = old.get("taken", 0)
         self.epoch = old.get("epoch", 0) or 0
-        have = {protocol.result_key(r) for r in self.outbox}
+        have = {protocol.run_key(r) for r in self.outbox}
         for entry in old.get("queue", []):
             if protocol.run_key(entry) not in have:
                 self.outbox.append(protocol.make_result(entry, protocol.RETURNED, b"", None, None))
@@ -302,7 +302,7 @@ class Worker:
             self._dirty = True
         committed = {tuple(k) for k in inbox.get("committed", [])}
         if committed:
-            kept = [r for r in self.outbox if protocol.result_key(r) not in committed]
+            kept = [r for r in self.outbox if protocol.run_key(r) not in committed]
             if len(kept) != len(self.outbox):
                 self.outbox = kept
                 self._dirty = True
