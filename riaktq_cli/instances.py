@@ -26,7 +26,7 @@ def instance_rows(store, timeout_s):
         gone = status in ("lost", protocol.STOPPED)
         current = None if gone else record.get("current")
         committed = {tuple(k) for k in inbox.get("committed", [])}
-        outbox = [r for r in record.get("outbox", []) if protocol.result_key(r) not in committed]
+        outbox = [r for r in record.get("outbox", []) if protocol.run_key(r) not in committed]
         rows.append({
             "name": name, "tags": record.get("tags", []), "status": status,
             "queue": 0 if gone else protocol.queue_length(inbox, record), "outbox": len(outbox),

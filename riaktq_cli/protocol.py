@@ -77,9 +77,6 @@ def run_key(item):
     return (item["id"], item.get("run", 0))
 
 
-result_key = run_key
-
-
 def make_result(entry, status, out, sat, laf):
     return {"id": entry["id"], "run": entry.get("run", 0), "seq": entry["seq"], "status": status,
             "out": base64.b64encode(out).decode("ascii"), "sat": sat, "laf": laf}

@@ -173,6 +173,23 @@ def riak_client(url, **kwargs):
     return RiakClient([url], **kwargs)
 
 
+def take_lease(store, owner, ttl_us, now):
+    """One take-or-renew of the scheduler lease by `owner` at the given
+    time, through the store's swap_lease and the lease rule every store
+    shares (lease.decide): (held, the holder's copy). Lease.attempt does
+    the same with the real clock and a settle wait; tests want `now`."""
+    from riaktq_cli.lease import decide, winner
+    decision = {}
+
+    def choose(copies):
+        write, doc = decide(copies, owner, now, ttl_us)
+        decision["doc"] = doc
+        return doc if write else None
+    visible = store.swap_lease(choose)
+    holder = winner(visible, now) or decision["doc"]
+    return holder["owner"] == owner, holder
+
+
 def add_security(config_path, riak_url):
     """Append the node's credentials to a config written by `riaktq init`."""
     creds = RIAK_CREDENTIALS.get(str(riak_url).rstrip("/"))

@@ -8,6 +8,7 @@ from riaktq_cli import protocol, task as t
 from riaktq_cli.clock import now_us
 from riaktq_cli.events import EventSink
 from riaktq_cli.scheduler import Scheduler
+from tests.conftest import take_lease
 
 
 def instance(name, tags=(), taken=0, queue=(), current=None, outbox=(), heartbeat=None, status="idle"):
@@ -131,7 +132,7 @@ def test_lease_keeps_a_second_scheduler_standing_by(store):
     first.owner = "first"
     second = scheduler(store)
     second.owner = "second"
-    held, _ = store.acquire_lease("first", 10_000_000, now_us())
+    held, _ = take_lease(store, "first", 10_000_000, now_us())
     assert held
     assert second.run(interval=0.05, stop=threading.Event(), once=True) is False
 

@@ -119,7 +119,7 @@ def test_only_the_current_run_is_committed(store):
     s.iteration()  # restart, and run 2 goes to w
     assert store.get_task("a").run == 2
     stale = protocol.make_result(first, "done", b"stale", 5, 5)
-    stale_key = protocol.result_key(stale)
+    stale_key = protocol.run_key(stale)
     inbox = store.get_record("inbox", "w")
     inbox["committed"] = [c for c in inbox["committed"] if tuple(c) != stale_key]
     s._inboxes["w"]["committed"] = inbox["committed"]

@@ -4,6 +4,7 @@ import pytest
 
 from riaktq_cli import task as t
 from riaktq_cli.errors import DuplicateTask
+from tests.conftest import take_lease
 
 
 def new(task_id, priority=0, cat=1, tags=(), data=b"x"):
@@ -81,15 +82,15 @@ def test_records(store):
 
 
 def test_lease(store):
-    held, lease = store.acquire_lease("s1", 1_000_000, 10)
+    held, lease = take_lease(store, "s1", 1_000_000, 10)
     assert held and lease["owner"] == "s1"
-    held, lease = store.acquire_lease("s2", 1_000_000, 20)
+    held, lease = take_lease(store, "s2", 1_000_000, 20)
     assert not held and lease["owner"] == "s1"
-    assert store.acquire_lease("s1", 1_000_000, 30)[0]          # renew
-    assert store.acquire_lease("s2", 1_000_000, 2_000_000)[0]   # s1's lease expired
-    assert not store.acquire_lease("s1", 1_000_000, 2_000_001)[0]
-    store.release_lease("s2")
-    assert store.acquire_lease("s1", 1_000_000, 2_000_002)[0]
+    assert take_lease(store, "s1", 1_000_000, 30)[0]          # renew
+    assert take_lease(store, "s2", 1_000_000, 2_000_000)[0]   # s1's lease expired
+    assert not take_lease(store, "s1", 1_000_000, 2_000_001)[0]
+    store.clear_lease("s2")
+    assert take_lease(store, "s1", 1_000_000, 2_000_002)[0]
 
 
 def _bump_many(path, times):

@@ -56,7 +56,7 @@ def fail_writes_of(store, monkeypatch, bad_id, *, after_landing=False):
     """Make the store's write of `bad_id` fail as an unreachable store's
     does; with `after_landing` (Riak), only after the write was applied."""
     if hasattr(store, "client"):
-        from riaktq_cli.riak.client import RiakUnavailable
+        from riaktq_cli.riak import RiakUnavailable
         real = store.client.store
 
         def store_call(btype, bucket, key, *args, **kwargs):

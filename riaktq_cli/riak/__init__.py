@@ -1,25 +1,26 @@
 """Riak KV over HTTP: the thin client the Riak task store is built on.
 
-See client.py for what it does and why; multipart.py parses sibling lists;
-security.py holds TLS, credentials and the rules that keep the password out
-of every message.
+client.py holds RiakClient and says why the client is our own; transport.py
+reaches the nodes (pools, retries, failover), objects.py fetches and stores
+objects and their siblings, queries.py runs 2i queries, errors.py holds the
+one-line errors; multipart.py parses sibling lists; security.py holds TLS,
+credentials and the rules that keep the password out of every message.
 """
 
-from .client import (
-    IndexPage,
+from .client import RiakClient
+from .errors import (
     RiakAuthFailed,
     RiakBadRequest,
-    RiakClient,
     RiakConflict,
     RiakError,
     RiakHttpsRequired,
-    RiakObject,
     RiakPermissionDenied,
     RiakRefused,
     RiakTlsError,
     RiakUnavailable,
-    Sibling,
 )
+from .objects import RiakObject, Sibling
+from .queries import IndexPage
 from .security import Secret, TlsSettings, redact_url
 
 __all__ = [

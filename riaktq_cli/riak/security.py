@@ -13,7 +13,7 @@ client reaches a node, and a mistake leaks a password or trusts a stranger.
   log line, an exception text or a debug dump of the settings cannot show
   it; only ``reveal()`` gives it, and only the Authorization header asks.
 * Node URLs are shown without userinfo (``redact_url``); URLs that carry
-  credentials are refused before anything uses them (see client.py).
+  credentials are refused before anything uses them (see transport.py).
 """
 
 from __future__ import annotations

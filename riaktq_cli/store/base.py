@@ -182,22 +182,6 @@ class Store(ABC):
     def clear_lease(self, owner):
         """Remove the lease if `owner` holds it."""
 
-    def acquire_lease(self, owner, ttl_us, now_us):
-        """One take-or-renew for `owner`: (held, the holder's copy)."""
-        from riaktq_cli.lease import decide, winner
-        decision = {}
-
-        def choose(copies):
-            write, doc = decide(copies, owner, now_us, ttl_us)
-            decision["doc"] = doc
-            return doc if write else None
-        visible = self.swap_lease(choose)
-        holder = winner(visible, now_us) or decision["doc"]
-        return holder["owner"] == owner, holder
-
-    def release_lease(self, owner):
-        self.clear_lease(owner)
-
     # --- change detection ------------------------------------------------------
     def data_version(self):
         """A value that changes when another process has written to the

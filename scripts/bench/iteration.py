@@ -267,7 +267,7 @@ def _schedcost_run(ctx, system, n, prefetch, logged):
             for name in names:  # the workers: drop what is committed, run what is new
                 inbox = ws.store.get_record(INBOX, name) or protocol.empty_inbox()
                 done = {tuple(k) for k in inbox["committed"]}
-                outbox = [r for r in outboxes.get(name, []) if protocol.result_key(r) not in done]
+                outbox = [r for r in outboxes.get(name, []) if protocol.run_key(r) not in done]
                 for entry in inbox["entries"]:
                     if entry["seq"] > taken.get(name, 0):
                         outbox.append(protocol.make_result(entry, "done", protocol.entry_input(entry), now_us(), 10))
