@@ -12,6 +12,7 @@ table. Machine formats (json, csv, ids) keep the exact values.
 
 import json
 import sys
+import time
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -104,3 +105,63 @@ def _table_cell(value):
     """A cell for people: never a raw control character."""
     value = _cell(value)
     return escape(value) if isinstance(value, str) else value
+
+
+def utc_time(us, micro=False):
+    """µs since the epoch as `YYYY-MM-DD HH:MM:SS` UTC (`micro`: with
+    `.ffffff UTC`), the one time format of every table."""
+    text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(us / 1e6))
+    return text + f".{us % 1_000_000:06d} UTC" if micro else text
+
+
+def csv_cell(value):
+    """A JSON view's value as one CSV cell: tags joined by commas, a
+    base64 dict as its JSON, None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ",".join(value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return value
+
+
+class StreamingTable:
+    """A tabulate "simple" table written page by page.
+
+    The first page (up to `page` rows) is laid out by tabulate; later pages
+    reuse its column widths, so a table of any length is written with only
+    one page in memory and its columns still line up (a longer cell just
+    pushes its row to the right).
+    """
+
+    def __init__(self, headers, out, page=500):
+        self.headers = headers
+        self.out = out
+        self.page = page
+        self.rows = []
+        self.widths = None
+
+    def add(self, row):
+        self.rows.append(["" if v is None else str(v) for v in row])
+        if len(self.rows) >= self.page:
+            self._flush()
+
+    def close(self):
+        self._flush()
+
+    def _flush(self):
+        if not self.rows:
+            return
+        if self.widths is None:
+            from tabulate import tabulate
+            text = tabulate(self.rows, headers=self.headers, tablefmt="simple",
+                            disable_numparse=True)
+            rule = text.split("\n")[1]
+            self.widths = [len(dashes) for dashes in rule.split("  ")]
+            self.out.write(text + "\n")
+        else:
+            for row in self.rows:
+                cells = [cell.ljust(width) for cell, width in zip(row, self.widths)]
+                self.out.write("  ".join(cells).rstrip() + "\n")
+        self.rows = []

@@ -5,12 +5,11 @@ tasks finished since a moment) plus the instance records, so gathering
 them costs the same with a hundred tasks or a million.
 """
 
-import time
 
 from riaktq_cli import clock
 from riaktq_cli.clock import seconds_to_us
 from riaktq_cli.durations import format_duration
-from riaktq_cli.output import escape
+from riaktq_cli.output import escape, utc_time
 from riaktq_cli.task import FAILED, STATUSES, TODO
 
 MINUTE, HOUR = 60, 3600
@@ -96,7 +95,7 @@ def renderable(figures, title, error=None):
     from rich.table import Table
     from rich.text import Text
 
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(figures["at"] / 1e6)) if figures else ""
+    stamp = utc_time(figures["at"]) + " UTC" if figures else ""
     header = Text.assemble((f"riaktq stats · {title}", "bold"), f"  {stamp}  ",
                            ("(every second; Ctrl-C to quit)", "dim"))
     parts = [header]

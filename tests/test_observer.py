@@ -27,7 +27,7 @@ from riaktq_cli.cli import cli
 from riaktq_cli.clock import seconds_to_us
 from riaktq_cli.config import ObserverQuery
 from riaktq_cli.errors import RiaktqError, StoreUnavailable
-from riaktq_cli.observer import DAY_US, DailySchedule, Observer
+from riaktq_cli.daily import DAY_US, DailySchedule, Observer
 from riaktq_cli.store.base import INSTANCE
 from tests.terminal import read_pty, spawn_in_pty
 

@@ -397,7 +397,7 @@ def test_views_judge_liveness_with_the_schedulers_timeout(store, procs, config_f
 
 def test_restarted_observer_runs_nothing_twice(store):
     from riaktq_cli.config import ObserverQuery
-    from riaktq_cli.observer import Observer
+    from riaktq_cli.daily import Observer
 
     now = clock.now_us()
     put(store, "old", T.TODO, cat=now - 3600 * 10**6)

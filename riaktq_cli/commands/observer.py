@@ -1,6 +1,6 @@
 """The operator's view: report, observe, stats, requeue.
 
-Thin click commands over `riaktq_cli.observer` (queries, the daily run)
+Thin click commands over `riaktq_cli.report` (queries) and `riaktq_cli.daily` (the daily run)
 and `riaktq_cli.stats` (figures, the live view).
 """
 
@@ -12,7 +12,7 @@ import click
 from riaktq_cli import task as tasks_mod
 from riaktq_cli.completion import complete_task_id
 from riaktq_cli.config import ObserverQuery
-from riaktq_cli.errors import ConfigError, RiaktqError, StoreError, WrongStatus
+from riaktq_cli.errors import RiaktqError, StoreError, WrongStatus
 from riaktq_cli.options import setting_options
 from riaktq_cli.params import DURATION, INT_LIMIT
 
@@ -57,7 +57,7 @@ def report_cmd(app, status, age, key, limit, fmt, all_queries):
     Exit status: 0 whether or not anything matched; 2 for a bad argument
     or an unreachable store.
     """
-    from riaktq_cli import observer
+    from riaktq_cli import report
 
     if all_queries:
         if status is not None or age is not None or key is not None:
@@ -69,10 +69,10 @@ def report_cmd(app, status, age, key, limit, fmt, all_queries):
         fmt = "table" if sys.stdout.isatty() else "ids"
     out = sys.stdout
     try:
-        count = observer.write_report(app.queue(create=False), queries, fmt, out, named=all_queries,
+        count = report.write_report(app.queue(create=False), queries, fmt, out, named=all_queries,
                                       limit=limit or None)
     except StoreError as exc:
-        raise observer.ReportStoreError(str(exc)) from None
+        raise report.ReportStoreError(str(exc)) from None
     out.flush()
     if fmt == "table" and count == 0:
         click.echo("riaktq: no matching tasks", err=True)
@@ -99,7 +99,7 @@ def observe_cmd(app, settings, events):
 
     SIGINT/SIGTERM: exit 0.
     """
-    from riaktq_cli.observer import Observer
+    from riaktq_cli.daily import Observer
     from riaktq_cli.signals import stop_event_on_signals
 
     time_of_day, interval = settings.get("observer", "time"), settings.get("observer", "interval")

@@ -6,7 +6,6 @@ script and an application get the same answers."""
 
 import json
 import sys
-import time
 
 import click
 
@@ -16,7 +15,7 @@ from riaktq_cli.clock import now_us
 from riaktq_cli.completion import complete_task_id
 from riaktq_cli.errors import BadInput, ConfigError, DurationError
 from riaktq_cli.durations import parse_duration
-from riaktq_cli.output import display, escape, render
+from riaktq_cli.output import display, escape, render, utc_time
 from riaktq_cli.params import DURATION, INT_LIMIT
 
 BATCH_CHUNK = 500
@@ -220,7 +219,7 @@ def _human(key, value):
     if value is None:
         return "-"
     if key in ("sat", "cat"):
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(value / 1e6)) + f".{value % 1_000_000:06d} UTC"
+        return utc_time(value, micro=True)
     if key == "laf":
         return f"{value / 1e6:.6f}s"
     if key == "tags":
@@ -268,7 +267,7 @@ def tasks_cmd(app, status, limit, tag, assignee, id_prefix, fmt):
                    " (--limit 0 shows all, --limit N more)", err=True)
     if fmt == "table":
         for row in rows:
-            row["cat"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["cat"] / 1e6))
+            row["cat"] = utc_time(row["cat"])
             row["in"] = display(row["in"], 24)
             row["out"] = display(row["out"], 32)
     render(rows, TASK_COLUMNS, fmt)
