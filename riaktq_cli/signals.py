@@ -82,10 +82,12 @@ class StopFlag:
         return self.count > 0
 
 
-def stop_event_on_signals(quiet=False):
+def stop_event_on_signals(quiet=False, sigint=True):
     """A StopFlag raised by SIGINT and SIGTERM (each signal counts). The
     daemons log each signal; `quiet` does not (a live view redrawing the
-    screen, where the line would land in the middle of it)."""
+    screen, where the line would land in the middle of it). `sigint=False`
+    ignores SIGINT: a supervisor's child, whose supervisor passes Ctrl-C
+    on as SIGTERM (taking it too would count as a second signal)."""
     stop = StopFlag()
 
     def handler(signum, _frame):
@@ -98,7 +100,7 @@ def stop_event_on_signals(quiet=False):
                 pass
         stop.set()
 
-    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGINT, handler if sigint else signal.SIG_IGN)
     signal.signal(signal.SIGTERM, handler)
     return stop
 

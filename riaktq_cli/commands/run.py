@@ -138,13 +138,8 @@ def _run_worker(app, settings, name, handler, tags, options):
         time_limit=settings.get("worker", "time_limit"),
         shutdown_grace=settings.get("worker", "shutdown_grace"),
         instance_timeout=settings.get("scheduler", "instance_timeout"), supervisor_pid=supervisor_pid)
-    stop = stop_event_on_signals()
-    if supervisor_pid:
-        # Ctrl-C reaches the whole process group; the supervisor passes it
-        # on as SIGTERM, so taking SIGINT too would count as a second signal.
-        import signal
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    worker.run(stop)
+    # Ctrl-C reaches the whole process group; a supervisor passes it on.
+    worker.run(stop_event_on_signals(sigint=not supervisor_pid))
 
 
 def _check_name(name):
