@@ -179,6 +179,23 @@ def fill(ws, n, prefix="t", batch=500):
             raise RuntimeError(f"create_tasks refused: {next(e for e in errors if e)}")
 
 
+def wait_ready(ws, k, alive, timeout=60.0):
+    """Until the scheduler iterates with all `k` workers: each of k instance
+    records has an inbox addressed to its process (the scheduler writes one
+    on its first iteration that sees the instance). On Riak a scheduler
+    holds off for the lease's settle time (2 s by default) after taking it,
+    so a fixed pause is not enough: tasks opened before this count their
+    wait for the start-up, not the queue's latency."""
+    from scripts.bench.procs import wait_until
+    from riaktq_cli.store.base import INBOX, INSTANCE
+
+    def ready():
+        records = ws.store.list_records(INSTANCE)
+        return len(records) >= k and all((ws.store.get_record(INBOX, name) or {}).get("token") == rec.get("token")
+                                         for name, rec in records.items())
+    wait_until(ready, timeout, f"the scheduler and {k} workers up", every=0.1, alive=alive)
+
+
 def finished_count(store):
     counts = store.count_by_status()
     return counts.get("done", 0) + counts.get("failed", 0)
