@@ -79,7 +79,13 @@ class Worker:
         self.runner = Runner(name, handler.name, getattr(handler, "options", None) or {},
                              time_limit=time_limit, wake_main=self._wake)
         self.outage = Outage(f"worker {name}")
-        self._dirty = True
+        # Results not yet in the stored record: what makes a write due before
+        # the heartbeat. Taking entries, trimming committed results or a new
+        # epoch change the record too, but nothing waits for them: they go
+        # out with the next write (results, or the heartbeat), so a round
+        # of work costs one write, not one when the entries come and one
+        # when their results do.
+        self._unsent = True
         self._last_write = 0.0
         self._last_poll = 0.0
         self._retry_at = 0.0
@@ -176,7 +182,7 @@ class Worker:
             if self._watch:
                 idle = now - self._last_work > IDLE_AFTER
                 until = min(until, now + (IDLE_WATCH_TICK if idle else WATCH_TICK))
-        if self._dirty:
+        if self._unsent:
             until = min(until, self._last_write + self._flush_interval())
         if self._retry_at > now:
             until = max(until, self._retry_at)
@@ -243,14 +249,14 @@ class Worker:
         results = self.runner.take_results()
         if results:
             self.outbox.extend(results)
-            self._dirty = True
+            self._unsent = True
             self._last_work = time.monotonic()
 
     def _write_due(self):
         now = time.monotonic()
         if now - self._last_write >= self.heartbeat:
             return True
-        return self._dirty and (self.runner.settled() or now - self._last_write >= self._flush_interval())
+        return self._unsent and (self.runner.settled() or now - self._last_write >= self._flush_interval())
 
     def _flush_interval(self):
         """While tasks keep coming: on SQLite, whose scheduler wakes on every
@@ -274,7 +280,7 @@ class Worker:
             host=self.host, pid=self.pid, started=self._started, heartbeat=now_us(), status=status,
             taken=self.taken, epoch=self.epoch, queue=queue, current=current, outbox=self.outbox,
             replaces=self.replaces))
-        self._dirty = False
+        self._unsent = False
         self._last_write = time.monotonic()
 
     # --- the inbox ----------------------------------------------------------------------
@@ -285,8 +291,11 @@ class Worker:
             # the committed list: on Riak each look is a GET, so it looks at
             # most once per heartbeat until its queue runs low (or drains).
             return True
-        if self._dirty and self.runner.settled():
-            return True  # drained: results out, more work in, at once
+        if self._unsent and self.runner.settled() and since >= self.poll / 2:
+            # drained: results out, more work in, at once -- unless the
+            # inbox was read a moment ago (a batch of fast tasks), when the
+            # scheduler cannot have answered yet: on Riak a look is a GET.
+            return True
         return self._watch and self.store.data_version() != self._seen_version
 
     def _read_inbox(self):
@@ -299,13 +308,11 @@ class Worker:
             return  # from a scheduler that lost its lease: fenced off
         if epoch != self.epoch:
             self.epoch = epoch
-            self._dirty = True
         committed = {tuple(k) for k in inbox.get("committed", [])}
         if committed:
             kept = [r for r in self.outbox if protocol.result_key(r) not in committed]
             if len(kept) != len(self.outbox):
                 self.outbox = kept
-                self._dirty = True
         token = inbox.get("token")
         if token is not None and token != self.token:
             self._contended_until = time.monotonic() + self.timeout_us / 1e6
@@ -319,7 +326,6 @@ class Worker:
         if fresh:
             self.runner.add(fresh)
             self.taken = fresh[-1]["seq"]
-            self._dirty = True
             self._last_work = time.monotonic()
 
     def _check_name(self, token):

@@ -5,8 +5,8 @@ process per workload (so it shares no GIL with the benchmark and starts
 empty), or with `--riak-url` a real node shared by the whole run, where each
 workload gets a bucket prefix of its own and, when it ends, every object it
 made is deleted by key: the task ids it opened (the workload says which),
-the records (instances, inboxes, the scheduler lease) found through riaktq's
-own record index, and the raw-rate keys. Nothing here lists keys.
+the records (instances, inboxes, the scheduler lease) and batch notes found
+through riaktq's own record index, and the raw-rate keys. Nothing here lists keys.
 """
 
 import contextlib
@@ -155,6 +155,11 @@ class Workspace:
                 log(f"clean-up of {self.prefix}: cannot find the {kind} records: {exc}")
                 continue
             keys += [(f"{self.prefix}_{kind}", name) for name in names]
+        from riaktq_cli.store.riak_notes import NOTES, OpeningNotes
+        try:
+            keys += [(f"{self.prefix}_{NOTES}", name) for name in OpeningNotes(self.store).names()]
+        except Exception as exc:
+            log(f"clean-up of {self.prefix}: cannot find the batch notes: {exc}")
         try:
             took = self.http.parallel(lambda bk: self.http.delete(self.btype, *bk), keys, 16)
             log(f"clean-up of {self.prefix}: {len(keys)} objects deleted in {took:.1f}s")
