@@ -86,6 +86,7 @@ class Worker:
         # of work costs one write, not one when the entries come and one
         # when their results do.
         self._unsent = True
+        self._unsent_since = 0.0  # when the oldest result not yet written came
         self._last_write = 0.0
         self._last_poll = 0.0
         self._retry_at = 0.0
@@ -183,7 +184,7 @@ class Worker:
                 idle = now - self._last_work > IDLE_AFTER
                 until = min(until, now + (IDLE_WATCH_TICK if idle else WATCH_TICK))
         if self._unsent:
-            until = min(until, self._last_write + self._flush_interval())
+            until = min(until, self._unsent_since + self._flush_interval())
         if self._retry_at > now:
             until = max(until, self._retry_at)
         self._sleep(max(0.0, min(until - now, 1.0)))
@@ -249,14 +250,18 @@ class Worker:
         results = self.runner.take_results()
         if results:
             self.outbox.extend(results)
-            self._unsent = True
+            if not self._unsent:
+                self._unsent, self._unsent_since = True, time.monotonic()
             self._last_work = time.monotonic()
 
     def _write_due(self):
         now = time.monotonic()
         if now - self._last_write >= self.heartbeat:
             return True
-        return self._unsent and (self.runner.settled() or now - self._last_write >= self._flush_interval())
+        # A result waits for the queue to drain, or FLUSH at most: counted
+        # from that result, not from the last write, so the first result of
+        # a burst after a quiet spell waits for its fellows.
+        return self._unsent and (self.runner.settled() or now - self._unsent_since >= self._flush_interval())
 
     def _flush_interval(self):
         """While tasks keep coming: on SQLite, whose scheduler wakes on every
