@@ -247,7 +247,7 @@ prefix = "riaktq"
 timeout = "5s"
 # Requests one process keeps in flight at once (the scheduler's reads and
 # writes of an iteration go out in parallel over this many connections).
-concurrency = 8
+concurrency = 16
 # Riak with security enabled (`riak admin security enable`): https:// nodes,
 # a user and its password. Paths are relative to this file. See README.
 # username = "riaktq"

@@ -209,7 +209,7 @@ DECLARED = [
       no_flag=STORE_ONLY, bad=("",)),
     S("riak", "prefix", Text(), "riaktq", "Bucket names start with it.", no_flag=STORE_ONLY, bad=("",)),
     S("riak", "timeout", Duration(), "5s", "Per-request timeout.", no_flag=STORE_ONLY, bad=("0s",)),
-    S("riak", "concurrency", Integer(1, 256), 8, "Requests one process keeps in flight.",
+    S("riak", "concurrency", Integer(1, 256), 16, "Requests one process keeps in flight.",
       no_flag=STORE_ONLY, bad=(0, 257, "x")),
     S("riak", "username", Text(optional=True), None, "Riak security: the user.",
       no_flag=STORE_ONLY, bad=("",)),

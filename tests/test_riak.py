@@ -72,16 +72,64 @@ def test_sibling_storm_loses_no_transition(rstore, fault_server):
     assert rstore.count_by_status()["todo"] == 0
 
 
-def test_todo_order_comes_from_one_paginated_range_query(rstore, fault_server):
+def test_todo_order_comes_from_one_paginated_range_query(rstore, fault_server, monkeypatch):
+    from riaktq_cli.store.riak_notes import OpeningNotes
     specs = [(f"p{i:02d}", i % 4 - 1, 100 + (i * 7) % 13) for i in range(45)]
-    rstore.create_tasks([new(i, priority=p, cat=c) for i, p, c in specs])
+    for i, p, c in specs:   # one by one: a batch would leave a note (see the next test)
+        rstore.create_task(new(i, priority=p, cat=c))
+    looks = []
+    load = OpeningNotes._load
+    monkeypatch.setattr(OpeningNotes, "_load", lambda self: (looks.append(1), load(self))[1])
     fault_server.reset_counts()
     got = [task.id for task in rstore.iter_todo(page_size=10)]
     assert got == [i for i, p, c in sorted(specs, key=lambda s: (-s[1], s[2], s[0]))]
-    assert fault_server.counts["index"] == 3  # one query, pages of 10, 20, 40 (the rest)
+    # one query, pages of 10, 20, 40 (the rest); and a look for batch notes
+    # (none), again on a later page only if the back-off (50 ms) ran out
+    assert looks and fault_server.counts["index"] == 3 + len(looks)
     assert fault_server.counts["get"] == 45   # each task read once
     assert fault_server.counts["list_keys"] == 0
 
+
+
+def test_a_batch_open_spares_the_scheduler_a_read_per_task(rstore, riak_config, fault_server):
+    rstore.create_tasks([new(f"b{i:02d}", tags=["x"] if i % 5 == 0 else []) for i in range(40)])
+    scheduler = open_store(config.load(str(riak_config)))   # another process's view: knows nothing
+    try:
+        fault_server.reset_counts()
+        ids = [task.id for task in scheduler.iter_todo(page_size=40)]
+        assert ids == [f"b{i:02d}" for i in range(40)]
+        written = scheduler.update_tasks(ids, lambda task: t.assign(task, "w"))
+        assert len(written) == 40
+        # the note, not the 40 tasks, was read; read once, then deleted
+        assert (fault_server.counts["get"], fault_server.counts["put"], fault_server.counts["delete"]) == (1, 40, 1)
+        for task in rstore.get_tasks(ids).values():
+            assert (task.status, task.assignee, task.rev, task.in_) == ("nextup", "w", 2, task.id.encode())
+        assert scheduler.update_tasks(ids, lambda task: t.close(task, "w", "done", b"ok", 1, 1)[0])
+        assert rstore.count_by_status()["done"] == 40
+    finally:
+        scheduler.close()
+
+
+def test_a_stale_batch_note_loses_no_change(rstore, riak_config):
+    """The note's copy of a task is older than the task: deleted, or run by
+    someone else meanwhile. The assign made from the copy must not bring the
+    deleted task back nor undo the run."""
+    ids = [f"n{i}" for i in range(10)]
+    rstore.create_tasks([new(i) for i in ids])
+    scheduler = open_store(config.load(str(riak_config)))
+    try:
+        assert [task.id for task in scheduler.iter_todo(page_size=10)] == ids   # copies from the note
+        rstore.delete_task("n0")
+        rstore.update_tasks(["n1"], lambda task: t.assign(task, "other"))
+        rstore.update_tasks(["n1"], lambda task: t.close(task, "other", "done", b"ran", 1, 1)[0])
+        written = scheduler.update_tasks(ids, lambda task: t.assign(task, "w"))
+        assert sorted(new.id for _, new in written) == ids[2:]
+        assert rstore.get_task("n0") is None
+        n1 = rstore.get_task("n1")
+        assert (n1.status, n1.assignee, n1.out) == ("done", "other", b"ran")
+        assert sorted(rstore.nextup_assignees()) == [(i, "w") for i in ids[2:]]
+    finally:
+        scheduler.close()
 
 def run_tasks(procs, store, tmp_path, n, injector=None, workers=4, timeout=240):
     batch = tmp_path / "batch.jsonl"

@@ -337,6 +337,42 @@ def test_a_dead_runner_makes_the_worker_exit_and_its_tasks_finish_elsewhere(stor
     assert record(store, "doomed")["heartbeat"] == beat, "a dead worker must not heart-beat"
 
 
+
+def test_a_round_of_work_costs_one_record_write(store):
+    """Taking entries changes the record but waits for nothing: it goes out
+    with the results, so a batch costs one write (on Riak a PUT for the
+    worker and a GET for the scheduler), not one more when the entries come."""
+    import threading
+
+    from riaktq_cli.handler import HandlerSpec
+    from riaktq_cli.worker import Worker
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.writes = inner, 0
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def put_record(self, kind, name, doc):
+            self.writes += kind == INSTANCE
+            return self.inner.put_record(kind, name, doc)
+
+    counting = Counting(store)
+    worker = Worker(counting, "w1", HandlerSpec("echo"), heartbeat=60.0, poll=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: registered(store, "w1"), message="w1 up")
+        before = counting.writes
+        give(store, "w1", [(f"r{i}", f"v{i}") for i in range(8)])
+        wait_until(lambda: len(outbox(store, "w1")) == 8, message="8 results written")
+        assert counting.writes - before == 1
+    finally:
+        stop.set()
+        thread.join(30)
+
 def _run_catching(worker):
     try:
         worker.run()

@@ -31,6 +31,7 @@ from riaktq_cli.errors import (ConfigError, DuplicateTask, ForeignValue, Partial
 from riaktq_cli.riak import (RiakClient, RiakConflict, RiakError, RiakRefused, RiakUnavailable,
                              TlsSettings)
 from riaktq_cli.store.base import Store
+from riaktq_cli.store.riak_notes import NOTE_MIN, OpeningNotes, settle
 from riaktq_cli.store.riak_records import RiakRecords
 from riaktq_cli.store.riak_terms import (HIGH, JSON, NAME_FIRST, NAME_LAST, PARALLEL, decode_siblings, number_term, tag_key,
                                          task_indexes)
@@ -55,6 +56,7 @@ class RiakStore(RiakRecords, Store):
         # on one of them needs no GET first.
         self._known = {}
         self._known_lock = threading.Lock()
+        self._notes = OpeningNotes(self)     # batch opens' copies (riak_notes.py)
 
     @classmethod
     def from_config(cls, config):
@@ -150,11 +152,16 @@ class RiakStore(RiakRecords, Store):
             self._known[task.id] = (task, vclock)
 
     def create_tasks(self, tasks):
+        noted = len(tasks) >= NOTE_MIN    # a batch: note each new version for the scheduler
+        created = []
+
         def create(task):
             body = json.dumps(task.to_record(), separators=(",", ":")).encode()
             try:
-                self._guard(self.client.store, self.btype, self.bucket("task"), task.id, body, JSON,
-                            indexes=task_indexes(task), if_none_match=True)
+                stored = self._guard(self.client.store, self.btype, self.bucket("task"), task.id, body, JSON,
+                                     indexes=task_indexes(task), if_none_match=True, returnbody=noted)
+                if stored is not None and len(stored.siblings) == 1:
+                    created.append((task, stored.vclock))
                 return None
             except StoreError as exc:
                 if not isinstance(exc.__context__, RiakConflict) and "exists" not in str(exc):
@@ -171,6 +178,9 @@ class RiakStore(RiakRecords, Store):
         for error in results:
             if isinstance(error, StoreUnavailable):
                 raise error
+        if created:
+            order = {task.id: n for n, task in enumerate(tasks)}
+            OpeningNotes.write(self, sorted(created, key=lambda pair: order[pair[0].id]))
         return results
 
     def get_task(self, task_id):
@@ -231,9 +241,12 @@ class RiakStore(RiakRecords, Store):
             keep = new.status == NEXTUP
             try:
                 stored = self._store_task(new, vclock, returnbody=keep)
+                won = stored is None or len(stored.siblings) == 1 or settle(self, new, stored)
             except StoreError as exc:
                 failed.append((task_id, exc))
                 return None
+            if not won:
+                return None      # deleted, or another version is ahead: not written
             if stored is not None and len(stored.siblings) == 1:
                 self._remember(new, stored.vclock)   # a sibling means: read it next time
             return old, new
@@ -259,12 +272,18 @@ class RiakStore(RiakRecords, Store):
             prefix = tag_key(tags) + ";"
             field, start, end = "todotag_bin", prefix + start, prefix + end
         while True:
-            page = self._guard(self.client.index, self.btype, self.bucket("task"), field,
-                               start=start, end=end, max_results=size, continuation=continuation)
-            keys = [k for k in page.keys if k not in seen]
+            page = self._guard(self.client.index, self.btype, self.bucket("task"), field, start=start,
+                               end=end, max_results=size, continuation=continuation, return_terms=True)
+            pairs = [(term, key) for term, key in page.results if key not in seen]
+            keys = list(dict.fromkeys(key for _, key in pairs))
             seen.update(keys)
+            noted = self._notes.lookup(pairs)
+            read = [k for k in keys if k not in noted]
+            fetched = dict(zip(read, self._map(self._fetch_known, read)))
+            self._notes.used(keys)
             found = {}
-            for task_id, (task, vclock) in zip(keys, self._map(self._fetch_known, keys)):
+            for task_id in keys:
+                task, vclock = noted.get(task_id) or fetched[task_id]
                 if task is not None:
                     found[task_id] = task
                     if task.status == TODO:

@@ -18,7 +18,7 @@ PRIORITY_OFFSET = (1 << 63) - 1      # inverts priority into a non-negative numb
 DIGITS = 20                          # fixed width of every number in a term
 HIGH = "9" * DIGITS
 NAME_FIRST, NAME_LAST = "0", "{"     # instance names start with [0-9A-Za-z]
-PARALLEL = 8                         # concurrent requests for multi-key reads/writes
+PARALLEL = 16                        # concurrent requests for multi-key reads/writes ([riak] concurrency)
 
 
 def number_term(value):

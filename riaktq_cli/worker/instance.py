@@ -79,7 +79,14 @@ class Worker:
         self.runner = Runner(name, handler.name, getattr(handler, "options", None) or {},
                              time_limit=time_limit, wake_main=self._wake)
         self.outage = Outage(f"worker {name}")
-        self._dirty = True
+        # Results not yet in the stored record: what makes a write due before
+        # the heartbeat. Taking entries, trimming committed results or a new
+        # epoch change the record too, but nothing waits for them: they go
+        # out with the next write (results, or the heartbeat), so a round
+        # of work costs one write, not one when the entries come and one
+        # when their results do.
+        self._unsent = True
+        self._unsent_since = 0.0  # when the oldest result not yet written came
         self._last_write = 0.0
         self._last_poll = 0.0
         self._retry_at = 0.0
@@ -182,8 +189,8 @@ class Worker:
             if self._watch:
                 idle = now - self._last_work > IDLE_AFTER
                 until = min(until, now + (IDLE_WATCH_TICK if idle else WATCH_TICK))
-        if self._dirty:
-            until = min(until, self._last_write + self._flush_interval())
+        if self._unsent:
+            until = min(until, self._unsent_since + self._flush_interval())
         if self._retry_at > now:
             until = max(until, self._retry_at)
         self._sleep(max(0.0, min(until - now, 1.0)))
@@ -257,20 +264,24 @@ class Worker:
         self._leaving = exc
         self._stopping = True
         self.runner.stop(self.shutdown_grace)
-        self._dirty = True
+        self._unsent, self._unsent_since = True, 0.0   # write the handover at once
 
     def _take_results(self):
         results = self.runner.take_results()
         if results:
             self.outbox.extend(results)
-            self._dirty = True
+            if not self._unsent:
+                self._unsent, self._unsent_since = True, time.monotonic()
             self._last_work = time.monotonic()
 
     def _write_due(self):
         now = time.monotonic()
         if now - self._last_write >= self.heartbeat:
             return True
-        return self._dirty and (self.runner.settled() or now - self._last_write >= self._flush_interval())
+        # A result waits for the queue to drain, or FLUSH at most: counted
+        # from that result, not from the last write, so the first result of
+        # a burst after a quiet spell waits for its fellows.
+        return self._unsent and (self.runner.settled() or now - self._unsent_since >= self._flush_interval())
 
     def _flush_interval(self):
         """While tasks keep coming: on SQLite, whose scheduler wakes on every
@@ -296,7 +307,7 @@ class Worker:
             host=self.host, pid=self.pid, started=self._started, heartbeat=now_us(), status=status,
             taken=self.taken, epoch=self.epoch, queue=queue, current=current, outbox=self.outbox,
             replaces=self.replaces, handover_of=self.name if leaving else None))
-        self._dirty = False
+        self._unsent = False
         self._last_write = time.monotonic()
 
     # --- the inbox ----------------------------------------------------------------------
@@ -307,8 +318,11 @@ class Worker:
             # the committed list: on Riak each look is a GET, so it looks at
             # most once per heartbeat until its queue runs low (or drains).
             return True
-        if self._dirty and self.runner.settled():
-            return True  # drained: results out, more work in, at once
+        if self._unsent and self.runner.settled() and since >= self.poll / 2:
+            # drained: results out, more work in, at once -- unless the
+            # inbox was read a moment ago (a batch of fast tasks), when the
+            # scheduler cannot have answered yet: on Riak a look is a GET.
+            return True
         return self._watch and self.store.data_version() != self._seen_version
 
     def _read_inbox(self):
@@ -321,13 +335,11 @@ class Worker:
             return  # from a scheduler that lost its lease: fenced off
         if epoch != self.epoch:
             self.epoch = epoch
-            self._dirty = True
         committed = {tuple(k) for k in inbox.get("committed", [])}
         if committed:
             kept = [r for r in self.outbox if protocol.run_key(r) not in committed]
             if len(kept) != len(self.outbox):
                 self.outbox = kept
-                self._dirty = True
         token = inbox.get("token")
         if token is not None and token != self.token:
             self._contended_until = time.monotonic() + self.timeout_us / 1e6
@@ -341,7 +353,6 @@ class Worker:
         if fresh:
             self.runner.add(fresh)
             self.taken = fresh[-1]["seq"]
-            self._dirty = True
             self._last_work = time.monotonic()
 
     def _check_name(self, token):

@@ -5,8 +5,8 @@ process per workload (so it shares no GIL with the benchmark and starts
 empty), or with `--riak-url` a real node shared by the whole run, where each
 workload gets a bucket prefix of its own and, when it ends, every object it
 made is deleted by key: the task ids it opened (the workload says which),
-the records (instances, inboxes, the scheduler lease) found through riaktq's
-own record index, and the raw-rate keys. Nothing here lists keys.
+the records (instances, inboxes, the scheduler lease) and batch notes found
+through riaktq's own record index, and the raw-rate keys. Nothing here lists keys.
 """
 
 import contextlib
@@ -155,6 +155,11 @@ class Workspace:
                 log(f"clean-up of {self.prefix}: cannot find the {kind} records: {exc}")
                 continue
             keys += [(f"{self.prefix}_{kind}", name) for name in names]
+        from riaktq_cli.store.riak_notes import NOTES, OpeningNotes
+        try:
+            keys += [(f"{self.prefix}_{NOTES}", name) for name in OpeningNotes(self.store).names()]
+        except Exception as exc:
+            log(f"clean-up of {self.prefix}: cannot find the batch notes: {exc}")
         try:
             took = self.http.parallel(lambda bk: self.http.delete(self.btype, *bk), keys, 16)
             log(f"clean-up of {self.prefix}: {len(keys)} objects deleted in {took:.1f}s")
@@ -177,6 +182,23 @@ def fill(ws, n, prefix="t", batch=500):
         errors = ws.store.create_tasks(tasks)
         if any(errors):
             raise RuntimeError(f"create_tasks refused: {next(e for e in errors if e)}")
+
+
+def wait_ready(ws, k, alive, timeout=60.0):
+    """Until the scheduler iterates with all `k` workers: each of k instance
+    records has an inbox addressed to its process (the scheduler writes one
+    on its first iteration that sees the instance). On Riak a scheduler
+    holds off for the lease's settle time (2 s by default) after taking it,
+    so a fixed pause is not enough: tasks opened before this count their
+    wait for the start-up, not the queue's latency."""
+    from scripts.bench.procs import wait_until
+    from riaktq_cli.store.base import INBOX, INSTANCE
+
+    def ready():
+        records = ws.store.list_records(INSTANCE)
+        return len(records) >= k and all((ws.store.get_record(INBOX, name) or {}).get("token") == rec.get("token")
+                                         for name, rec in records.items())
+    wait_until(ready, timeout, f"the scheduler and {k} workers up", every=0.1, alive=alive)
 
 
 def finished_count(store):
