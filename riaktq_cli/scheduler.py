@@ -7,10 +7,8 @@ is lost or no longer holds them. Iterations never overlap (one loop, one
 process) and only the holder of the scheduler lease runs them (lease.py);
 every inbox it writes carries the lease epoch and the token of the worker
 process it addresses (protocol.py), and it stops writing the moment its
-lease is no longer valid.
-
-The process loop (`run`) follows Huey's consumer: initialize (take the
-lease), one pass at a time, shutdown (release the lease).
+lease is no longer valid. The process loop (`run`) follows Huey's consumer:
+initialize (take the lease), one pass at a time, shutdown (release it).
 """
 
 import logging
@@ -18,7 +16,7 @@ import os
 import socket
 import time
 
-from riaktq_cli import metrics, protocol, scheduler_settings, task as transitions
+from riaktq_cli import delays, housekeeping, metrics, protocol, scheduler_settings, task as transitions
 from riaktq_cli.assigning import pick_tasks
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import PartialUpdate, StoreError, StoreUnavailable
@@ -29,9 +27,8 @@ from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
 
-# How often the scheduler looks for changes where the store can tell cheaply:
-# every 10 ms while work flows, every 50 ms once nothing changed for a while
-# (an idle scheduler then costs well under 1% of a core).
+# How often the scheduler looks for changes where the store can tell cheaply: every 10 ms
+# while work flows, every 50 ms once nothing changed for a while (idle: well under 1% of a core).
 WATCH_TICK = 0.01
 WATCH_TICK_IDLE = 0.05
 IDLE_AFTER = 2.0
@@ -44,13 +41,12 @@ class LeaseLost(Exception):
 
 class Scheduler:
     def __init__(self, store, *, instance_timeout, prefetch, events, owner=None,
-                 max_attempts=DEFAULT_MAX_ATTEMPTS):
-        self.store = store
-        self.timeout_us = seconds_to_us(instance_timeout)
-        self.instance_timeout = instance_timeout
+                 max_attempts=DEFAULT_MAX_ATTEMPTS, retry_delay=0.0, retry_delay_max=3600.0, keep_finished=None):
+        self.store, self.events, self.max_attempts = store, events, max_attempts
+        self.instance_timeout, self.timeout_us = instance_timeout, seconds_to_us(instance_timeout)
         self.prefetch = Prefetch(prefetch)
-        self.events = events
-        self.max_attempts = max_attempts
+        self.due = delays.DueWatch(store, retry_delay, retry_delay_max)    # delayed tasks, back-off
+        self.daily = housekeeping.DailyPurge(store, keep_finished)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.lease = None     # set by run(); iteration() alone (tests) writes epoch 0
         # The scheduler is the only writer of inboxes: it keeps them in
@@ -86,9 +82,11 @@ class Scheduler:
         self.prefetch.observe(time.monotonic(), finished, held_before)
         live = {n: r for n, r in instances.items() if protocol.is_live(r, now, self.timeout_us)}
         self._prune(instances, live, dirty)
+        self.due.release(now, self._update)      # due tasks join the todo order first
         self._assign(live, dirty, summary)
         self._write_inboxes(dirty)
         self._rollback(instances, live, expected, unstarted, summary)
+        self.daily.step(now, self._check_lease)  # keep_finished: a batch at most
         summary["instances"] = len(live)
         return summary
 
@@ -170,7 +168,9 @@ class Scheduler:
                                         why=out.decode("utf-8", "replace"), sat=result["sat"], laf=result["laf"])
         if status not in transitions.FINISHED:
             status, out = transitions.FAILED, f"unknown result status {status!r}".encode()
-        return transitions.close(task, task.assignee, status, out, result["sat"], result["laf"])
+        now = now_us()
+        return transitions.close(task, task.assignee, status, out, result["sat"], result["laf"], now,
+                                 self.due.restart_delay_us(task, status, now))
 
     def _update(self, task_ids, change, step):
         """store.update_tasks, only while the lease is ours; on a partial
@@ -207,7 +207,7 @@ class Scheduler:
 
         def assign(task):
             name = picks[task.id]
-            if task.status != transitions.TODO or not task.matches(live[name].get("tags", [])):
+            if not transitions.ready(task) or not task.matches(live[name].get("tags", [])):
                 return None
             return transitions.assign(task, name)
 
