@@ -224,11 +224,14 @@ class SqliteStore(Store):
         return self._write(work)
 
     def iter_todo(self, page_size=100, tags=None):
-        where, params = READY, []
+        # INDEXED BY: without statistics the planner prefers tasks_status_cat
+        # and sorts every todo task, delayed ones included; this way a query
+        # that could not use the partial index fails instead of scanning.
+        where, params = f"tasks INDEXED BY tasks_ready_order WHERE {READY}", []
         if tags is not None:
-            # the partial index tasks_ready_by_tags: (tags, priority, cat, id)
-            where, params = READY + " AND tags = ?", [_tags_to_text(tags)]
-        rows = self._read(f"SELECT {COLUMNS} FROM tasks WHERE {where}"
+            where = f"tasks INDEXED BY tasks_ready_by_tags WHERE {READY} AND tags = ?"
+            params = [_tags_to_text(tags)]
+        rows = self._read(f"SELECT {COLUMNS} FROM {where}"
                           " ORDER BY priority DESC, cat, id LIMIT ?", (*params, page_size))
         while rows:
             yield from (_row_to_task(r) for r in rows)
@@ -237,7 +240,7 @@ class SqliteStore(Store):
             last = rows[-1]
             prio, cat, tid = last[2], last[9], last[0]
             rows = self._read(
-                f"SELECT {COLUMNS} FROM tasks WHERE {where} AND"
+                f"SELECT {COLUMNS} FROM {where} AND"
                 " (priority < ? OR (priority = ? AND (cat > ? OR (cat = ? AND id > ?))))"
                 " ORDER BY priority DESC, cat, id LIMIT ?",
                 (*params, prio, prio, cat, cat, tid, page_size))
@@ -246,7 +249,8 @@ class SqliteStore(Store):
         after = ""
         while True:
             # one seek in tasks_ready_by_tags per distinct tag set
-            rows = self._read(f"SELECT min(tags) FROM tasks WHERE {READY} AND tags > ?", (after,))
+            rows = self._read(f"SELECT min(tags) FROM tasks INDEXED BY tasks_ready_by_tags"
+                              f" WHERE {READY} AND tags > ?", (after,))
             if not rows or rows[0][0] is None:
                 return
             after = rows[0][0]
