@@ -56,8 +56,12 @@ def test_open_with_delay_or_at_shows_when_each_is_due(procs, tmp_path):
     batch.write_text(json.dumps({"id": "b1", "in": "x", "delay": "1h", "retry_delay": "2m"}) + "\n"
                      + json.dumps({"id": "b2", "in": "x", "at": "2099-01-01T05:00:00Z"}) + "\n")
     assert procs.run("open", "--batch", str(batch)).returncode == 0
+    (tmp_path / "input").write_bytes(b"\x00")
+    assert procs.run("open", "clicked", "--in-file", str(tmp_path / "input"),   # the click lane, not the fast one
+                     "--at", "2099-01-01T05:00:00Z").returncode == 0
 
     rows = todo_json(procs)
+    assert rows["clicked"]["due"] == 4070926800 * S
     assert before + 600 * S <= rows["soon"]["due"] <= now_us() + 600 * S
     assert rows["new-year"]["due"] == rows["b2"]["due"] == 4070926800 * S
     assert rows["now"]["due"] is None and rows["past"]["due"] is None   # due already: ready at once

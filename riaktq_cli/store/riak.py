@@ -4,9 +4,10 @@ Layout (DESIGN §3), all buckets in one bucket type with allow_mult = true:
 
 - `<prefix>_task/<id>`: the task record; indexes
   `status_bin` = status; `todo_bin` = `<inverted priority>:<cat>:<id>` while
-  todo (fixed width, so one sorted range query yields assignment order);
+  todo and ready (fixed width, so one sorted range query yields assignment order);
   `statuscat_bin` = `<status>:<cat>`; `assignee_bin` = assignee while nextup;
-  `finished_bin` = `<status>:<sat+laf>` once done/failed (throughput).
+  `finished_bin` = `<status>:<sat+laf>` once done/failed (throughput);
+  `due_bin` = `<due>` instead of the todo terms while a task waits (delays.py).
 - `<prefix>_instance/<name>`, `<prefix>_inbox/<name>`,
   `<prefix>_scheduler/lease`: single-writer JSON records, found through the
   `written_bin` index (`<kind>:<written µs>`), never by listing keys; the
