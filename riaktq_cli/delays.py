@@ -1,7 +1,7 @@
 """When a task is due: delayed opens, retry back-off, and releasing due tasks.
 
 A task with a due time still to come waits *outside* the todo order: on
-SQLite it is in the partial index `tasks_due` and in neither todo-order
+SQLite it is in the partial index `tasks_waiting` and in neither todo-order
 index; on Riak it carries `due_bin` instead of `todo_bin`/`todotag_bin`. So
 the scheduler's assignment scan never meets a waiting task, and a backlog of
 delayed tasks costs it nothing however long. When the time comes the

@@ -109,6 +109,10 @@ def test_due_tasks_are_released_into_the_todo_order_and_others_wait(store):
                         make_task("ready", b"")])
     assert [t.id for t in store.iter_todo()] == ["ready"]                 # waiting ones: no todo order
     assert [task_id for _, task_id in store.due_tasks()] == ["waited", "waiting"]
+    now = now_us()
+    assert [i for _, i in store.due_tasks(0, now, 10)] == ["waited"]             # due by now
+    assert [i for _, i in store.due_tasks(now + 1, None, 1)] == ["waiting"]      # the next to come
+    assert store.due_tasks(0, past, 10) == []
     idle_instance(store, "w")
     s = scheduler(store, prefetch=10)
     assert s.iteration()["assign"] == 2

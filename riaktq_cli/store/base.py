@@ -126,7 +126,7 @@ class Store(ABC):
         """[(due, task id)] of up to `limit` tasks waiting for a due time
         (µs) from `start` to `end` (None: no bound), earliest first, from an
         index on the due time that holds only waiting tasks (SQLite: the
-        partial index tasks_due; Riak: `due_bin`). Waiting tasks are in no
+        partial index tasks_waiting; Riak: `due_bin`). Waiting tasks are in no
         todo order: the scheduler asks here which have come due and clears
         their due time (task.release), which moves them into it."""
 

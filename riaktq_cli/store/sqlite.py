@@ -38,14 +38,14 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 -- Only ready tasks (todo, not waiting for a due time) are in the todo
 -- order, so a backlog of delayed tasks costs the scheduler no scan; those
--- wait in tasks_due until the scheduler clears their due time.
+-- wait in tasks_waiting until the scheduler clears their due time.
 DROP INDEX IF EXISTS tasks_todo_order;
 DROP INDEX IF EXISTS tasks_todo_by_tags;
 CREATE INDEX IF NOT EXISTS tasks_ready_order ON tasks (priority DESC, cat, id)
     WHERE status = 'todo' AND due IS NULL;
 CREATE INDEX IF NOT EXISTS tasks_ready_by_tags ON tasks (tags, priority DESC, cat, id)
     WHERE status = 'todo' AND due IS NULL;
-CREATE INDEX IF NOT EXISTS tasks_due ON tasks (due, id) WHERE due IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_waiting ON tasks (due, id) WHERE status = 'todo' AND due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_status_cat ON tasks (status, cat);
 CREATE INDEX IF NOT EXISTS tasks_cat ON tasks (cat);
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (status, (sat + laf))
@@ -258,7 +258,8 @@ class SqliteStore(Store):
 
     def due_tasks(self, start=0, end=None, limit=500):
         return [(due, task_id) for due, task_id in self._read(
-            "SELECT due, id FROM tasks WHERE due IS NOT NULL AND due >= ? AND due <= ? ORDER BY due, id LIMIT ?",
+            "SELECT due, id FROM tasks INDEXED BY tasks_waiting WHERE status = 'todo' AND due IS NOT NULL"
+            " AND due >= ? AND due <= ? ORDER BY due, id LIMIT ?",
             (start, (1 << 63) - 1 if end is None else end, limit))]
 
     def nextup_assignees(self):
