@@ -134,18 +134,22 @@ class Queue:
 
     # --- opening -----------------------------------------------------------
     def open(self, id: str, data: bytes | str = b"", *, priority: int = 0, tags: Iterable[str] = (),
-             retry: int = 0, max_attempts: int | None = None,
-             time_limit: float | str | None = None) -> Task:
+             retry: int = 0, max_attempts: int | None = None, time_limit: float | str | None = None,
+             delay: float | str | None = None, at: str | int | None = None,
+             retry_delay: float | str | None = None) -> Task:
         """Put a new task in the queue and return it (status `todo`).
 
         `priority`: higher runs first; `tags`: features the worker must
         offer; `retry`: restarts after a failure; `max_attempts`: runs that
         may die with their worker before the task fails (default: the
         scheduler's); `time_limit`: seconds or "10m" (default: the
-        worker's). TaskExists if the id is taken, BadInput if a value is
-        out of bounds, StoreUnavailable if the store cannot be reached."""
+        worker's); `delay` ("10m") or `at` (ISO 8601 with a timezone): not
+        assigned before; `retry_delay`: the first restart waits this long,
+        doubling per run (default: the scheduler's). TaskExists if the id is
+        taken, BadInput if a value is out of bounds, StoreUnavailable if the
+        store cannot be reached."""
         new = make_task(id, data, priority=priority, tags=tags, retry=retry, max_attempts=max_attempts,
-                        time_limit=time_limit)
+                        time_limit=time_limit, delay=delay, at=at, retry_delay=retry_delay)
         self.store.create_task(new)
         return new
 

@@ -18,7 +18,11 @@ if TYPE_CHECKING:  # annotations only: `typing` costs `riaktq open` start-up tim
     from collections.abc import Iterable, Mapping
     from typing import Any
 
-OPEN_FIELDS = frozenset({"id", "data", "priority", "tags", "retry", "max_attempts", "time_limit"})
+# The keyword arguments of `open` (and the keys of an `open --batch` line,
+# where "in" stands for "data"): one list for the API and the batch reader.
+OPEN_FIELDS = frozenset({"id", "data", "priority", "tags", "retry", "max_attempts", "time_limit", "delay", "at",
+                         "retry_delay"})
+DURATION_FIELDS = ("time_limit", "delay", "retry_delay")   # seconds, or text such as "10m"
 
 
 def seconds(value: float | str | None, what: str) -> float | None:
@@ -36,11 +40,14 @@ def seconds(value: float | str | None, what: str) -> float | None:
 
 def make_task(id: str, data: bytes | str = b"", *, priority: int = 0, tags: Iterable[str] = (),
               retry: int = 0, max_attempts: int | None = None, time_limit: float | str | None = None,
-              now: int | None = None) -> Task:
+              delay: float | str | None = None, at: str | int | None = None,
+              retry_delay: float | str | None = None, now: int | None = None) -> Task:
     """A new `todo` task, checked as every way in checks it; BadInput if not.
 
-    `data` is bytes (or text, stored as UTF-8); `time_limit` seconds or a
-    duration ("10m"); `now` the creation time in µs (default: the clock)."""
+    `data` is bytes (or text, stored as UTF-8); `time_limit`, `delay` and
+    `retry_delay` seconds or a duration ("10m"); `at` an ISO 8601 time with
+    a timezone (or µs): the task is not assigned before `delay`/`at`; `now`
+    the creation time in µs (default: the clock)."""
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
     elif not isinstance(data, (bytes, bytearray, memoryview)):
@@ -50,10 +57,14 @@ def make_task(id: str, data: bytes | str = b"", *, priority: int = 0, tags: Iter
     if now is None:
         from riaktq_cli.clock import now_us
         now = now_us()
+    due = None
+    if delay is not None or at is not None:
+        from riaktq_cli.delays import due_time
+        due = due_time(seconds(delay, "delay"), at, now)
     try:
         return transitions.new_task(id, data, priority=priority, retry=retry, tags=tags, now=now,
-                                    max_attempts=max_attempts,
-                                    time_limit=seconds(time_limit, "time limit"))
+                                    max_attempts=max_attempts, time_limit=seconds(time_limit, "time limit"),
+                                    due=due, retry_delay=seconds(retry_delay, "retry delay"))
     except (TransitionError, TypeError) as exc:
         raise BadInput(str(exc)) from None
 

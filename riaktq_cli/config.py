@@ -272,6 +272,13 @@ prefetch = "auto"
 # lost or crashed before the task ends `failed` ("lost 3 times; ...").
 # `riaktq open --max-attempts N` sets it per task.
 max_attempts = 3
+# A failed task with retries left restarts after this long, doubling per run
+# up to retry_delay_max (`riaktq open --retry-delay 30s` sets it per task).
+retry_delay = "0s"
+retry_delay_max = "1h"
+# Once a day, delete done and failed tasks created longer ago than this
+# (as `riaktq purge --age`), a few hundred per iteration. Off unless set:
+# keep_finished = "30d"
 
 [worker]
 # How often a worker writes its heartbeat.

@@ -13,13 +13,14 @@ is accepted or written.
 import sys
 
 VALUE_OPTIONS = {"--in": "text", "--priority": "priority", "--retry": "retry", "--tag": "tags",
-                 "--time-limit": "time_limit", "--max-attempts": "max_attempts"}
+                 "--time-limit": "time_limit", "--max-attempts": "max_attempts", "--delay": "delay",
+                 "--at": "at", "--retry-delay": "retry_delay"}
 
 
 def parse_simple_open(argv):
     """(config_path, fields) for `[--config P] open ID --in T [--priority N]
-    [--retry N] [--tag T]... [--time-limit D] [--max-attempts N]`, or None
-    when the line is anything else."""
+    [--retry N] [--tag T]... [--time-limit D] [--max-attempts N] [--delay D |
+    --at TIME] [--retry-delay D]`, or None when the line is anything else."""
     args = list(argv)
     config_path = None
     if args[:1] == ["--config"] and len(args) >= 2:
@@ -27,7 +28,7 @@ def parse_simple_open(argv):
     if len(args) < 2 or args[0] != "open" or args[1].startswith("-"):
         return None
     fields = {"id": args[1], "text": None, "priority": "0", "retry": "0", "tags": [],
-              "time_limit": None, "max_attempts": None}
+              "time_limit": None, "max_attempts": None, "delay": None, "at": None, "retry_delay": None}
     rest = args[2:]
     if len(rest) % 2:
         return None

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 
-from riaktq_cli import protocol, task as transitions
+from riaktq_cli import delays, housekeeping, protocol, task as transitions
 from riaktq_cli.assigning import pick_tasks
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import PartialUpdate
@@ -34,13 +34,12 @@ DEFAULT_MAX_ATTEMPTS = 3
 
 class Scheduler(SchedulerLoop):
     def __init__(self, store, *, instance_timeout, prefetch, events, owner=None,
-                 max_attempts=DEFAULT_MAX_ATTEMPTS):
-        self.store = store
-        self.timeout_us = seconds_to_us(instance_timeout)
-        self.instance_timeout = instance_timeout
+                 max_attempts=DEFAULT_MAX_ATTEMPTS, retry_delay=0.0, retry_delay_max=3600.0, keep_finished=None):
+        self.store, self.events, self.max_attempts = store, events, max_attempts
+        self.instance_timeout, self.timeout_us = instance_timeout, seconds_to_us(instance_timeout)
         self.prefetch = Prefetch(prefetch)
-        self.events = events
-        self.max_attempts = max_attempts
+        self.due = delays.DueWatch(store, retry_delay, retry_delay_max)    # delayed tasks, back-off
+        self.daily = housekeeping.DailyPurge(store, keep_finished)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.lease = None     # set by run(); iteration() alone (tests) writes epoch 0
         # The scheduler is the only writer of inboxes: it keeps them in
@@ -76,9 +75,11 @@ class Scheduler(SchedulerLoop):
         self.prefetch.observe(time.monotonic(), finished, held_before)
         live = {n: r for n, r in instances.items() if protocol.is_live(r, now, self.timeout_us)}
         self._prune(instances, live, dirty)
+        self.due.release(now, self._update)      # due tasks join the todo order first
         self._assign(live, dirty, summary)
         self._write_inboxes(dirty)
         self._rollback(instances, live, expected, unstarted, summary)
+        self.daily.step(now, self._check_lease)  # keep_finished: a batch at most
         summary["instances"] = len(live)
         return summary
 
@@ -178,7 +179,9 @@ class Scheduler(SchedulerLoop):
                                         why=out.decode("utf-8", "replace"), sat=result["sat"], laf=result["laf"])
         if status not in transitions.FINISHED:
             status, out = transitions.FAILED, f"unknown result status {status!r}".encode()
-        return transitions.close(task, task.assignee, status, out, result["sat"], result["laf"])
+        now = now_us()
+        return transitions.close(task, task.assignee, status, out, result["sat"], result["laf"], now,
+                                 self.due.restart_delay_us(task, status, now))
 
     def _update(self, task_ids, change, step):
         """store.update_tasks, only while the lease is ours; on a partial
@@ -215,7 +218,7 @@ class Scheduler(SchedulerLoop):
 
         def assign(task):
             name = picks[task.id]
-            if task.status != transitions.TODO or not task.matches(live[name].get("tags", [])):
+            if not transitions.ready(task) or not task.matches(live[name].get("tags", [])):
                 return None
             return transitions.assign(task, name)
 

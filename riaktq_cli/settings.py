@@ -166,6 +166,7 @@ class Nodes:
 # --------------------------------------------------------------------------- declarations
 
 STORE_ONLY = "where the queue is: every process must agree, so only the shared file sets it"
+SHARED_POLICY = "a standby scheduler that takes over must apply the same, so only the shared file sets it"
 
 
 class Setting:
@@ -235,6 +236,14 @@ DECLARED = [
       "Runs of a task that may end with their instance lost or crashed before it fails.",
       no_flag="a property of each task: `open --max-attempts N`; this is the default for tasks without one",
       bad=(0, 1001)),
+    S("scheduler", "retry_delay", Duration(0, low_open=False, high=TIME_LIMIT_MAX, range_text="from 0s up to 366d"),
+      "0s", "A restart waits this long after the failed run, doubling per run (0s: restart at once).",
+      no_flag=SHARED_POLICY + "; `open --retry-delay` sets it per task", bad=("-1s", "367d")),
+    S("scheduler", "retry_delay_max", Duration(high=TIME_LIMIT_MAX, range_text="above 0s, up to 366d"), "1h",
+      "The longest a restart's back-off grows to.", no_flag=SHARED_POLICY, bad=("0s", "367d")),
+    S("scheduler", "keep_finished", Duration(optional=True), None,
+      "Once a day the scheduler deletes done and failed tasks created longer ago than this (unset: never).",
+      no_flag=SHARED_POLICY, bad=("0s", "30")),
     S("worker", "heartbeat", Duration(), "2s", "How often a worker writes its heartbeat.",
       flag="--heartbeat", commands=("worker",), bad=("0s",)),
     S("worker", "poll", Duration(), "500ms", "How often a worker reads its inbox.",

@@ -7,6 +7,7 @@ place and is the same on SQLite and Riak. See DESIGN.md section 1.
 
 import binascii
 
+from riaktq_cli import history as hist
 from riaktq_cli.errors import TransitionError
 
 TODO, NEXTUP, DONE, FAILED = "todo", "nextup", "done", "failed"
@@ -23,8 +24,9 @@ PRIORITY_MIN, PRIORITY_MAX = -(2 ** 53), 2 ** 53
 RETRY_MAX = 1000
 ATTEMPTS_MAX = 1000
 TIME_LIMIT_MAX = 366 * 86400.0  # seconds
+RETRY_DELAY_MAX = 366 * 86400.0  # seconds, as the time limit
 FIELDS = ("id", "status", "priority", "retry", "assignee", "in_", "out", "sat", "laf", "cat", "tags", "rev",
-          "run", "lost", "max_attempts", "time_limit")
+          "run", "lost", "max_attempts", "time_limit", "due", "retry_delay", "history")
 
 
 class Task:
@@ -40,7 +42,7 @@ class Task:
 
     def __init__(self, id, status=TODO, priority=0, retry=0, assignee=None, in_=b"", out=None,
                  sat=None, laf=None, cat=0, tags=(), rev=0, run=0, lost=0, max_attempts=None,
-                 time_limit=None):
+                 time_limit=None, due=None, retry_delay=None, history=()):
         self.id = id
         self.status = status
         self.priority = priority
@@ -63,11 +65,19 @@ class Task:
         self.max_attempts = max_attempts
         # time_limit: seconds a run may take (None: the worker's default).
         self.time_limit = time_limit
+        # due: a `todo` task is not assigned before this time (µs); None
+        # once it is ready -- the scheduler clears it when the time comes
+        # (delays.py), which moves the task into the todo order.
+        self.due = due
+        # retry_delay: seconds before the first restart (doubling per run;
+        # None: the scheduler's default). history: recent transitions.
+        self.retry_delay = retry_delay
+        self.history = tuple(history)
 
     def _values(self):
         return (self.id, self.status, self.priority, self.retry, self.assignee, self.in_, self.out,
                 self.sat, self.laf, self.cat, self.tags, self.rev, self.run, self.lost,
-                self.max_attempts, self.time_limit)
+                self.max_attempts, self.time_limit, self.due, self.retry_delay, self.history)
 
     def __eq__(self, other):
         return isinstance(other, Task) and self._values() == other._values()
@@ -86,6 +96,7 @@ class Task:
         copy.laf, copy.cat, copy.tags = self.laf, self.cat, self.tags
         copy.run, copy.lost, copy.max_attempts, copy.time_limit = \
             self.run, self.lost, self.max_attempts, self.time_limit
+        copy.due, copy.retry_delay, copy.history = self.due, self.retry_delay, self.history
         for name, value in changes.items():
             setattr(copy, name, value)
         copy.rev = self.rev + 1
@@ -105,7 +116,8 @@ class Task:
             "sat": self.sat, "laf": self.laf, "cat": self.cat,
             "tags": list(self.tags), "rev": self.rev,
             "run": self.run, "lost": self.lost, "max_attempts": self.max_attempts,
-            "time_limit": self.time_limit,
+            "time_limit": self.time_limit, "due": self.due, "retry_delay": self.retry_delay,
+            "history": hist.to_record(self.history),
         }
 
     @classmethod
@@ -120,13 +132,21 @@ class Task:
             tags=tuple(rec.get("tags") or ()), rev=int(rec.get("rev", 0)),
             run=int(rec.get("run") or 0), lost=int(rec.get("lost") or 0),
             max_attempts=rec.get("max_attempts"), time_limit=rec.get("time_limit"),
+            due=rec.get("due"), retry_delay=rec.get("retry_delay"),
+            history=hist.from_record(rec.get("history")),
         )
 
     # --- human/JSON view (DESIGN: in/out as text when UTF-8) --------------
-    def to_view(self):
+    def to_view(self, history=False):
+        """The JSON view; the history only when asked (`get --history`):
+        listings and events stay as small as they were."""
         view = self.to_record()
         view["in"] = bytes_view(self.in_)
         view["out"] = None if self.out is None else bytes_view(self.out)
+        if history:
+            view["history"] = hist.view(self.history)
+        else:
+            del view["history"]
         return view
 
 
@@ -215,8 +235,34 @@ def lowered(priority):
 
 # --- transitions -----------------------------------------------------------
 
-def new_task(task_id, data, *, priority=0, retry=0, tags=(), now, max_attempts=None, time_limit=None):
-    """open: a new `todo` task (the store refuses an existing id)."""
+def _now(now):
+    if now is not None:
+        return now
+    from riaktq_cli.clock import now_us
+    return now_us()
+
+
+def _noted(task, now, kind, instance, reason=None, **changes):
+    """task.with_(**changes) with the transition in its history; `run` is
+    the run the transition concerns (after an assign: the new one)."""
+    run = changes.get("run", task.run)
+    return task.with_(history=hist.appended(task.history, _now(now), kind, instance, run, reason), **changes)
+
+
+def check_retry_delay(seconds):
+    """None, or seconds from 0 up to RETRY_DELAY_MAX."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
+            not 0 <= seconds <= RETRY_DELAY_MAX:
+        raise TransitionError(f"retry delay {seconds!r} is out of range (0 to 366 days)")
+    return float(seconds)
+
+
+def new_task(task_id, data, *, priority=0, retry=0, tags=(), now, max_attempts=None, time_limit=None,
+             due=None, retry_delay=None):
+    """open: a new `todo` task (the store refuses an existing id); with a
+    `due` time (µs) still to come, it waits until then."""
     validate_id(task_id)
     priority = check_int(priority, "priority", PRIORITY_MIN, PRIORITY_MAX)
     retry = check_int(retry, "retry", 0, RETRY_MAX)
@@ -225,18 +271,34 @@ def new_task(task_id, data, *, priority=0, retry=0, tags=(), now, max_attempts=N
     tags = tuple(sorted({validate_tag(t) for t in tags}))
     return Task(id=task_id, status=TODO, priority=priority, retry=retry,
                 in_=bytes(data), cat=now, tags=tags, rev=1, max_attempts=max_attempts,
-                time_limit=check_time_limit(time_limit))
+                time_limit=check_time_limit(time_limit), due=due if due is not None and due > now else None,
+                retry_delay=check_retry_delay(retry_delay))
 
 
-def assign(task, instance):
+def ready(task):
+    """True for a `todo` task that may be assigned now (not waiting for its due time)."""
+    return task.status == TODO and task.due is None
+
+
+def release(task, now):
+    """A waiting task whose due time has come becomes ready (None: not yet,
+    or no longer waiting). Not a transition of the history: the assign
+    that follows is."""
+    if task.status != TODO or task.due is None or task.due > now:
+        return None
+    return task.with_(due=None)
+
+
+def assign(task, instance, now=None):
     """todo → nextup on `instance`: run number `run + 1` starts."""
-    if task.status != TODO:
-        raise TransitionError(f"task {task.id} is {task.status}, not todo")
-    return task.with_(status=NEXTUP, assignee=instance, run=task.run + 1)
+    if not ready(task):
+        raise TransitionError(f"task {task.id} is {task.status}" + (", not due yet" if task.due else ", not todo"))
+    return _noted(task, now, "assign", instance, status=NEXTUP, assignee=instance, run=task.run + 1)
 
 
-def close(task, instance, status, out, sat, laf):
-    """Finish a task run by `instance`; a failure with retries left restarts it.
+def close(task, instance, status, out, sat, laf, now=None, delay_us=0):
+    """Finish a task run by `instance`; a failure with retries left restarts it,
+    due `delay_us` from now (the back-off, see delays.py).
 
     Returns (new_task, transition_name) where the name is "close" or
     "restart", so the scheduler can log which one happened.
@@ -245,13 +307,16 @@ def close(task, instance, status, out, sat, laf):
         raise TransitionError(f"task {task.id} is not nextup on {instance}")
     if status not in FINISHED:
         raise TransitionError(f"cannot close with status {status!r}")
+    now = _now(now)
     if status == FAILED and task.retry > 0:
-        return task.with_(status=TODO, retry=task.retry - 1, priority=lowered(task.priority),
-                          assignee=None, out=out, sat=sat, laf=laf), "restart"
-    return task.with_(status=status, out=out, sat=sat, laf=laf), "close"
+        return _noted(task, now, "restart", instance, out, status=TODO, retry=task.retry - 1,
+                      priority=lowered(task.priority), assignee=None, out=out, sat=sat, laf=laf,
+                      due=now + delay_us if delay_us > 0 else None), "restart"
+    reason = status if status == DONE or not out else f"{status}: {out.decode('utf-8', 'replace')}"
+    return _noted(task, now, "close", instance, reason, status=status, out=out, sat=sat, laf=laf), "close"
 
 
-def rollback(task, *, counted=False, default_max_attempts=3, why=None, sat=None, laf=None):
+def rollback(task, *, counted=False, default_max_attempts=3, why=None, sat=None, laf=None, now=None):
     """nextup → todo: the run ended without a result.
 
     `counted` says the run was under way when its instance was lost (as
@@ -266,22 +331,26 @@ def rollback(task, *, counted=False, default_max_attempts=3, why=None, sat=None,
         raise TransitionError(f"task {task.id} is {task.status}, not nextup")
     ran = {} if sat is None else {"sat": sat, "laf": laf}
     if not counted:
-        return task.with_(status=TODO, assignee=None), "rollback"
+        return _noted(task, now, "rollback", task.assignee, why or "handed back", status=TODO,
+                      assignee=None), "rollback"
     lost = task.lost + 1
     bound = task.max_attempts or default_max_attempts
     if lost >= bound:
         reason = f"lost {lost} time{'s' if lost != 1 else ''}; last on instance {task.assignee}"
         if why:
             reason += f": {why}"
-        return task.with_(status=FAILED, lost=lost, out=reason.encode(), **ran), "close"
-    return task.with_(status=TODO, assignee=None, lost=lost, **ran), "rollback"
+        return _noted(task, now, "close", task.assignee, reason, status=FAILED, lost=lost,
+                      out=reason.encode(), **ran), "close"
+    return _noted(task, now, "rollback", task.assignee, why or "run lost", status=TODO, assignee=None,
+                  lost=lost, **ran), "rollback"
 
 
-def requeue(task, retry=0):
+def requeue(task, retry=0, now=None):
     """done/failed → todo with a fresh retry count; `out` kept until it reruns."""
     if task.status not in FINISHED:
         raise TransitionError(f"task {task.id} is {task.status}, not finished")
-    return task.with_(status=TODO, retry=check_int(retry, "retry", 0, RETRY_MAX), assignee=None, lost=0)
+    return _noted(task, now, "requeue", None, f"was {task.status}", status=TODO,
+                  retry=check_int(retry, "retry", 0, RETRY_MAX), assignee=None, lost=0, due=None)
 
 
 def merge(copies):

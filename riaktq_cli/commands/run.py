@@ -48,7 +48,10 @@ def scheduler_cmd(app, settings, once, events, metrics_addr):
         store = metrics.serve(metrics_addr, store, instance_timeout)
     scheduler = Scheduler(
         store, instance_timeout=instance_timeout, prefetch=settings.get("scheduler", "prefetch"),
-        max_attempts=settings.get("scheduler", "max_attempts"), events=EventSink(events))
+        max_attempts=settings.get("scheduler", "max_attempts"), events=EventSink(events),
+        retry_delay=settings.get("scheduler", "retry_delay"),
+        retry_delay_max=settings.get("scheduler", "retry_delay_max"),
+        keep_finished=settings.get("scheduler", "keep_finished"))
     set_context(instance=scheduler.owner)
     stop = stop_event_on_signals()
     try:

@@ -10,11 +10,11 @@ import sys
 import click
 
 from riaktq_cli import task as tasks_mod
-from riaktq_cli.api_input import make_task
+from riaktq_cli.api_input import DURATION_FIELDS, OPEN_FIELDS, make_task
 from riaktq_cli.clock import now_us
 from riaktq_cli.completion import complete_task_id
 from riaktq_cli.errors import BadInput, ConfigError, DurationError
-from riaktq_cli.durations import parse_duration
+from riaktq_cli.durations import format_duration, parse_duration
 from riaktq_cli.output import display, escape, render, utc_time
 from riaktq_cli.params import DURATION, INT_LIMIT
 
@@ -54,11 +54,18 @@ def _read_input(text, path):
 @click.option("--max-attempts", type=int, metavar="N",
               help="Runs that may die with their worker or handler process before the task fails."
                    " [default: scheduler.max_attempts]")
+@click.option("--delay", type=DURATION, metavar="DURATION", help="Not assigned before this long from now.")
+@click.option("--at", metavar="TIME", help="Not assigned before this time: ISO 8601 with a timezone"
+                                           " (2026-12-01T06:00:00Z).")
+@click.option("--retry-delay", type=DURATION, metavar="DURATION",
+              help="A restart waits this long, doubling per run up to scheduler.retry_delay_max."
+                   " [default: scheduler.retry_delay]")
 @click.option("--wait", is_flag=True, help="Block until the task is done or failed and print its output.")
 @click.option("--timeout", type=DURATION, metavar="DURATION", help="With --wait: give up after this long (exit 2).")
 @click.option("--batch", metavar="FILE", help="Open many tasks from JSON lines (- for stdin).")
 @click.pass_obj
-def open_cmd(app, task_id, text, in_file, priority, retry, tags, time_limit, max_attempts, wait, timeout, batch):
+def open_cmd(app, task_id, text, in_file, priority, retry, tags, time_limit, max_attempts, delay, at, retry_delay,
+             wait, timeout, batch):
     """Put a task in the queue.
 
     \b
@@ -67,11 +74,14 @@ def open_cmd(app, task_id, text, in_file, priority, retry, tags, time_limit, max
       riaktq open resize-7 --in-file photo.jpg --priority 5 --tag gpu
       riaktq open job-1 --in 'x' --wait --timeout 30s   # exit 0 done, 1 failed, 2 timeout
       riaktq open render-3 --in scene --time-limit 10m --max-attempts 2
+      riaktq open report-9 --in q3 --delay 10m          # or --at 2026-12-01T06:00:00Z
+      riaktq open fetch-5 --in url --retry 5 --retry-delay 30s   # 30s, 1m, 2m, ...
       riaktq open --batch tasks.jsonl
 
     A batch file holds one JSON object per line: {"id": "t1", "in": "text"
     or {"base64": "..."}, "priority": 0, "retry": 0, "tags": ["gpu"],
-    "time_limit": "10m", "max_attempts": 3}.
+    "time_limit": "10m", "max_attempts": 3, "delay": "10m" or "at":
+    "2026-12-01T06:00:00Z", "retry_delay": "30s"}.
     Malformed lines open nothing; ids that already exist are reported and
     the rest are opened.
     """
@@ -86,7 +96,7 @@ def open_cmd(app, task_id, text, in_file, priority, retry, tags, time_limit, max
         raise click.UsageError("--timeout goes with --wait")
     data = _read_input(text, in_file)
     options = {"priority": priority, "retry": retry, "tags": tags, "time_limit": time_limit,
-               "max_attempts": max_attempts}
+               "max_attempts": max_attempts, "delay": delay, "at": at, "retry_delay": retry_delay}
     try:
         make_task(task_id, data, **options)  # before the store is opened (or created)
     except BadInput as exc:
@@ -119,7 +129,7 @@ def _parse_batch_line(line, now):
         raise ValueError(f"not JSON ({exc.msg})") from None
     if not isinstance(item, dict):
         raise ValueError("not a JSON object")
-    unknown = set(item) - {"id", "in", "priority", "retry", "tags", "time_limit", "max_attempts"}
+    unknown = set(item) - (OPEN_FIELDS - {"data"}) - {"in"}
     if unknown:
         raise ValueError(f"unknown field {sorted(unknown)[0]!r}")
     if not isinstance(item.get("id"), str):
@@ -133,14 +143,16 @@ def _parse_batch_line(line, now):
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ValueError('"tags" must be a list of strings')
     try:
-        limit = item.get("time_limit")
-        if limit is not None:
-            if not isinstance(limit, str):
-                raise ValueError('"time_limit" must be a duration such as "30s"')
-            limit = parse_duration(limit, "time_limit")
         spec = {"id": item["id"], "data": tasks_mod.view_to_bytes(item.get("in")),
                 "priority": item.get("priority", 0), "retry": item.get("retry", 0), "tags": tags,
-                "time_limit": limit, "max_attempts": item.get("max_attempts")}
+                "max_attempts": item.get("max_attempts"), "at": item.get("at")}
+        for key in DURATION_FIELDS:
+            value = item.get(key)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f'"{key}" must be a duration such as "30s"')
+            spec[key] = None if value is None else parse_duration(value, key)
+        if spec["at"] is not None and not isinstance(spec["at"], str):
+            raise ValueError('"at" must be an ISO 8601 time such as "2026-12-01T06:00:00Z"')
         make_task(**spec, now=now)  # every line is checked before any task is opened
         return spec
     except (BadInput, ValueError, DurationError) as exc:
@@ -191,25 +203,37 @@ def _open_batch(app, source):
 @click.command("get")
 @click.argument("task_id", metavar="ID", shell_complete=complete_task_id)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option("--history", "show_history", is_flag=True,
+              help="Also its last transitions: time, transition, instance, run, reason.")
 @click.pass_obj
-def get_cmd(app, task_id, fmt):
+def get_cmd(app, task_id, fmt, show_history):
     """Show one task (`--format json` for scripts).
 
     The table escapes control characters and shows long or binary input
     and output by their size; `--format json` has the exact values.
+    `--history` adds the task's last 20 transitions (assign, close,
+    restart, rollback, requeue, cancel), oldest first.
 
     \b
     Examples:
       riaktq get task-42
       riaktq get task-42 --format json | jq -r .out
+      riaktq get task-42 --history
     """
-    view = app.queue(create=False).get(task_id).to_view()
+    view = app.queue(create=False).get(task_id).to_view(history=show_history)
     if fmt == "json":
         click.echo(json.dumps(view, ensure_ascii=False))
         return
     from tabulate import tabulate
+    entries = view.pop("history", None)
     rows = [(k, _human(k, v)) for k, v in view.items()]
     click.echo(tabulate(rows, tablefmt="plain", disable_numparse=True))
+    if entries is not None:
+        click.echo("\nhistory:" if entries else "\nhistory: none yet")
+        if entries:
+            click.echo(tabulate([(_human("at", e["at"]), e["transition"], escape(e["instance"] or "-"), e["run"],
+                                  escape(e["reason"] or "")) for e in entries],
+                                headers=["TIME", "TRANSITION", "INSTANCE", "RUN", "REASON"], disable_numparse=True))
 
 
 GET_WIDTH = 200  # characters of `in`/`out` the get table shows
@@ -218,10 +242,12 @@ GET_WIDTH = 200  # characters of `in`/`out` the get table shows
 def _human(key, value):
     if value is None:
         return "-"
-    if key in ("sat", "cat"):
+    if key in ("sat", "cat", "due", "at"):
         return utc_time(value, micro=True)
     if key == "laf":
         return f"{value / 1e6:.6f}s"
+    if key == "retry_delay":
+        return format_duration(value)
     if key == "tags":
         return escape(",".join(value)) or "-"
     if key in ("in", "out"):
@@ -230,7 +256,7 @@ def _human(key, value):
 
 
 TASK_COLUMNS = [("id", "ID"), ("status", "STATUS"), ("priority", "PRIO"), ("retry", "RETRY"),
-                ("assignee", "ASSIGNEE"), ("tags", "TAGS"), ("cat", "CREATED"), ("in", "IN"),
+                ("assignee", "ASSIGNEE"), ("tags", "TAGS"), ("cat", "CREATED"), ("due", "DUE"), ("in", "IN"),
                 ("out", "OUT")]
 
 
@@ -246,7 +272,8 @@ TASK_COLUMNS = [("id", "ID"), ("status", "STATUS"), ("priority", "PRIO"), ("retr
 def tasks_cmd(app, status, limit, tag, assignee, id_prefix, fmt):
     """List tasks, oldest first.
 
-    The table escapes control characters and shortens input and output;
+    DUE is when a delayed or backed-off todo task may run (json: `due`,
+    µs; empty once it may). The table escapes control characters and shortens input and output;
     json and csv have the exact values. Filters apply while the tasks are
     read page by page. When --limit cuts the listing, a line on stderr says
     so (in every format).
@@ -268,6 +295,7 @@ def tasks_cmd(app, status, limit, tag, assignee, id_prefix, fmt):
     if fmt == "table":
         for row in rows:
             row["cat"] = utc_time(row["cat"])
+            row["due"] = "" if row["due"] is None else utc_time(row["due"])
             row["in"] = display(row["in"], 24)
             row["out"] = display(row["out"], 32)
     render(rows, TASK_COLUMNS, fmt)

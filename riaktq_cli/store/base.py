@@ -122,6 +122,15 @@ class Store(ABC):
         no live instance can take, without scanning the backlog."""
 
     @abstractmethod
+    def due_tasks(self, start=0, end=None, limit=500):
+        """[(due, task id)] of up to `limit` tasks waiting for a due time
+        (µs) from `start` to `end` (None: no bound), earliest first, from an
+        index on the due time that holds only waiting tasks (SQLite: the
+        partial index tasks_waiting; Riak: `due_bin`). Waiting tasks are in no
+        todo order: the scheduler asks here which have come due and clears
+        their due time (task.release), which moves them into it."""
+
+    @abstractmethod
     def nextup_assignees(self):
         """[(task_id, assignee)] of every `nextup` task, from an index."""
 

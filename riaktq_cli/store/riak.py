@@ -4,9 +4,10 @@ Layout (DESIGN §3), all buckets in one bucket type with allow_mult = true:
 
 - `<prefix>_task/<id>`: the task record; indexes
   `status_bin` = status; `todo_bin` = `<inverted priority>:<cat>:<id>` while
-  todo (fixed width, so one sorted range query yields assignment order);
+  todo and ready (fixed width, so one sorted range query yields assignment order);
   `statuscat_bin` = `<status>:<cat>`; `assignee_bin` = assignee while nextup;
-  `finished_bin` = `<status>:<sat+laf>` once done/failed (throughput).
+  `finished_bin` = `<status>:<sat+laf>` once done/failed (throughput);
+  `due_bin` = `<due>` instead of the todo terms while a task waits (delays.py).
 - `<prefix>_instance/<name>`, `<prefix>_inbox/<name>`,
   `<prefix>_scheduler/lease`: single-writer JSON records, found through the
   `written_bin` index (`<kind>:<written µs>`), never by listing keys; the
@@ -31,11 +32,12 @@ from riaktq_cli.errors import (ConfigError, DuplicateTask, ForeignValue, Partial
 from riaktq_cli.riak import (RiakClient, RiakConflict, RiakError, RiakRefused, RiakUnavailable,
                              TlsSettings)
 from riaktq_cli.store.base import Store
+from riaktq_cli.store import riak_terms
 from riaktq_cli.store.riak_notes import NOTE_MIN, OpeningNotes, settle
 from riaktq_cli.store.riak_records import RiakRecords
 from riaktq_cli.store.riak_terms import (HIGH, JSON, NAME_FIRST, NAME_LAST, PARALLEL, decode_siblings, number_term, tag_key,
                                          task_indexes)
-from riaktq_cli.task import DONE, FAILED, NEXTUP, STATUSES, TODO, Task, merge
+from riaktq_cli.task import DONE, FAILED, NEXTUP, STATUSES, TODO, Task, merge, ready
 
 log = logging.getLogger("riaktq")
 
@@ -290,14 +292,13 @@ class RiakStore(RiakRecords, Store):
                         self._remember(task, vclock)
             # The index may lag a concurrent change (or list a sibling's old
             # term): trust only what the task itself says.
-            for key in keys:
-                task = found.get(key)
-                if task is not None and task.status == TODO:
-                    yield task
+            yield from (found[k] for k in keys if k in found and ready(found[k]))
             if not page.continuation:
                 return
             continuation = page.continuation
             size = min(500, size * 2)
+
+    due_tasks = riak_terms.due_tasks
 
     def todo_tagsets(self):
         start = " "   # below ";" and every printable tag character; Riak wants a non-empty term

@@ -42,7 +42,11 @@ def todotag_term(task):
 def task_indexes(task):
     """The whole index set of a task in its current state."""
     indexes = {"status_bin": task.status, "statuscat_bin": f"{task.status}:{number_term(task.cat)}"}
-    if task.status == TODO:
+    if task.status == TODO and task.due is not None:
+        # waiting: out of the todo order (no scan costs it anything) until
+        # the scheduler finds it due in this index and clears `due`
+        indexes["due_bin"] = number_term(task.due)
+    elif task.status == TODO:
         indexes["todo_bin"] = todo_term(task)
         # the same order within one tag set, for the scheduler's fair scan
         indexes["todotag_bin"] = todotag_term(task)
@@ -51,6 +55,14 @@ def task_indexes(task):
     elif task.sat is not None and task.laf is not None:
         indexes["finished_bin"] = f"{task.status}:{number_term(task.sat + task.laf)}"
     return indexes
+
+
+def due_tasks(store, start=0, end=None, limit=500):
+    """RiakStore.due_tasks: one range query on `due_bin` with its terms."""
+    page = store._guard(store.client.index, store.btype, store.bucket("task"), "due_bin",
+                        start=number_term(max(0, start)), end=HIGH if end is None else number_term(max(0, end)),
+                        max_results=max(1, limit), return_terms=True)
+    return [(int(term), key) for term, key in page.results]
 
 
 def decode_siblings(siblings, what):

@@ -9,6 +9,7 @@ tasks in order" and "status X created before T" index range scans.
 import _thread
 import sqlite3
 
+from riaktq_cli import history
 from riaktq_cli.errors import DuplicateTask, StoreError, StoreUnavailable
 from riaktq_cli.store.base import LEASE_NAME, SCHEDULER, Store
 from riaktq_cli.task import STATUSES, Task
@@ -30,10 +31,21 @@ CREATE TABLE IF NOT EXISTS tasks (
     run INTEGER NOT NULL DEFAULT 0,
     lost INTEGER NOT NULL DEFAULT 0,
     max_attempts INTEGER,
-    time_limit REAL
+    time_limit REAL,
+    due INTEGER,
+    retry_delay REAL,
+    history TEXT
 );
-CREATE INDEX IF NOT EXISTS tasks_todo_order ON tasks (status, priority DESC, cat, id);
-CREATE INDEX IF NOT EXISTS tasks_todo_by_tags ON tasks (status, tags, priority DESC, cat, id);
+-- Only ready tasks (todo, not waiting for a due time) are in the todo
+-- order, so a backlog of delayed tasks costs the scheduler no scan; those
+-- wait in tasks_waiting until the scheduler clears their due time.
+DROP INDEX IF EXISTS tasks_todo_order;
+DROP INDEX IF EXISTS tasks_todo_by_tags;
+CREATE INDEX IF NOT EXISTS tasks_ready_order ON tasks (priority DESC, cat, id)
+    WHERE status = 'todo' AND due IS NULL;
+CREATE INDEX IF NOT EXISTS tasks_ready_by_tags ON tasks (tags, priority DESC, cat, id)
+    WHERE status = 'todo' AND due IS NULL;
+CREATE INDEX IF NOT EXISTS tasks_waiting ON tasks (due, id) WHERE status = 'todo' AND due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_status_cat ON tasks (status, cat);
 CREATE INDEX IF NOT EXISTS tasks_cat ON tasks (cat);
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (status, (sat + laf))
@@ -46,23 +58,28 @@ CREATE TABLE IF NOT EXISTS records (
 ) WITHOUT ROWID;
 """
 
-COLUMNS = "id, status, priority, retry, assignee, in_, out, sat, laf, cat, tags, rev, run, lost, max_attempts, time_limit"
+COLUMNS = ("id, status, priority, retry, assignee, in_, out, sat, laf, cat, tags, rev, run, lost, max_attempts,"
+           " time_limit, due, retry_delay, history")
 MARKS = ",".join("?" * len(COLUMNS.split(",")))
 # Columns added after the first release, for databases made before them.
 ADDED_COLUMNS = (("run", "INTEGER NOT NULL DEFAULT 0"), ("lost", "INTEGER NOT NULL DEFAULT 0"),
-                 ("max_attempts", "INTEGER"), ("time_limit", "REAL"))
+                 ("max_attempts", "INTEGER"), ("time_limit", "REAL"), ("due", "INTEGER"),
+                 ("retry_delay", "REAL"), ("history", "TEXT"))
+READY = "status = 'todo' AND due IS NULL"   # repeats the partial indexes' WHERE, so SQLite uses them
 
 
 def _row_to_task(row):
     return Task(id=row[0], status=row[1], priority=row[2], retry=row[3], assignee=row[4],
                 in_=bytes(row[5]), out=None if row[6] is None else bytes(row[6]),
                 sat=row[7], laf=row[8], cat=row[9], tags=_tags_from_text(row[10]), rev=row[11],
-                run=row[12], lost=row[13], max_attempts=row[14], time_limit=row[15])
+                run=row[12], lost=row[13], max_attempts=row[14], time_limit=row[15], due=row[16],
+                retry_delay=row[17], history=history.from_text(row[18]))
 
 
 def _task_to_row(t):
     return (t.id, t.status, t.priority, t.retry, t.assignee, t.in_, t.out,
-            t.sat, t.laf, t.cat, _tags_to_text(t.tags), t.rev, t.run, t.lost, t.max_attempts, t.time_limit)
+            t.sat, t.laf, t.cat, _tags_to_text(t.tags), t.rev, t.run, t.lost, t.max_attempts, t.time_limit,
+            t.due, t.retry_delay, history.to_text(t.history))
 
 
 # Tags are stored as a JSON list. Most tasks have none; for those the
@@ -198,20 +215,23 @@ class SqliteStore(Store):
                 if new is not None:
                     written.append((old, new))
             db.executemany("UPDATE tasks SET status=?, priority=?, retry=?, assignee=?, out=?,"
-                           " sat=?, laf=?, tags=?, rev=?, run=?, lost=?, max_attempts=?, time_limit=?"
-                           " WHERE id=?",
+                           " sat=?, laf=?, tags=?, rev=?, run=?, lost=?, max_attempts=?, time_limit=?,"
+                           " due=?, retry_delay=?, history=? WHERE id=?",
                            [(n.status, n.priority, n.retry, n.assignee, n.out, n.sat, n.laf,
                              _tags_to_text(n.tags), n.rev, n.run, n.lost, n.max_attempts, n.time_limit,
-                             n.id) for _, n in written])
+                             n.due, n.retry_delay, history.to_text(n.history), n.id) for _, n in written])
             return written
         return self._write(work)
 
     def iter_todo(self, page_size=100, tags=None):
-        where, params = "status = 'todo'", []
+        # INDEXED BY: without statistics the planner prefers tasks_status_cat
+        # and sorts every todo task, delayed ones included; this way a query
+        # that could not use the partial index fails instead of scanning.
+        where, params = f"tasks INDEXED BY tasks_ready_order WHERE {READY}", []
         if tags is not None:
-            # the index tasks_todo_by_tags: (status, tags, priority, cat, id)
-            where, params = "status = 'todo' AND tags = ?", [_tags_to_text(tags)]
-        rows = self._read(f"SELECT {COLUMNS} FROM tasks WHERE {where}"
+            where = f"tasks INDEXED BY tasks_ready_by_tags WHERE {READY} AND tags = ?"
+            params = [_tags_to_text(tags)]
+        rows = self._read(f"SELECT {COLUMNS} FROM {where}"
                           " ORDER BY priority DESC, cat, id LIMIT ?", (*params, page_size))
         while rows:
             yield from (_row_to_task(r) for r in rows)
@@ -220,7 +240,7 @@ class SqliteStore(Store):
             last = rows[-1]
             prio, cat, tid = last[2], last[9], last[0]
             rows = self._read(
-                f"SELECT {COLUMNS} FROM tasks WHERE {where} AND"
+                f"SELECT {COLUMNS} FROM {where} AND"
                 " (priority < ? OR (priority = ? AND (cat > ? OR (cat = ? AND id > ?))))"
                 " ORDER BY priority DESC, cat, id LIMIT ?",
                 (*params, prio, prio, cat, cat, tid, page_size))
@@ -228,12 +248,19 @@ class SqliteStore(Store):
     def todo_tagsets(self):
         after = ""
         while True:
-            # one seek in tasks_todo_by_tags per distinct tag set
-            rows = self._read("SELECT min(tags) FROM tasks WHERE status = 'todo' AND tags > ?", (after,))
+            # one seek in tasks_ready_by_tags per distinct tag set
+            rows = self._read(f"SELECT min(tags) FROM tasks INDEXED BY tasks_ready_by_tags"
+                              f" WHERE {READY} AND tags > ?", (after,))
             if not rows or rows[0][0] is None:
                 return
             after = rows[0][0]
             yield _tags_from_text(after)
+
+    def due_tasks(self, start=0, end=None, limit=500):
+        return [(due, task_id) for due, task_id in self._read(
+            "SELECT due, id FROM tasks INDEXED BY tasks_waiting WHERE status = 'todo' AND due IS NOT NULL"
+            " AND due >= ? AND due <= ? ORDER BY due, id LIMIT ?",
+            (start, (1 << 63) - 1 if end is None else end, limit))]
 
     def nextup_assignees(self):
         return [(r[0], r[1]) for r in self._read(
