@@ -272,6 +272,10 @@ prefetch = "auto"
 # lost or crashed before the task ends `failed` ("lost 3 times; ...").
 # `riaktq open --max-attempts N` sets it per task.
 max_attempts = 3
+# Instances stopped cleanly or lost for longer than this are forgotten: their
+# records are deleted once their results are committed and their tasks rolled
+# back (`riaktq instances --forget NAME` does it by hand).
+forget_after = "1d"
 
 [worker]
 # How often a worker writes its heartbeat.

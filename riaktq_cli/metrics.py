@@ -80,6 +80,10 @@ def queue_families(figures):
     yield GaugeMetricFamily("riaktq_instance_timeout_seconds",
                             "The instance timeout liveness is judged with (the scheduler's).",
                             value=figures["instance_timeout"])
+    pause = figures.get("pause") or {"all": False, "tags": []}
+    yield GaugeMetricFamily("riaktq_assignment_paused",
+                            "1 while `riaktq pause` holds back all tasks (or, with a tag, those needing it).",
+                            value=1 if pause["all"] or pause["tags"] else 0)
 
 
 class _Snapshot:

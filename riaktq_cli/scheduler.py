@@ -9,8 +9,10 @@ every inbox it writes carries the lease epoch and the token of the worker
 process it addresses (protocol.py), and it stops writing the moment its
 lease is no longer valid.
 
-The process loop (`run`) follows Huey's consumer: initialize (take the
-lease), one pass at a time, shutdown (release the lease).
+The process loop (`run`: take the lease, iterate, let go) is in
+scheduler_loop.py. Operators steer an iteration through the store:
+cancellation marks (cancelling.py), the pause record (pausing.py); and it
+forgets instances long gone (forgetting.py).
 """
 
 import logging
@@ -18,33 +20,25 @@ import os
 import socket
 import time
 
-from riaktq_cli import metrics, protocol, scheduler_settings, task as transitions
+from riaktq_cli import cancelling, protocol, task as transitions
 from riaktq_cli.assigning import pick_tasks
 from riaktq_cli.clock import now_us, seconds_to_us
-from riaktq_cli.errors import PartialUpdate, StoreError, StoreUnavailable
-from riaktq_cli.lease import Lease
-from riaktq_cli.outage import Outage
+from riaktq_cli.errors import PartialUpdate
+from riaktq_cli.forgetting import Forgetter
+from riaktq_cli.pausing import Pauses
 from riaktq_cli.prefetch import Prefetch
+from riaktq_cli.scheduler_loop import LeaseLoop, LeaseLost  # noqa: F401 -- LeaseLost: where callers look
 from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
 
-# How often the scheduler looks for changes where the store can tell cheaply:
-# every 10 ms while work flows, every 50 ms once nothing changed for a while
-# (an idle scheduler then costs well under 1% of a core).
-WATCH_TICK = 0.01
-WATCH_TICK_IDLE = 0.05
-IDLE_AFTER = 2.0
 DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_FORGET_AFTER = 86400.0
 
 
-class LeaseLost(Exception):
-    """The lease is no longer ours (or not confirmed recently enough to act)."""
-
-
-class Scheduler:
+class Scheduler(LeaseLoop):
     def __init__(self, store, *, instance_timeout, prefetch, events, owner=None,
-                 max_attempts=DEFAULT_MAX_ATTEMPTS):
+                 max_attempts=DEFAULT_MAX_ATTEMPTS, forget_after=DEFAULT_FORGET_AFTER):
         self.store = store
         self.timeout_us = seconds_to_us(instance_timeout)
         self.instance_timeout = instance_timeout
@@ -52,6 +46,8 @@ class Scheduler:
         self.events = events
         self.max_attempts = max_attempts
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.pauses = Pauses(store, self.owner)
+        self.forgetter = Forgetter(store, forget_after, self.timeout_us)
         self.lease = None     # set by run(); iteration() alone (tests) writes epoch 0
         # The scheduler is the only writer of inboxes: it keeps them in
         # memory and reads them from the store only when it takes the lease.
@@ -68,7 +64,8 @@ class Scheduler:
         # Read before anything moves: tasks assigned below are held anyway,
         # and a store that remembers tasks (Riak) learns here which ones
         # someone else changed since (rm) before it writes them again.
-        expected = dict(self.store.nextup_assignees())
+        nextup = self.store.nextup_states()
+        expected = {task_id: assignee for task_id, assignee, _ in nextup}
         for name, record in instances.items():
             if name not in self._inboxes:
                 self._inboxes[name] = self._load_inbox(name, record)
@@ -86,9 +83,13 @@ class Scheduler:
         self.prefetch.observe(time.monotonic(), finished, held_before)
         live = {n: r for n, r in instances.items() if protocol.is_live(r, now, self.timeout_us)}
         self._prune(instances, live, dirty)
+        cancelling.withdraw(self._inboxes, instances, live, {i: a for i, a, marked in nextup if marked}, dirty)
+        self.pauses.current()   # the pause record: read at most once a second
         self._assign(live, dirty, summary)
         self._write_inboxes(dirty)
         self._rollback(instances, live, expected, unstarted, summary)
+        self.pauses.confirm()
+        self.forgetter.sweep(instances, self._inboxes, self._unsaved, expected)
         summary["instances"] = len(live)
         return summary
 
@@ -199,9 +200,9 @@ class Scheduler:
             slots = self.prefetch.depth(name) - protocol.queue_length(self._inboxes[name], record)
             if slots > 0:
                 free[name] = slots
-        if not free:
+        if not free or self.pauses.state["all"]:
             return
-        picks = pick_tasks(self.store, free, {n: live[n].get("tags", []) for n in free})
+        picks = pick_tasks(self.store, free, {n: self.pauses.offered(live[n].get("tags", [])) for n in free})
         if not picks:
             return
 
@@ -280,110 +281,6 @@ class Scheduler:
         if self.lease is not None and not self.lease.valid():
             raise LeaseLost("the scheduler lease is not confirmed; not writing")
 
-    # --- the loop ------------------------------------------------------------
-    def run(self, interval, stop, once=False):
-        """Hold the lease and iterate every `interval` until `stop` is set.
-
-        The lease lasts half the instance timeout and is renewed by its own
-        thread four times per lease period, so a standby takes over within
-        the instance timeout of this process's death, and a slow iteration
-        never lets it lapse.
-
-        Where the store can tell cheaply that another process wrote to it
-        (SQLite's data_version), an iteration also runs as soon as something
-        changed -- a task opened, a result in an outbox -- at most every
-        WATCH_TICK; `interval` is then the longest wait, not the only one.
-        """
-        self.lease = Lease(self.store, self.owner, ttl=self.instance_timeout / 2)
-        outage = Outage("scheduler")
-        try:
-            while not stop.is_set():
-                if not self.lease.held and not self._take_lease(outage, stop, once, interval):
-                    if once:
-                        return False
-                    continue
-                if not self._pass(interval, stop, outage, once):
-                    return True
-        finally:
-            self.lease.release()
-        return True
-
-    def _take_lease(self, outage, stop, once, interval):
-        """One attempt at the lease; on success start a fresh view."""
-        try:
-            held = self.lease.attempt()
-            outage.ok()
-        except StoreError as exc:
-            outage.failed(exc)
-            stop.wait(self.lease.tick)
-            return False
-        if not held:
-            holder = (self.lease.holder or {}).get("owner", "?")
-            if getattr(self, "_standby_for", None) != holder:
-                log.info("standing by: scheduler lease held by %s", holder)
-                self._standby_for = holder
-            if not once:
-                stop.wait(self.lease.tick)
-            return False
-        log.info("scheduler %s holds the lease (epoch %d)", self.owner, self.lease.epoch)
-        self._standby_for = None
-        scheduler_settings.publish(self.store, self.owner, self.timeout_us, interval,
-                                   self.prefetch.fixed or "auto")
-        self._inboxes.clear()     # another scheduler may have written them
-        self._unsaved = set()
-        self._next_run = time.monotonic()
-        self._seen_version = None
-        self.lease.keep_renewed()
-        return True
-
-    def _pass(self, interval, stop, outage, once):
-        """Wait for the next iteration and run it; False when `once` is done."""
-        watch = not once and self._data_version() is not None
-        while not stop.is_set() and self.lease.held:
-            now = time.monotonic()
-            changed = watch and self._data_version() != self._seen_version
-            if changed or now >= self._next_run:
-                break
-            wake = self._next_run
-            if watch:
-                # idle: no iteration moved anything lately (heartbeats change
-                # the store too, but they are no reason to look every 10 ms)
-                idle = now - self._last_work > IDLE_AFTER
-                wake = min(wake, now + (WATCH_TICK_IDLE if idle else WATCH_TICK))
-            stop.wait(min(max(0.0, wake - now), self.lease.tick))
-        if stop.is_set() or not self.lease.held:
-            return True
-        started = time.monotonic()
-        self._seen_version = self._data_version() if watch else None
-        try:
-            summary = self.iteration()
-            outage.ok()
-        except LeaseLost as exc:
-            # A slow renewal: the inboxes stay in memory and are written once
-            # the lease is confirmed (dropping them would roll back, counted,
-            # what this iteration assigned). Lost to another: `held` is false.
-            log.warning("%s", exc)
-            self._next_run = started + min(interval, self.lease.tick)
-            return True
-        except StoreError as exc:
-            # Unavailable, or a record it cannot read: say so (once) and try
-            # again; a dead scheduler stops the queue.
-            outage.failed(exc, "store unavailable" if isinstance(exc, StoreUnavailable) else "iteration failed")
-            self._next_run = started + min(interval, self.lease.tick)
-            return True
-        took = time.monotonic() - started
-        metrics.observe_iteration(took)
-        if any(summary[k] for k in ("commit", "restart", "assign", "rollback")):
-            self._last_work = started
-            log.debug("iteration %.1fms %s", took * 1000, summary)
-        self._next_run = started + interval
-        return not once
-
-    def _data_version(self):
-        try:
-            return self.store.data_version()
-        except StoreError:
-            return None
 
 
 def _landed(task, result):

@@ -235,6 +235,10 @@ DECLARED = [
       "Runs of a task that may end with their instance lost or crashed before it fails.",
       no_flag="a property of each task: `open --max-attempts N`; this is the default for tasks without one",
       bad=(0, 1001)),
+    S("scheduler", "forget_after", Duration(), "1d",
+      "Instances stopped or lost for longer than this are forgotten (their records deleted) once the scheduler"
+      " has committed their results and rolled back their tasks.",
+      flag="--forget-after", commands=("scheduler",), bad=("0s", "soon")),
     S("worker", "heartbeat", Duration(), "2s", "How often a worker writes its heartbeat.",
       flag="--heartbeat", commands=("worker",), bad=("0s",)),
     S("worker", "poll", Duration(), "500ms", "How often a worker reads its inbox.",

@@ -24,7 +24,7 @@ RETRY_MAX = 1000
 ATTEMPTS_MAX = 1000
 TIME_LIMIT_MAX = 366 * 86400.0  # seconds
 FIELDS = ("id", "status", "priority", "retry", "assignee", "in_", "out", "sat", "laf", "cat", "tags", "rev",
-          "run", "lost", "max_attempts", "time_limit")
+          "run", "lost", "max_attempts", "time_limit", "cancel")
 
 
 class Task:
@@ -40,7 +40,7 @@ class Task:
 
     def __init__(self, id, status=TODO, priority=0, retry=0, assignee=None, in_=b"", out=None,
                  sat=None, laf=None, cat=0, tags=(), rev=0, run=0, lost=0, max_attempts=None,
-                 time_limit=None):
+                 time_limit=None, cancel=None):
         self.id = id
         self.status = status
         self.priority = priority
@@ -63,11 +63,15 @@ class Task:
         self.max_attempts = max_attempts
         # time_limit: seconds a run may take (None: the worker's default).
         self.time_limit = time_limit
+        # cancel: None, or the reason given to `riaktq cancel` ("" for none).
+        # On a nextup task it asks the scheduler to withdraw or stop the run;
+        # every way the run can end then ends the task failed "cancelled".
+        self.cancel = cancel
 
     def _values(self):
         return (self.id, self.status, self.priority, self.retry, self.assignee, self.in_, self.out,
                 self.sat, self.laf, self.cat, self.tags, self.rev, self.run, self.lost,
-                self.max_attempts, self.time_limit)
+                self.max_attempts, self.time_limit, self.cancel)
 
     def __eq__(self, other):
         return isinstance(other, Task) and self._values() == other._values()
@@ -84,8 +88,8 @@ class Task:
         copy.id, copy.status, copy.priority, copy.retry = self.id, self.status, self.priority, self.retry
         copy.assignee, copy.in_, copy.out, copy.sat = self.assignee, self.in_, self.out, self.sat
         copy.laf, copy.cat, copy.tags = self.laf, self.cat, self.tags
-        copy.run, copy.lost, copy.max_attempts, copy.time_limit = \
-            self.run, self.lost, self.max_attempts, self.time_limit
+        copy.run, copy.lost, copy.max_attempts, copy.time_limit, copy.cancel = \
+            self.run, self.lost, self.max_attempts, self.time_limit, self.cancel
         for name, value in changes.items():
             setattr(copy, name, value)
         copy.rev = self.rev + 1
@@ -105,7 +109,7 @@ class Task:
             "sat": self.sat, "laf": self.laf, "cat": self.cat,
             "tags": list(self.tags), "rev": self.rev,
             "run": self.run, "lost": self.lost, "max_attempts": self.max_attempts,
-            "time_limit": self.time_limit,
+            "time_limit": self.time_limit, "cancel": self.cancel,
         }
 
     @classmethod
@@ -120,6 +124,7 @@ class Task:
             tags=tuple(rec.get("tags") or ()), rev=int(rec.get("rev", 0)),
             run=int(rec.get("run") or 0), lost=int(rec.get("lost") or 0),
             max_attempts=rec.get("max_attempts"), time_limit=rec.get("time_limit"),
+            cancel=rec.get("cancel"),
         )
 
     # --- human/JSON view (DESIGN: in/out as text when UTF-8) --------------
@@ -245,6 +250,8 @@ def close(task, instance, status, out, sat, laf):
         raise TransitionError(f"task {task.id} is not nextup on {instance}")
     if status not in FINISHED:
         raise TransitionError(f"cannot close with status {status!r}")
+    if status == FAILED and task.cancel is not None:
+        return cancelled(task, sat, laf)   # stopped by the cancel, or failed anyway: no restart
     if status == FAILED and task.retry > 0:
         return task.with_(status=TODO, retry=task.retry - 1, priority=lowered(task.priority),
                           assignee=None, out=out, sat=sat, laf=laf), "restart"
@@ -264,6 +271,8 @@ def rollback(task, *, counted=False, default_max_attempts=3, why=None, sat=None,
     """
     if task.status != NEXTUP:
         raise TransitionError(f"task {task.id} is {task.status}, not nextup")
+    if task.cancel is not None:
+        return cancelled(task, sat, laf)   # withdrawn, handed back or lost: cancelled, not requeued
     ran = {} if sat is None else {"sat": sat, "laf": laf}
     if not counted:
         return task.with_(status=TODO, assignee=None), "rollback"
@@ -281,7 +290,31 @@ def requeue(task, retry=0):
     """done/failed → todo with a fresh retry count; `out` kept until it reruns."""
     if task.status not in FINISHED:
         raise TransitionError(f"task {task.id} is {task.status}, not finished")
-    return task.with_(status=TODO, retry=check_int(retry, "retry", 0, RETRY_MAX), assignee=None, lost=0)
+    return task.with_(status=TODO, retry=check_int(retry, "retry", 0, RETRY_MAX), assignee=None, lost=0,
+                      cancel=None)
+
+
+def cancel(task, reason=""):
+    """`riaktq cancel`: a todo task ends failed "cancelled: REASON" at once;
+    a nextup task is only marked (`cancel` = reason): its instance holds the
+    run, so the scheduler withdraws or stops it, and the run's end -- a
+    result, a hand-back, a lost instance -- goes through `cancelled`.
+    None for a nextup task already marked (nothing to write)."""
+    if task.status == TODO:
+        return task.with_(status=FAILED, out=cancel_output(reason), cancel=reason)
+    if task.status == NEXTUP:
+        return None if task.cancel is not None else task.with_(cancel=reason)
+    raise TransitionError(f"task {task.id} is already {task.status}")
+
+
+def cancelled(task, sat=None, laf=None):
+    """The end of a run marked for cancellation: (failed task, "cancel")."""
+    ran = {} if sat is None else {"sat": sat, "laf": laf}
+    return task.with_(status=FAILED, out=cancel_output(task.cancel), **ran), "cancel"
+
+
+def cancel_output(reason):
+    return f"cancelled: {reason}".encode() if reason else b"cancelled"
 
 
 def merge(copies):

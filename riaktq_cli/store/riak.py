@@ -5,7 +5,8 @@ Layout (DESIGN §3), all buckets in one bucket type with allow_mult = true:
 - `<prefix>_task/<id>`: the task record; indexes
   `status_bin` = status; `todo_bin` = `<inverted priority>:<cat>:<id>` while
   todo (fixed width, so one sorted range query yields assignment order);
-  `statuscat_bin` = `<status>:<cat>`; `assignee_bin` = assignee while nextup;
+  `statuscat_bin` = `<status>:<cat>`; `assignee_bin` = assignee while nextup
+  (`<assignee>;cancel` once marked for cancellation, see riak_terms);
   `finished_bin` = `<status>:<sat+laf>` once done/failed (throughput).
 - `<prefix>_instance/<name>`, `<prefix>_inbox/<name>`,
   `<prefix>_scheduler/lease`: single-writer JSON records, found through the
@@ -32,8 +33,8 @@ from riaktq_cli.riak import (RiakClient, RiakConflict, RiakError, RiakRefused, R
                              TlsSettings)
 from riaktq_cli.store.base import Store
 from riaktq_cli.store.riak_records import RiakRecords
-from riaktq_cli.store.riak_terms import (HIGH, JSON, NAME_FIRST, NAME_LAST, PARALLEL, decode_siblings, number_term, tag_key,
-                                         task_indexes)
+from riaktq_cli.store.riak_terms import (HIGH, JSON, NAME_FIRST, NAME_LAST, PARALLEL, decode_siblings, number_term,
+                                         parse_assignee_term, tag_key, task_indexes)
 from riaktq_cli.task import DONE, FAILED, NEXTUP, STATUSES, TODO, Task, merge
 
 log = logging.getLogger("riaktq")
@@ -303,18 +304,23 @@ class RiakStore(RiakRecords, Store):
                 return
             yield item
 
-    def nextup_assignees(self):
+    def nextup_states(self):
         pairs = self._index_iter(self.btype, self.bucket("task"), "assignee_bin",
                                  start=NAME_FIRST, end=NAME_LAST, page_size=1000, return_terms=True)
-        found = [(key, term) for term, key in pairs]
-        listed = {key for key, _ in found}
+        found = {}
+        for term, key in pairs:
+            # a task with siblings can list two terms: any mark counts
+            assignee, marked = parse_assignee_term(term)
+            if marked or key not in found:
+                found[key] = (assignee, marked)
         with self._known_lock:
             # a known task no longer listed as nextup was changed by someone
             # else (rm, cancel): read it afresh before touching it again
             # (and todo tasks read by iter_todo are kept one iteration only)
-            for task_id in [i for i, (t, _) in self._known.items() if t.status != NEXTUP or i not in listed]:
+            for task_id in [i for i, (t, _) in self._known.items() if t.status != NEXTUP or i not in found
+                            or (found[i][1] and t.cancel is None)]:
                 del self._known[task_id]
-        return found
+        return [(key, assignee, marked) for key, (assignee, marked) in found.items()]
 
     def _status_cat_iter(self, status, created_before, page_size):
         end = HIGH if created_before is None else number_term(max(0, created_before - 1))

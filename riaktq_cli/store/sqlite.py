@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     run INTEGER NOT NULL DEFAULT 0,
     lost INTEGER NOT NULL DEFAULT 0,
     max_attempts INTEGER,
-    time_limit REAL
+    time_limit REAL,
+    cancel TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_todo_order ON tasks (status, priority DESC, cat, id);
 CREATE INDEX IF NOT EXISTS tasks_todo_by_tags ON tasks (status, tags, priority DESC, cat, id);
@@ -46,23 +47,25 @@ CREATE TABLE IF NOT EXISTS records (
 ) WITHOUT ROWID;
 """
 
-COLUMNS = "id, status, priority, retry, assignee, in_, out, sat, laf, cat, tags, rev, run, lost, max_attempts, time_limit"
+COLUMNS = ("id, status, priority, retry, assignee, in_, out, sat, laf, cat, tags, rev, run, lost, max_attempts,"
+           " time_limit, cancel")
 MARKS = ",".join("?" * len(COLUMNS.split(",")))
 # Columns added after the first release, for databases made before them.
 ADDED_COLUMNS = (("run", "INTEGER NOT NULL DEFAULT 0"), ("lost", "INTEGER NOT NULL DEFAULT 0"),
-                 ("max_attempts", "INTEGER"), ("time_limit", "REAL"))
+                 ("max_attempts", "INTEGER"), ("time_limit", "REAL"), ("cancel", "TEXT"))
 
 
 def _row_to_task(row):
     return Task(id=row[0], status=row[1], priority=row[2], retry=row[3], assignee=row[4],
                 in_=bytes(row[5]), out=None if row[6] is None else bytes(row[6]),
                 sat=row[7], laf=row[8], cat=row[9], tags=_tags_from_text(row[10]), rev=row[11],
-                run=row[12], lost=row[13], max_attempts=row[14], time_limit=row[15])
+                run=row[12], lost=row[13], max_attempts=row[14], time_limit=row[15], cancel=row[16])
 
 
 def _task_to_row(t):
     return (t.id, t.status, t.priority, t.retry, t.assignee, t.in_, t.out,
-            t.sat, t.laf, t.cat, _tags_to_text(t.tags), t.rev, t.run, t.lost, t.max_attempts, t.time_limit)
+            t.sat, t.laf, t.cat, _tags_to_text(t.tags), t.rev, t.run, t.lost, t.max_attempts, t.time_limit,
+            t.cancel)
 
 
 # Tags are stored as a JSON list. Most tasks have none; for those the
@@ -198,11 +201,11 @@ class SqliteStore(Store):
                 if new is not None:
                     written.append((old, new))
             db.executemany("UPDATE tasks SET status=?, priority=?, retry=?, assignee=?, out=?,"
-                           " sat=?, laf=?, tags=?, rev=?, run=?, lost=?, max_attempts=?, time_limit=?"
-                           " WHERE id=?",
+                           " sat=?, laf=?, tags=?, rev=?, run=?, lost=?, max_attempts=?, time_limit=?,"
+                           " cancel=? WHERE id=?",
                            [(n.status, n.priority, n.retry, n.assignee, n.out, n.sat, n.laf,
                              _tags_to_text(n.tags), n.rev, n.run, n.lost, n.max_attempts, n.time_limit,
-                             n.id) for _, n in written])
+                             n.cancel, n.id) for _, n in written])
             return written
         return self._write(work)
 
@@ -235,9 +238,9 @@ class SqliteStore(Store):
             after = rows[0][0]
             yield _tags_from_text(after)
 
-    def nextup_assignees(self):
-        return [(r[0], r[1]) for r in self._read(
-            "SELECT id, assignee FROM tasks WHERE status = 'nextup'")]
+    def nextup_states(self):
+        return [(r[0], r[1], bool(r[2])) for r in self._read(
+            "SELECT id, assignee, cancel IS NOT NULL FROM tasks WHERE status = 'nextup'")]
 
     def iter_ids(self, status=None, created_before=None, page_size=1000):
         where, params = [], []
