@@ -25,7 +25,7 @@ def pause_cmd(app, tag):
       riaktq pause                 # before maintenance; `riaktq stats` shows it
       riaktq pause --tag gpu       # gpu tasks wait; the rest flows on
     """
-    state = app.queue().pause(tag)
+    state = app.queue(create=False).pause(tag)
     click.echo(f"riaktq: {pausing.describe(state)}; work in flight finishes", err=True)
 
 
@@ -40,7 +40,7 @@ def resume_cmd(app, tag):
       riaktq resume
       riaktq resume --tag gpu
     """
-    state = app.queue().resume(tag)
+    state = app.queue(create=False).resume(tag)
     if pausing.is_paused(state):
         click.echo(f"riaktq: resumed {tag}; still {pausing.describe(state)}", err=True)
     else:
