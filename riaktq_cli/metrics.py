@@ -23,7 +23,7 @@ import types
 
 log = logging.getLogger("riaktq")
 
-TRANSITIONS = ("assign", "close", "restart", "rollback")
+TRANSITIONS = ("assign", "close", "restart", "rollback", "cancel")
 INSTANCE_STATES = ("idle", "busy", "lost", "stopped")
 # Iterations take a millisecond on a small SQLite queue, seconds on a busy Riak one.
 ITERATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

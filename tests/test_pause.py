@@ -111,3 +111,32 @@ def test_pause_and_resume_keep_their_state_in_the_store(procs, store):
     assert bad.returncode == 2 and len(lines(bad.stderr)) == 1
     prometheus = procs.run("stats", "--format", "prometheus").stdout.decode()
     assert "riaktq_assignment_paused 0.0" in prometheus
+
+
+def test_an_idle_iteration_reads_the_pause_at_most_once_a_second(store, backend, riak_server, monkeypatch):
+    """On Riak an idle iteration is the three index reads it always was (the
+    instance records; the nextup index, which also carries cancellation
+    marks; the todo index, for the idle instance's free slot): the pause
+    record adds one GET per READ_EVERY, not one per iteration."""
+    import pytest
+
+    from riaktq_cli import pausing
+    from riaktq_cli.clock import now_us
+    from riaktq_cli.events import EventSink
+    from riaktq_cli.scheduler import Scheduler
+    if backend != "riak" or riak_server is None:
+        pytest.skip("counts the requests the Riak test server sees")
+    store.put_record("instance", "w", {"name": "w", "tags": [], "heartbeat": now_us() + 60_000_000,
+                                       "status": "idle", "taken": 0, "queue": [], "current": None,
+                                       "outbox": [], "token": None})
+    s = Scheduler(store, instance_timeout=120.0, prefetch=1, events=EventSink(None))
+    s.iteration()
+    monkeypatch.setattr(pausing, "READ_EVERY", 3600.0)
+    riak_server.reset_counts()
+    for _ in range(5):
+        s.iteration()
+    assert (riak_server.counts["get"], riak_server.counts["index"], riak_server.counts["put"]) == (0, 15, 0)
+    monkeypatch.setattr(pausing, "READ_EVERY", 0.0)
+    riak_server.reset_counts()
+    s.iteration()
+    assert (riak_server.counts["get"], riak_server.counts["index"]) == (1, 3)
