@@ -22,7 +22,7 @@ _EXPORTS = {
     **{name: "riaktq_cli.errors" for name in (
         "RiaktqError", "TaskExists", "NoSuchTask", "BadInput", "BadTasks", "WrongStatus", "WaitTimeout",
         "QueueClosed", "ConfigError", "StoreError", "StoreUnavailable", "StoreRefused", "PartialUpdate",
-        "HandlerError")},
+        "HandlerError", "AlreadyFinished", "Refused")},
 }
 __all__ = ["__version__", *_EXPORTS]
 
@@ -30,9 +30,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
     from riaktq_cli.api import Outcome, Queue  # noqa: F401
     from riaktq_cli.api_input import make_task  # noqa: F401
-    from riaktq_cli.errors import (BadInput, BadTasks, ConfigError, HandlerError, NoSuchTask,  # noqa: F401
-                                   PartialUpdate, QueueClosed, RiaktqError, StoreError, StoreRefused,
-                                   StoreUnavailable, TaskExists, WaitTimeout, WrongStatus)
+    from riaktq_cli.errors import (AlreadyFinished, BadInput, BadTasks, ConfigError, HandlerError,  # noqa: F401
+                                   NoSuchTask, PartialUpdate, QueueClosed, Refused, RiaktqError, StoreError,
+                                   StoreRefused, StoreUnavailable, TaskExists, WaitTimeout, WrongStatus)
     from riaktq_cli.task import Task  # noqa: F401
 
 

@@ -27,8 +27,9 @@ import itertools
 import time
 
 from riaktq_cli import task as transitions
+from riaktq_cli.api_control import Control, batch_outcomes
 from riaktq_cli.api_input import check_status, checked, created_before, make_task, seconds, task_from_mapping
-from riaktq_cli.errors import BadInput, BadTasks, NoSuchTask, QueueClosed, WaitTimeout, WrongStatus
+from riaktq_cli.errors import BadInput, BadTasks, NoSuchTask, QueueClosed, RiaktqError, WaitTimeout, WrongStatus
 from riaktq_cli.task import FINISHED, Task
 
 TYPE_CHECKING = False
@@ -38,7 +39,6 @@ if TYPE_CHECKING:  # annotations only: `typing` costs `riaktq open` start-up tim
     from typing import Any
 
     from riaktq_cli.config import Config
-    from riaktq_cli.errors import RiaktqError
     from riaktq_cli.store.base import Store
 
 __all__ = ["Queue", "Task", "Outcome", "make_task"]
@@ -80,11 +80,12 @@ def chunks(iterable: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield batch
 
 
-class Queue:
+class Queue(Control):
     """A riaktq queue, on the store a config names (or on `store` itself).
 
     Use `Queue.from_config()`; `with` closes its connections. Every method
-    may be called from any thread."""
+    may be called from any thread. Cancel, pause, resume and forgetting an
+    instance come from `Control` (api_control.py)."""
 
     def __init__(self, store: Store, config: Config | None = None):
         self._store: Store | None = store
@@ -310,31 +311,17 @@ class Queue:
 
     def _requeue_batch(self, batch: list[str], retry: int, status: str | None,
                        dry_run: bool, priority: int | None) -> list[Outcome]:
-        if dry_run:
-            found, written = self.store.get_tasks(batch), {}
-        else:
-            found = {}
+        def change(current: Task) -> Task | None:
+            if not _wanted(current, status):
+                return None
+            new = transitions.requeue(current, retry)
+            return new if priority is None else new.with_(priority=priority)
 
-            def change(current: Task) -> Task | None:
-                found[current.id] = current
-                if not _wanted(current, status):
-                    return None
-                new = transitions.requeue(current, retry)
-                return new if priority is None else new.with_(priority=priority)
-            written = {new.id: new for _old, new in self.store.update_tasks(batch, change)}
-        outcomes = []
-        for task_id in batch:
-            current = found.get(task_id)
-            if task_id in written:
-                outcomes.append(Outcome(task_id, written[task_id]))
-            elif current is None:
-                outcomes.append(Outcome(task_id, None, NoSuchTask(task_id)))
-            elif dry_run and _wanted(current, status):
-                outcomes.append(Outcome(task_id, current))
-            else:
-                wanted = status or " or ".join(FINISHED)
-                outcomes.append(Outcome(task_id, current, WrongStatus(task_id, current.status, wanted)))
-        return outcomes
+        def refusal(task_id: str, current: Task) -> RiaktqError | None:
+            if dry_run and _wanted(current, status):
+                return None
+            return WrongStatus(task_id, current.status, status or " or ".join(FINISHED))
+        return batch_outcomes(self.store, batch, change, dry_run, refusal)
 
     def purge(self, status: str, age: float | str, *, dry_run: bool = False,
               on_batch: Callable[[list[str]], None] | None = None) -> int:

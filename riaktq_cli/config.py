@@ -279,6 +279,10 @@ retry_delay_max = "1h"
 # Once a day, delete done and failed tasks created longer ago than this
 # (as `riaktq purge --age`), a few hundred per iteration. Off unless set:
 # keep_finished = "30d"
+# Instances stopped cleanly or lost for longer than this are forgotten: their
+# records are deleted once their results are committed and their tasks rolled
+# back (`riaktq instances --forget NAME` does it by hand).
+forget_after = "1d"
 
 [worker]
 # How often a worker writes its heartbeat.

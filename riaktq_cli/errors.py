@@ -108,6 +108,15 @@ class WrongStatus(RiaktqError):
         self.status = status
 
 
+class AlreadyFinished(WrongStatus):
+    """The task has ended (done or failed): nothing left to cancel."""
+
+    def __init__(self, task_id, status):
+        RiaktqError.__init__(self, f"task {task_id!r} is already {status}")
+        self.task_id = task_id
+        self.status = status
+
+
 class BadTasks(BadInput):
     """Some tasks given to `Queue.open_many` are malformed; none was opened.
 
@@ -152,6 +161,11 @@ class QueueClosed(RiaktqError):
 
     def __init__(self):
         super().__init__("the queue is closed")
+
+
+class Refused(RiaktqError):
+    """The operation does not apply to things as they are now (forget a
+    live instance...); nothing was changed. Exit 1."""
 
 
 class TransitionError(RiaktqError):

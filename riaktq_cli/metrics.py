@@ -23,7 +23,7 @@ import types
 
 log = logging.getLogger("riaktq")
 
-TRANSITIONS = ("assign", "close", "restart", "rollback")
+TRANSITIONS = ("assign", "close", "restart", "rollback", "cancel")
 INSTANCE_STATES = ("idle", "busy", "lost", "stopped")
 # Iterations take a millisecond on a small SQLite queue, seconds on a busy Riak one.
 ITERATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -80,6 +80,10 @@ def queue_families(figures):
     yield GaugeMetricFamily("riaktq_instance_timeout_seconds",
                             "The instance timeout liveness is judged with (the scheduler's).",
                             value=figures["instance_timeout"])
+    pause = figures.get("pause") or {"all": False, "tags": []}
+    yield GaugeMetricFamily("riaktq_assignment_paused",
+                            "1 while `riaktq pause` holds back all tasks (or, with a tag, those needing it).",
+                            value=1 if pause["all"] or pause["tags"] else 0)
 
 
 class _Snapshot:

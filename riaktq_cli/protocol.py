@@ -17,7 +17,8 @@ an inbox from an older epoch (a scheduler that lost its lease and does not
 know it yet) and entries addressed to another process's token (a second
 process started under its name, or its predecessor).
 
-Inbox:    {"seq", "epoch", "token", "entries": [entry], "committed": [[id, run]]}
+Inbox:    {"seq", "epoch", "token", "entries": [entry], "committed": [[id, run]],
+           "cancel": [[id, run, seq]]: runs `riaktq cancel` stops (cancelling.py)}
 Entry:    {"seq", "id", "run", "in" (base64), "tags", "time_limit" (s or null)}
 Instance: {"name", "token", "replaces" (a dead predecessor's token), "handler", "tags", "host", "pid", "started",
            "heartbeat", "status", "taken", "epoch", "queue": [{"id", "seq", "run"}],
@@ -59,7 +60,7 @@ def split_handovers(records):
 
 
 def empty_inbox():
-    return {"seq": 0, "epoch": 0, "token": None, "entries": [], "committed": []}
+    return {"seq": 0, "epoch": 0, "token": None, "entries": [], "committed": [], "cancel": []}
 
 
 def inbox_entry(seq, task):

@@ -9,8 +9,12 @@ every inbox it writes carries the lease epoch and the token of the worker
 process it addresses (protocol.py), and it stops writing the moment its
 lease is no longer valid.
 
-The process loop (`run`, scheduler_loop.py) follows Huey's consumer: initialize (take the
-lease), one pass at a time, shutdown (release the lease).
+The process loop (`run`: take the lease, iterate, let go; Huey's consumer:
+initialize, one pass at a time, shutdown) is in scheduler_loop.py. Operators
+steer an iteration through the store: cancellation marks (cancelling.py),
+the pause record (pausing.py), delayed tasks and back-off (delays.py); and it
+forgets instances long gone (forgetting.py) and purges old finished tasks
+once a day (housekeeping.py).
 """
 
 import logging
@@ -18,11 +22,13 @@ import os
 import socket
 import time
 
-from riaktq_cli import delays, housekeeping, protocol, task as transitions
+from riaktq_cli import cancelling, delays, housekeeping, protocol, task as transitions
 from riaktq_cli.assigning import pick_tasks
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import PartialUpdate
+from riaktq_cli.forgetting import Forgetter
 from riaktq_cli.lease import LeaseLost
+from riaktq_cli.pausing import Pauses
 from riaktq_cli.prefetch import Prefetch
 from riaktq_cli.scheduler_loop import SchedulerLoop
 from riaktq_cli.store.base import INBOX, INSTANCE
@@ -30,17 +36,21 @@ from riaktq_cli.store.base import INBOX, INSTANCE
 log = logging.getLogger("riaktq")
 
 DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_FORGET_AFTER = 86400.0
 
 
 class Scheduler(SchedulerLoop):
     def __init__(self, store, *, instance_timeout, prefetch, events, owner=None,
-                 max_attempts=DEFAULT_MAX_ATTEMPTS, retry_delay=0.0, retry_delay_max=3600.0, keep_finished=None):
+                 max_attempts=DEFAULT_MAX_ATTEMPTS, retry_delay=0.0, retry_delay_max=3600.0, keep_finished=None,
+                 forget_after=DEFAULT_FORGET_AFTER):
         self.store, self.events, self.max_attempts = store, events, max_attempts
         self.instance_timeout, self.timeout_us = instance_timeout, seconds_to_us(instance_timeout)
         self.prefetch = Prefetch(prefetch)
         self.due = delays.DueWatch(store, retry_delay, retry_delay_max)    # delayed tasks, back-off
         self.daily = housekeeping.DailyPurge(store, keep_finished)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.pauses = Pauses(store, self.owner)
+        self.forgetter = Forgetter(store, forget_after, self.timeout_us)
         self.lease = None     # set by run(); iteration() alone (tests) writes epoch 0
         # The scheduler is the only writer of inboxes: it keeps them in
         # memory and reads them from the store only when it takes the lease.
@@ -57,7 +67,8 @@ class Scheduler(SchedulerLoop):
         # Read before anything moves: tasks assigned below are held anyway,
         # and a store that remembers tasks (Riak) learns here which ones
         # someone else changed since (rm) before it writes them again.
-        expected = dict(self.store.nextup_assignees())
+        nextup = self.store.nextup_states()
+        expected = {task_id: assignee for task_id, assignee, _ in nextup}
         for name, record in instances.items():
             if name not in self._inboxes:
                 self._inboxes[name] = self._load_inbox(name, record)
@@ -75,10 +86,14 @@ class Scheduler(SchedulerLoop):
         self.prefetch.observe(time.monotonic(), finished, held_before)
         live = {n: r for n, r in instances.items() if protocol.is_live(r, now, self.timeout_us)}
         self._prune(instances, live, dirty)
+        cancelling.withdraw(self._inboxes, instances, live, {i: a for i, a, marked in nextup if marked}, dirty)
         self.due.release(now, self._update)      # due tasks join the todo order first
+        self.pauses.current()   # the pause record: read at most once a second
         self._assign(live, dirty, summary)
         self._write_inboxes(dirty)
         self._rollback(instances, live, expected, unstarted, summary)
+        self.pauses.confirm()
+        self.forgetter.sweep(instances, self._inboxes, self._unsaved, expected)
         self.daily.step(now, self._check_lease)  # keep_finished: a batch at most
         summary["instances"] = len(live)
         return summary
@@ -159,10 +174,12 @@ class Scheduler(SchedulerLoop):
         return finished
 
     def _drop_handovers(self, handovers, unsure):
-        """A handover whose process has stopped and whose results were all
-        applied (or are of no current run) has done its job."""
+        """A handover whose process has stopped (or died: silent for the
+        instance timeout) and whose results were all applied (or are of no
+        current run) has done its job."""
+        now = now_us()
         for name, record in handovers.items():
-            if record.get("status") == protocol.STOPPED and \
+            if not protocol.is_live(record, now, self.timeout_us) and \
                     not any(protocol.run_key(r) in unsure for r in record.get("outbox", [])):
                 self._check_lease()
                 self.store.delete_record(INSTANCE, name)
@@ -210,9 +227,9 @@ class Scheduler(SchedulerLoop):
             slots = self.prefetch.depth(name) - protocol.queue_length(self._inboxes[name], record)
             if slots > 0:
                 free[name] = slots
-        if not free:
+        if not free or self.pauses.state["all"]:
             return
-        picks = pick_tasks(self.store, free, {n: live[n].get("tags", []) for n in free})
+        picks = pick_tasks(self.store, free, {n: self.pauses.offered(live[n].get("tags", [])) for n in free})
         if not picks:
             return
 

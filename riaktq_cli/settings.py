@@ -21,8 +21,8 @@ its start-up time is the queue's enqueue cost from a shell.
 
 from riaktq_cli.durations import parse_duration
 from riaktq_cli.errors import ConfigError, DurationError
+from riaktq_cli.task_checks import TIME_LIMIT_MAX
 
-TIME_LIMIT_MAX = 366 * 86400.0  # = task.TIME_LIMIT_MAX (task.py costs the fast lane an import)
 
 
 # --------------------------------------------------------------------------- kinds: type + range
@@ -244,6 +244,10 @@ DECLARED = [
     S("scheduler", "keep_finished", Duration(optional=True), None,
       "Once a day the scheduler deletes done and failed tasks created longer ago than this (unset: never).",
       no_flag=SHARED_POLICY, bad=("0s", "30")),
+    S("scheduler", "forget_after", Duration(), "1d",
+      "Instances stopped or lost for longer than this are forgotten (their records deleted) once the scheduler"
+      " has committed their results and rolled back their tasks.",
+      flag="--forget-after", commands=("scheduler",), bad=("0s", "soon")),
     S("worker", "heartbeat", Duration(), "2s", "How often a worker writes its heartbeat.",
       flag="--heartbeat", commands=("worker",), bad=("0s",)),
     S("worker", "poll", Duration(), "500ms", "How often a worker reads its inbox.",

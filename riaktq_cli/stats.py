@@ -21,7 +21,7 @@ def gather(store, instance_timeout):
     Instances are judged with the running scheduler's instance timeout when
     it has published one; `instance_timeout` (the config's) is the fallback.
     """
-    from riaktq_cli import scheduler_settings
+    from riaktq_cli import pausing, scheduler_settings
     from riaktq_cli.instances import instance_rows
 
     timeout, source = scheduler_settings.instance_timeout(store, instance_timeout)
@@ -29,6 +29,7 @@ def gather(store, instance_timeout):
     counts = store.count_by_status()
     counts = {status: counts.get(status, 0) for status in STATUSES}
     oldest = store.oldest_cat(TODO) if counts[TODO] else None
+    pause = pausing.view(store)
     return {
         "at": now,
         "counts": counts,
@@ -39,7 +40,8 @@ def gather(store, instance_timeout):
         "failed_last_hour": store.count_finished_since(now - seconds_to_us(HOUR), FAILED),
         "instance_timeout": timeout,
         "instance_timeout_from": source,
-        "instances": instance_rows(store, timeout),
+        "pause": pause,
+        "instances": instance_rows(store, timeout, pause),
     }
 
 
@@ -56,6 +58,15 @@ def _at_hand(row):
 def _timeout_note(figures):
     source = "the scheduler's" if figures["instance_timeout_from"] == "scheduler" else "config; no scheduler yet"
     return f"{format_duration(figures['instance_timeout'])} ({source})"
+
+
+def _assignment(figures):
+    """`running`, or what is paused and whether the scheduler applied it."""
+    pause = figures.get("pause")
+    if not pause:
+        return "running"
+    what = "all tasks" if pause["all"] else "tags " + ",".join(pause["tags"])
+    return f"paused: {escape(what)}" + ("" if pause["applied"] else " (not yet applied)")
 
 
 def instance_table_rows(figures):
@@ -78,6 +89,7 @@ def render_text(figures):
     rates = [["oldest todo", format_duration(figures["oldest_todo_age"])]]
     rates += [[title, figures[key]] for key, title in THROUGHPUT]
     rates.append(["instance timeout", _timeout_note(figures)])
+    rates.append(["assignment", _assignment(figures)])
     parts = [tabulate(tasks, headers=["STATUS", "TASKS"], tablefmt="simple"),
              tabulate(rates, tablefmt="plain", colalign=("left", "right"))]
     if figures["instances"]:
@@ -117,6 +129,7 @@ def renderable(figures, title, error=None):
         for key, label in THROUGHPUT:
             rates.add_row(label, str(figures[key]))
         rates.add_row("instance timeout", _timeout_note(figures))
+        rates.add_row("assignment", Text(_assignment(figures), style="bold yellow" if figures["pause"] else ""))
 
         side = Table.grid(padding=(0, 4))
         side.add_row(tasks, rates)

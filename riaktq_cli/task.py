@@ -9,6 +9,8 @@ import binascii
 
 from riaktq_cli import history as hist
 from riaktq_cli.errors import TransitionError
+from riaktq_cli.task_checks import (ATTEMPTS_MAX, PRIORITY_MAX, PRIORITY_MIN, RETRY_MAX, check_int,
+                                    check_retry_delay, check_time_limit, validate_id, validate_tag)
 
 TODO, NEXTUP, DONE, FAILED = "todo", "nextup", "done", "failed"
 STATUSES = (TODO, NEXTUP, DONE, FAILED)
@@ -16,17 +18,8 @@ FINISHED = (DONE, FAILED)
 # How far along a status is; used to break `rev` ties when merging copies.
 STATUS_RANK = {TODO: 0, NEXTUP: 1, DONE: 2, FAILED: 2}
 
-MAX_ID_LENGTH = 200
-# Bounds of the numbers a user gives. Priorities stay within ±2^53 (exact in
-# JSON for every consumer, and far inside the int64 range SQLite and the Riak
-# `todo_bin` term can order), and lowering one saturates at the floor.
-PRIORITY_MIN, PRIORITY_MAX = -(2 ** 53), 2 ** 53
-RETRY_MAX = 1000
-ATTEMPTS_MAX = 1000
-TIME_LIMIT_MAX = 366 * 86400.0  # seconds
-RETRY_DELAY_MAX = 366 * 86400.0  # seconds, as the time limit
 FIELDS = ("id", "status", "priority", "retry", "assignee", "in_", "out", "sat", "laf", "cat", "tags", "rev",
-          "run", "lost", "max_attempts", "time_limit", "due", "retry_delay", "history")
+          "run", "lost", "max_attempts", "time_limit", "due", "retry_delay", "history", "cancel")
 
 
 class Task:
@@ -42,7 +35,7 @@ class Task:
 
     def __init__(self, id, status=TODO, priority=0, retry=0, assignee=None, in_=b"", out=None,
                  sat=None, laf=None, cat=0, tags=(), rev=0, run=0, lost=0, max_attempts=None,
-                 time_limit=None, due=None, retry_delay=None, history=()):
+                 time_limit=None, due=None, retry_delay=None, history=(), cancel=None):
         self.id = id
         self.status = status
         self.priority = priority
@@ -73,11 +66,15 @@ class Task:
         # None: the scheduler's default). history: recent transitions.
         self.retry_delay = retry_delay
         self.history = tuple(history)
+        # cancel: None, or the reason given to `riaktq cancel` ("" for none).
+        # On a nextup task it asks the scheduler to withdraw or stop the run;
+        # every way the run can end then ends the task failed "cancelled".
+        self.cancel = cancel
 
     def _values(self):
         return (self.id, self.status, self.priority, self.retry, self.assignee, self.in_, self.out,
                 self.sat, self.laf, self.cat, self.tags, self.rev, self.run, self.lost,
-                self.max_attempts, self.time_limit, self.due, self.retry_delay, self.history)
+                self.max_attempts, self.time_limit, self.due, self.retry_delay, self.history, self.cancel)
 
     def __eq__(self, other):
         return isinstance(other, Task) and self._values() == other._values()
@@ -96,7 +93,7 @@ class Task:
         copy.laf, copy.cat, copy.tags = self.laf, self.cat, self.tags
         copy.run, copy.lost, copy.max_attempts, copy.time_limit = \
             self.run, self.lost, self.max_attempts, self.time_limit
-        copy.due, copy.retry_delay, copy.history = self.due, self.retry_delay, self.history
+        copy.due, copy.retry_delay, copy.history, copy.cancel = self.due, self.retry_delay, self.history, self.cancel
         for name, value in changes.items():
             setattr(copy, name, value)
         copy.rev = self.rev + 1
@@ -117,7 +114,7 @@ class Task:
             "tags": list(self.tags), "rev": self.rev,
             "run": self.run, "lost": self.lost, "max_attempts": self.max_attempts,
             "time_limit": self.time_limit, "due": self.due, "retry_delay": self.retry_delay,
-            "history": hist.to_record(self.history),
+            "history": hist.to_record(self.history), "cancel": self.cancel,
         }
 
     @classmethod
@@ -133,7 +130,7 @@ class Task:
             run=int(rec.get("run") or 0), lost=int(rec.get("lost") or 0),
             max_attempts=rec.get("max_attempts"), time_limit=rec.get("time_limit"),
             due=rec.get("due"), retry_delay=rec.get("retry_delay"),
-            history=hist.from_record(rec.get("history")),
+            history=hist.from_record(rec.get("history")), cancel=rec.get("cancel"),
         )
 
     # --- human/JSON view (DESIGN: in/out as text when UTF-8) --------------
@@ -185,49 +182,6 @@ def task_json(task):
     return json.dumps(task.to_view(), ensure_ascii=False)
 
 
-def validate_id(task_id):
-    """Ids become Riak keys and index terms: keep them printable and bounded."""
-    if not task_id or not isinstance(task_id, str):
-        raise TransitionError("a task id must be a non-empty string")
-    if len(task_id) > MAX_ID_LENGTH:
-        raise TransitionError(f"task id longer than {MAX_ID_LENGTH} characters")
-    if any(ch.isspace() or not ch.isprintable() for ch in task_id):
-        raise TransitionError(f"task id {task_id!r} contains whitespace or control characters")
-    return task_id
-
-
-def validate_tag(tag):
-    # `;` separates the tag key from the order in the Riak `todotag_bin`
-    # term, and control characters cannot travel in an HTTP header.
-    if not tag or not isinstance(tag, str) or any(ch.isspace() or ch in ",;" or not ch.isprintable()
-                                                  for ch in tag):
-        raise TransitionError(f"bad tag {tag!r}: tags are non-empty words without spaces, commas or semicolons")
-    return tag
-
-
-def check_int(value, name, low, high):
-    """A whole number within [low, high], or one clear TransitionError."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            if isinstance(value, bool) or float(value) != int(value):
-                raise ValueError
-            value = int(value)
-        except (TypeError, ValueError, OverflowError):
-            raise TransitionError(f"{name} must be a whole number, not {value!r}") from None
-    if not low <= value <= high:
-        raise TransitionError(f"{name} {value} is out of range ({low} to {high})")
-    return value
-
-
-def check_time_limit(seconds):
-    """None, or a positive number of seconds up to TIME_LIMIT_MAX."""
-    if seconds is None:
-        return None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= TIME_LIMIT_MAX:
-        raise TransitionError(f"time limit {seconds!r} is out of range (above 0, up to 366 days)")
-    return float(seconds)
-
-
 def lowered(priority):
     """priority - 1, saturating at PRIORITY_MIN: a restart never overflows."""
     return max(PRIORITY_MIN, priority - 1)
@@ -247,16 +201,6 @@ def _noted(task, now, kind, instance, reason=None, **changes):
     the run the transition concerns (after an assign: the new one)."""
     run = changes.get("run", task.run)
     return task.with_(history=hist.appended(task.history, _now(now), kind, instance, run, reason), **changes)
-
-
-def check_retry_delay(seconds):
-    """None, or seconds from 0 up to RETRY_DELAY_MAX."""
-    if seconds is None:
-        return None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
-            not 0 <= seconds <= RETRY_DELAY_MAX:
-        raise TransitionError(f"retry delay {seconds!r} is out of range (0 to 366 days)")
-    return float(seconds)
 
 
 def new_task(task_id, data, *, priority=0, retry=0, tags=(), now, max_attempts=None, time_limit=None,
@@ -308,6 +252,8 @@ def close(task, instance, status, out, sat, laf, now=None, delay_us=0):
     if status not in FINISHED:
         raise TransitionError(f"cannot close with status {status!r}")
     now = _now(now)
+    if status == FAILED and task.cancel is not None:
+        return cancelled(task, sat, laf, now)   # stopped by the cancel, or failed anyway: no restart
     if status == FAILED and task.retry > 0:
         return _noted(task, now, "restart", instance, out, status=TODO, retry=task.retry - 1,
                       priority=lowered(task.priority), assignee=None, out=out, sat=sat, laf=laf,
@@ -329,6 +275,8 @@ def rollback(task, *, counted=False, default_max_attempts=3, why=None, sat=None,
     """
     if task.status != NEXTUP:
         raise TransitionError(f"task {task.id} is {task.status}, not nextup")
+    if task.cancel is not None:
+        return cancelled(task, sat, laf, now)   # withdrawn, handed back or lost: cancelled, not requeued
     ran = {} if sat is None else {"sat": sat, "laf": laf}
     if not counted:
         return _noted(task, now, "rollback", task.assignee, why or "handed back", status=TODO,
@@ -350,7 +298,32 @@ def requeue(task, retry=0, now=None):
     if task.status not in FINISHED:
         raise TransitionError(f"task {task.id} is {task.status}, not finished")
     return _noted(task, now, "requeue", None, f"was {task.status}", status=TODO,
-                  retry=check_int(retry, "retry", 0, RETRY_MAX), assignee=None, lost=0, due=None)
+                  retry=check_int(retry, "retry", 0, RETRY_MAX), assignee=None, lost=0, due=None, cancel=None)
+
+
+def cancel(task, reason="", now=None):
+    """`riaktq cancel`: a todo task ends failed "cancelled: REASON" at once;
+    a nextup task is only marked (`cancel` = reason): its instance holds the
+    run, so the scheduler withdraws or stops it, and the run's end -- a
+    result, a hand-back, a lost instance -- goes through `cancelled`.
+    None for a nextup task already marked (nothing to write)."""
+    if task.status == TODO:
+        return _noted(task, now, "cancel", None, reason or None, status=FAILED, out=cancel_output(reason),
+                      cancel=reason, due=None)
+    if task.status == NEXTUP:
+        return None if task.cancel is not None else task.with_(cancel=reason)
+    raise TransitionError(f"task {task.id} is already {task.status}")
+
+
+def cancelled(task, sat=None, laf=None, now=None):
+    """The end of a run marked for cancellation: (failed task, "cancel")."""
+    ran = {} if sat is None else {"sat": sat, "laf": laf}
+    return _noted(task, now, "cancel", task.assignee, task.cancel or None, status=FAILED,
+                  out=cancel_output(task.cancel), **ran), "cancel"
+
+
+def cancel_output(reason):
+    return f"cancelled: {reason}".encode() if reason else b"cancelled"
 
 
 def merge(copies):

@@ -51,7 +51,8 @@ def scheduler_cmd(app, settings, once, events, metrics_addr):
         max_attempts=settings.get("scheduler", "max_attempts"), events=EventSink(events),
         retry_delay=settings.get("scheduler", "retry_delay"),
         retry_delay_max=settings.get("scheduler", "retry_delay_max"),
-        keep_finished=settings.get("scheduler", "keep_finished"))
+        keep_finished=settings.get("scheduler", "keep_finished"),
+        forget_after=settings.get("scheduler", "forget_after"))
     set_context(instance=scheduler.owner)
     stop = stop_event_on_signals()
     try:
@@ -158,21 +159,35 @@ INSTANCE_COLUMNS = [("name", "NAME"), ("tags", "TAGS"), ("status", "STATUS"), ("
 @click.command("instances")
 @click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_instance)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--forget", "forget", multiple=True, metavar="NAME", shell_complete=complete_instance,
+              help="Delete this stopped or lost instance's records now (repeatable).")
 @click.pass_obj
-def instances_cmd(app, names, fmt):
+def instances_cmd(app, names, fmt, forget):
     """List worker instances: tags, status, queue, outbox, heartbeat age.
 
     An instance whose heartbeat is older than the scheduler's instance
     timeout (as the running scheduler published it; the config's before any
     scheduler ran) shows as `lost`; one that shut down cleanly as `stopped`.
     Lost and stopped instances hold nothing: no queue, nothing at hand.
+    The scheduler forgets them after `[scheduler] forget_after` (1d);
+    --forget does it now, once their results are committed and their tasks
+    rolled back (exit 1, one line, for a live instance). When assignment is
+    paused (`riaktq pause`), a line on stderr says so.
 
     \b
     Examples:
       riaktq instances
       riaktq instances gpu-1 gpu-2 --format json
+      riaktq instances --forget old-box-3
     """
-    rows = [row for row in app.queue(create=False).instances() if not names or row["name"] in names]
+    queue = app.queue(create=False)
+    if forget:
+        if names:
+            raise click.UsageError("--forget takes the names; list or forget, not both")
+        _forget(queue, forget)
+        return
+    rows = [row for row in queue.instances() if not names or row["name"] in names]
+    _pause_note(queue)
     if fmt == "json":
         click.echo(json.dumps(rows))
         return
@@ -181,3 +196,25 @@ def instances_cmd(app, names, fmt):
         if row["current"]:
             row["current"] = f"{row['current']} ({format_duration(row['current_for'])})"
     render(rows, INSTANCE_COLUMNS, "table")
+
+
+def _forget(queue, names):
+    from riaktq_cli.errors import Refused
+    refused = 0
+    for name in dict.fromkeys(names):
+        try:
+            queue.forget_instance(name)
+        except Refused as exc:
+            refused += 1
+            click.echo(f"riaktq: error: {exc}", err=True)
+            continue
+        click.echo(f"riaktq: forgot instance {name}", err=True)
+    if refused:
+        raise click.exceptions.Exit(1)
+
+
+def _pause_note(queue):
+    state = queue.pause_state()
+    if state is not None:
+        from riaktq_cli.pausing import describe
+        click.echo(f"riaktq: {describe(state)}", err=True)

@@ -131,8 +131,15 @@ class Store(ABC):
         their due time (task.release), which moves them into it."""
 
     @abstractmethod
+    def nextup_states(self):
+        """[(task_id, assignee, cancelling)] of every `nextup` task, from one
+        index read: `cancelling` is True when `riaktq cancel` marked it, so
+        the scheduler learns of cancellations from the read it makes anyway
+        (on Riak the mark is part of the `assignee_bin` term)."""
+
     def nextup_assignees(self):
         """[(task_id, assignee)] of every `nextup` task, from an index."""
+        return [(task_id, assignee) for task_id, assignee, _ in self.nextup_states()]
 
     @abstractmethod
     def iter_ids(self, status=None, created_before=None, page_size=1000):

@@ -5,7 +5,8 @@ Layout (DESIGN §3), all buckets in one bucket type with allow_mult = true:
 - `<prefix>_task/<id>`: the task record; indexes
   `status_bin` = status; `todo_bin` = `<inverted priority>:<cat>:<id>` while
   todo and ready (fixed width, so one sorted range query yields assignment order);
-  `statuscat_bin` = `<status>:<cat>`; `assignee_bin` = assignee while nextup;
+  `statuscat_bin` = `<status>:<cat>`; `assignee_bin` = assignee while nextup
+  (`<assignee>;cancel` once marked for cancellation, see riak_terms);
   `finished_bin` = `<status>:<sat+laf>` once done/failed (throughput);
   `due_bin` = `<due>` instead of the todo terms while a task waits (delays.py).
 - `<prefix>_instance/<name>`, `<prefix>_inbox/<name>`,
@@ -21,7 +22,6 @@ read that saw them. A record's writer keeps the clock of its own last write
 siblings; readers pick the newest sibling by `_written`.
 """
 
-import heapq
 import json
 import logging
 import threading
@@ -34,14 +34,15 @@ from riaktq_cli.riak import (RiakClient, RiakConflict, RiakError, RiakRefused, R
 from riaktq_cli.store.base import Store
 from riaktq_cli.store import riak_terms
 from riaktq_cli.store.riak_notes import NOTE_MIN, OpeningNotes, settle
+from riaktq_cli.store.riak_queries import RiakQueries
 from riaktq_cli.store.riak_records import RiakRecords
-from riaktq_cli.store.riak_terms import (HIGH, JSON, NAME_FIRST, NAME_LAST, PARALLEL, decode_siblings, number_term, tag_key,
-                                         task_indexes)
-from riaktq_cli.task import DONE, FAILED, NEXTUP, STATUSES, TODO, Task, merge, ready
+from riaktq_cli.store.riak_terms import (HIGH, JSON, NAME_FIRST, NAME_LAST, PARALLEL, decode_siblings, number_term,
+                                         parse_assignee_term, tag_key, task_indexes)
+from riaktq_cli.task import NEXTUP, TODO, Task, merge, ready
 
 log = logging.getLogger("riaktq")
 
-class RiakStore(RiakRecords, Store):
+class RiakStore(RiakQueries, RiakRecords, Store):
     """Store on a Riak KV cluster through its HTTP API."""
 
     def __init__(self, client, bucket_type="riaktq", prefix="riaktq"):
@@ -323,68 +324,23 @@ class RiakStore(RiakRecords, Store):
                 return
             yield item
 
-    def nextup_assignees(self):
+    def nextup_states(self):
         pairs = self._index_iter(self.btype, self.bucket("task"), "assignee_bin",
                                  start=NAME_FIRST, end=NAME_LAST, page_size=1000, return_terms=True)
-        found = [(key, term) for term, key in pairs]
-        listed = {key for key, _ in found}
+        found = {}
+        for term, key in pairs:
+            # a task with siblings can list two terms: any mark counts
+            assignee, marked = parse_assignee_term(term)
+            if marked or key not in found:
+                found[key] = (assignee, marked)
         with self._known_lock:
             # a known task no longer listed as nextup was changed by someone
             # else (rm, cancel): read it afresh before touching it again
             # (and todo tasks read by iter_todo are kept one iteration only)
-            for task_id in [i for i, (t, _) in self._known.items() if t.status != NEXTUP or i not in listed]:
+            for task_id in [i for i, (t, _) in self._known.items() if t.status != NEXTUP or i not in found
+                            or (found[i][1] and t.cancel is None)]:
                 del self._known[task_id]
-        return found
-
-    def _status_cat_iter(self, status, created_before, page_size):
-        end = HIGH if created_before is None else number_term(max(0, created_before - 1))
-        if created_before is not None and created_before <= 0:
-            return
-        for term, key in self._index_iter(self.btype, self.bucket("task"), "statuscat_bin",
-                                          start=f"{status}:{number_term(0)}", end=f"{status}:{end}",
-                                          page_size=page_size, return_terms=True):
-            yield int(term.rsplit(":", 1)[1]), key
-
-    def iter_ids(self, status=None, created_before=None, page_size=1000):
-        statuses = [status] if status is not None else list(STATUSES)
-        streams = [self._status_cat_iter(s, created_before, page_size) for s in statuses]
-        last = None
-        for cat_key in heapq.merge(*streams):
-            if cat_key != last:   # a task with siblings can carry two terms
-                last = cat_key
-                yield cat_key[1]
-
-    def _count_distinct(self, *args, **kwargs):
-        """Count the keys of a paginated 2i query in constant memory.
-
-        Paginated results come sorted by key for an exact match, so a key
-        that siblings list twice is next to itself. On a range a key with
-        two terms (siblings not yet resolved by a read) can count twice:
-        a transient over-count of a statistic, never a correctness issue.
-        """
-        count, last = 0, None
-        for key in self._index_iter(*args, **kwargs):
-            if key != last:
-                count += 1
-                last = key
-        return count
-
-    def count_by_status(self):
-        return {status: self._count_distinct(self.btype, self.bucket("task"), "status_bin", status,
-                                             page_size=10000)
-                for status in STATUSES}
-
-    def oldest_cat(self, status):
-        page = self._guard(self.client.index, self.btype, self.bucket("task"), "statuscat_bin",
-                           start=f"{status}:{number_term(0)}", end=f"{status}:{HIGH}",
-                           max_results=1, return_terms=True)
-        return int(page.results[0][0].rsplit(":", 1)[1]) if page.results else None
-
-    def count_finished_since(self, since_us, status=None):
-        return sum(self._count_distinct(self.btype, self.bucket("task"), "finished_bin",
-                                        start=f"{s}:{number_term(max(0, since_us))}", end=f"{s}:{HIGH}",
-                                        page_size=10000)
-                   for s in ([status] if status else [DONE, FAILED]))
+        return [(key, assignee, marked) for key, (assignee, marked) in found.items()]
 
     # --- health ------------------------------------------------------------------
     def check(self):

@@ -18,6 +18,7 @@ PRIORITY_OFFSET = (1 << 63) - 1      # inverts priority into a non-negative numb
 DIGITS = 20                          # fixed width of every number in a term
 HIGH = "9" * DIGITS
 NAME_FIRST, NAME_LAST = "0", "{"     # instance names start with [0-9A-Za-z]
+CANCEL_MARK = ";cancel"               # assignee_bin suffix of a task marked for cancellation
 PARALLEL = 16                        # concurrent requests for multi-key reads/writes ([riak] concurrency)
 
 
@@ -51,7 +52,7 @@ def task_indexes(task):
         # the same order within one tag set, for the scheduler's fair scan
         indexes["todotag_bin"] = todotag_term(task)
     elif task.status == NEXTUP and task.assignee:
-        indexes["assignee_bin"] = task.assignee
+        indexes["assignee_bin"] = assignee_term(task)
     elif task.sat is not None and task.laf is not None:
         indexes["finished_bin"] = f"{task.status}:{number_term(task.sat + task.laf)}"
     return indexes
@@ -63,6 +64,18 @@ def due_tasks(store, start=0, end=None, limit=500):
                         start=number_term(max(0, start)), end=HIGH if end is None else number_term(max(0, end)),
                         max_results=max(1, limit), return_terms=True)
     return [(int(term), key) for term, key in page.results]
+def assignee_term(task):
+    """`<assignee>`, or `<assignee>;cancel` once `riaktq cancel` marked the
+    task: the scheduler reads this index every iteration anyway, so it sees
+    cancellations at no extra request (names hold no ";")."""
+    return task.assignee + (CANCEL_MARK if task.cancel is not None else "")
+
+
+def parse_assignee_term(term):
+    """(assignee, cancelling) of an `assignee_bin` term."""
+    if term.endswith(CANCEL_MARK):
+        return term[:-len(CANCEL_MARK)], True
+    return term, False
 
 
 def decode_siblings(siblings, what):

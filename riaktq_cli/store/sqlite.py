@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     time_limit REAL,
     due INTEGER,
     retry_delay REAL,
-    history TEXT
+    history TEXT,
+    cancel TEXT
 );
 -- Only ready tasks (todo, not waiting for a due time) are in the todo
 -- order, so a backlog of delayed tasks costs the scheduler no scan; those
@@ -59,12 +60,12 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 COLUMNS = ("id, status, priority, retry, assignee, in_, out, sat, laf, cat, tags, rev, run, lost, max_attempts,"
-           " time_limit, due, retry_delay, history")
+           " time_limit, due, retry_delay, history, cancel")
 MARKS = ",".join("?" * len(COLUMNS.split(",")))
 # Columns added after the first release, for databases made before them.
 ADDED_COLUMNS = (("run", "INTEGER NOT NULL DEFAULT 0"), ("lost", "INTEGER NOT NULL DEFAULT 0"),
                  ("max_attempts", "INTEGER"), ("time_limit", "REAL"), ("due", "INTEGER"),
-                 ("retry_delay", "REAL"), ("history", "TEXT"))
+                 ("retry_delay", "REAL"), ("history", "TEXT"), ("cancel", "TEXT"))
 READY = "status = 'todo' AND due IS NULL"   # repeats the partial indexes' WHERE, so SQLite uses them
 
 
@@ -73,13 +74,13 @@ def _row_to_task(row):
                 in_=bytes(row[5]), out=None if row[6] is None else bytes(row[6]),
                 sat=row[7], laf=row[8], cat=row[9], tags=_tags_from_text(row[10]), rev=row[11],
                 run=row[12], lost=row[13], max_attempts=row[14], time_limit=row[15], due=row[16],
-                retry_delay=row[17], history=history.from_text(row[18]))
+                retry_delay=row[17], history=history.from_text(row[18]), cancel=row[19])
 
 
 def _task_to_row(t):
     return (t.id, t.status, t.priority, t.retry, t.assignee, t.in_, t.out,
             t.sat, t.laf, t.cat, _tags_to_text(t.tags), t.rev, t.run, t.lost, t.max_attempts, t.time_limit,
-            t.due, t.retry_delay, history.to_text(t.history))
+            t.due, t.retry_delay, history.to_text(t.history), t.cancel)
 
 
 # Tags are stored as a JSON list. Most tasks have none; for those the
@@ -216,10 +217,10 @@ class SqliteStore(Store):
                     written.append((old, new))
             db.executemany("UPDATE tasks SET status=?, priority=?, retry=?, assignee=?, out=?,"
                            " sat=?, laf=?, tags=?, rev=?, run=?, lost=?, max_attempts=?, time_limit=?,"
-                           " due=?, retry_delay=?, history=? WHERE id=?",
+                           " due=?, retry_delay=?, history=?, cancel=? WHERE id=?",
                            [(n.status, n.priority, n.retry, n.assignee, n.out, n.sat, n.laf,
                              _tags_to_text(n.tags), n.rev, n.run, n.lost, n.max_attempts, n.time_limit,
-                             n.due, n.retry_delay, history.to_text(n.history), n.id) for _, n in written])
+                             n.due, n.retry_delay, history.to_text(n.history), n.cancel, n.id) for _, n in written])
             return written
         return self._write(work)
 
@@ -262,9 +263,9 @@ class SqliteStore(Store):
             " AND due >= ? AND due <= ? ORDER BY due, id LIMIT ?",
             (start, (1 << 63) - 1 if end is None else end, limit))]
 
-    def nextup_assignees(self):
-        return [(r[0], r[1]) for r in self._read(
-            "SELECT id, assignee FROM tasks WHERE status = 'nextup'")]
+    def nextup_states(self):
+        return [(r[0], r[1], bool(r[2])) for r in self._read(
+            "SELECT id, assignee, cancel IS NOT NULL FROM tasks WHERE status = 'nextup'")]
 
     def iter_ids(self, status=None, created_before=None, page_size=1000):
         where, params = [], []

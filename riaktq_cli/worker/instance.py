@@ -345,6 +345,7 @@ class Worker:
             self._contended_until = time.monotonic() + self.timeout_us / 1e6
             self._check_name(token)
             return
+        self.runner.cancel(inbox.get("cancel") or [])   # before new entries: never start a cancelled run
         fresh = sorted((e for e in inbox.get("entries", []) if e["seq"] > self.taken), key=lambda e: e["seq"])
         if fresh and (token is None or time.monotonic() < self._contended_until):
             # Just started, or another process was seen under this name: make

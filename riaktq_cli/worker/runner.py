@@ -23,6 +23,7 @@ from riaktq_cli.clock import now_us
 from riaktq_cli.durations import format_duration
 from riaktq_cli.errors import HandlerError, RiaktqError
 from riaktq_cli.logs import info_line
+from riaktq_cli.worker.cancel import Cancelling
 from riaktq_cli.worker.process import HandlerProcess, StartFailed, describe_exit
 
 log = logging.getLogger("riaktq")
@@ -37,7 +38,7 @@ class RunnerFailed(RiaktqError):
     """The handler process cannot be kept running."""
 
 
-class Runner:
+class Runner(Cancelling):
     def __init__(self, name, spec, options, *, time_limit=None, wake_main=lambda: None):
         self.name = name
         self.spec = spec
@@ -58,6 +59,7 @@ class Runner:
         self._mode = RUNNING
         self._grace_until = None
         self._dropping = False
+        self._cancel = set()                  # (id, run) the scheduler cancelled (worker/cancel.py)
         self._start_failures = 0
         self._last_failure = None
         self._wake_r, self._wake_w = os.pipe()
@@ -159,6 +161,7 @@ class Runner:
     def _serve(self):
         while True:
             self.tick = time.monotonic()
+            self._apply_cancels()
             self._feed()
             if self.child is None:
                 if self._mode != RUNNING:
@@ -279,6 +282,10 @@ class Runner:
             kept = collections.deque((n, e) for n, e in self._sent if n not in numbers)
             returned = [e for n, e in self._sent if n in numbers]
             self._sent = kept
+            if self._mode == RUNNING:  # dropped for a cancel: the others are sent again
+                self._pending.extendleft(reversed([e for e in returned if not self._cancelled(e)]))
+                returned = [e for e in returned if self._cancelled(e)]
+                self._dropping = False
             self._results.extend(_returned(e) for e in returned)
         for entry in returned:
             info_line(f"{self.name} returned {entry['id']} (not started)")

@@ -1,0 +1,147 @@
+"""The Python API's controls of the queue: cancel, pause and resume, forget.
+
+A mixin of `Queue` (api.py), kept in a module of its own: a script gets
+exactly what `riaktq cancel`, `pause`, `resume` and `instances --forget` do.
+
+    with Queue.from_config() as q:
+        q.cancel(["resize-42"], reason="wrong input")   # todo: failed now; nextup: stopped by the scheduler
+        q.pause(tag="gpu")                              # tasks needing gpu wait
+        q.resume()                                      # everything flows again
+"""
+
+from __future__ import annotations
+
+from riaktq_cli import task as transitions
+from riaktq_cli.api_input import created_before
+from riaktq_cli.errors import AlreadyFinished, BadInput, NoSuchTask
+from riaktq_cli.task import FINISHED, NEXTUP, TODO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+    from riaktq_cli.api import Outcome
+    from riaktq_cli.errors import RiaktqError
+    from riaktq_cli.store.base import Store
+    from riaktq_cli.task import Task
+
+REASON_MAX = 1000
+
+
+def check_reason(reason: str | None) -> str:
+    """One printable line of at most REASON_MAX characters ("" for none)."""
+    reason = "" if reason is None else reason
+    if not isinstance(reason, str) or len(reason) > REASON_MAX or not reason.isprintable():
+        raise BadInput(f"a cancel reason is one printable line of at most {REASON_MAX} characters")
+    return reason
+
+
+def batch_outcomes(store: Store, batch: list[str], change: Callable[[Task], Task | None], dry_run: bool,
+                   refusal: Callable[[str, Task], RiaktqError | None]) -> list[Outcome]:
+    """Apply `change` to the tasks of `batch` (dry run: only read them); one
+    Outcome per id: the task as written; NoSuchTask; else `refusal(id,
+    task)` as the error, or the task as it is when that is None."""
+    from riaktq_cli.api import Outcome
+    if dry_run:
+        found, written = store.get_tasks(batch), {}
+    else:
+        found = {}
+
+        def read_then_change(current: Task) -> Task | None:
+            found[current.id] = current   # called once per task; threads write distinct keys
+            return change(current)
+        written = {new.id: new for _old, new in store.update_tasks(batch, read_then_change)}
+    outcomes = []
+    for task_id in batch:
+        current = found.get(task_id)
+        if task_id in written:
+            outcomes.append(Outcome(task_id, written[task_id]))
+        elif current is None:
+            outcomes.append(Outcome(task_id, None, NoSuchTask(task_id)))
+        else:
+            outcomes.append(Outcome(task_id, current, refusal(task_id, current)))
+    return outcomes
+
+
+class Control:
+    """cancel, cancel_where, pause, resume, pause_state, forget_instance."""
+
+    def cancel(self, ids: Iterable[str], *, reason: str | None = "", dry_run: bool = False) -> list[Outcome]:
+        """Cancel tasks; one Outcome per id, its `task` as written (or as it
+        is: dry run, or nextup already marked).
+
+        A todo task ends `failed`, out "cancelled: REASON", at once; a
+        nextup task is marked, and the scheduler withdraws it from its
+        instance's queue or stops its run (the task then ends the same way;
+        `wait` for it). A finished task is AlreadyFinished, a missing one
+        NoSuchTask. The write is checked against the stored revision, so a
+        cancel that races the scheduler's assign still wins."""
+        from riaktq_cli.api import chunks
+        reason = check_reason(reason)
+        outcomes: list[Outcome] = []
+        for batch in chunks(dict.fromkeys([ids] if isinstance(ids, str) else ids)):
+            outcomes += self._cancel_batch(batch, reason, dry_run)
+        return outcomes
+
+    def cancel_where(self, *, status: str | None = None, tag: str | None = None, age: float | str | None = None,
+                     reason: str | None = "", dry_run: bool = False,
+                     on_batch: Callable[[list[Outcome]], None] | None = None) -> int:
+        """Cancel every unfinished task (or those with `status`: todo or
+        nextup) that needs `tag` and was created at least `age` ago; the
+        number cancelled (dry run: that would be). Read a page at a time,
+        so memory stays bounded; `on_batch` gets each chunk's Outcomes."""
+        from riaktq_cli.api import chunks
+        if status not in (None, TODO, NEXTUP):
+            raise BadInput(f"status {status!r}: cancel takes todo or nextup")
+        reason, before = check_reason(reason), created_before(age)
+        count = 0
+        for st in ([status] if status else [TODO, NEXTUP]):
+            for batch in chunks(t.id for t in self.tasks(st, created_before_us=before, tag=tag)):
+                outcomes = [o for o in self._cancel_batch(batch, reason, dry_run) if o.ok]
+                count += len(outcomes)
+                if on_batch is not None:
+                    on_batch(outcomes)
+        return count
+
+    def _cancel_batch(self, batch: list[str], reason: str, dry_run: bool) -> list[Outcome]:
+        def change(current: Task) -> Task | None:
+            return None if current.status in FINISHED else transitions.cancel(current, reason)
+
+        def refusal(task_id: str, current: Task) -> RiaktqError | None:
+            return AlreadyFinished(task_id, current.status) if current.status in FINISHED else None
+        return batch_outcomes(self.store, batch, change, dry_run, refusal)
+
+    def pause(self, tag: str | None = None) -> dict[str, Any]:
+        """Stop assigning tasks (all, or those needing `tag`); work in flight
+        finishes. The state is kept in the store: it outlasts schedulers.
+        Returns the new state (pausing.read)."""
+        from riaktq_cli import pausing
+        return pausing.change(self.store, True, _tag(tag))
+
+    def resume(self, tag: str | None = None) -> dict[str, Any]:
+        """Assign again: everything (no tag: paused tags too), or `tag`."""
+        from riaktq_cli import pausing
+        return pausing.change(self.store, False, _tag(tag))
+
+    def pause_state(self) -> dict[str, Any] | None:
+        """What is paused, and whether the running scheduler applied it; None
+        when nothing is (pausing.view)."""
+        from riaktq_cli import pausing
+        return pausing.view(self.store)
+
+    def forget_instance(self, name: str) -> None:
+        """Delete a stopped or lost instance's records now (forgetting.py);
+        Refused (exit 1) for a live or missing one, or one whose results or
+        tasks the scheduler has not dealt with yet."""
+        from riaktq_cli import scheduler_settings
+        from riaktq_cli.forgetting import forget_by_hand
+        timeout, _source = scheduler_settings.instance_timeout(self.store, self.instance_timeout)
+        forget_by_hand(self.store, name, timeout)
+
+
+def _tag(tag: str | None) -> str | None:
+    if tag is None:
+        return None
+    from riaktq_cli.api_input import checked
+    return checked(transitions.validate_tag, tag)
