@@ -31,7 +31,7 @@ COMMANDS = {
     "wait": ("riaktq_cli.commands.control", "wait_cmd"),
     "purge": ("riaktq_cli.commands.control", "purge_cmd"),
     "vacuum": ("riaktq_cli.commands.control", "vacuum_cmd"),
-    "cancel": ("riaktq_cli.commands.cancel", "cancel_cmd"),
+    "cancel": ("riaktq_cli.commands.task_changes", "cancel_cmd"),
     "pause": ("riaktq_cli.commands.pause", "pause_cmd"),
     "resume": ("riaktq_cli.commands.pause", "resume_cmd"),
     "scheduler": ("riaktq_cli.commands.run", "scheduler_cmd"),
@@ -42,7 +42,7 @@ COMMANDS = {
     "report": ("riaktq_cli.commands.observer", "report_cmd"),
     "observe": ("riaktq_cli.commands.observer", "observe_cmd"),
     "stats": ("riaktq_cli.commands.observer", "stats_cmd"),
-    "requeue": ("riaktq_cli.commands.observer", "requeue_cmd"),
+    "requeue": ("riaktq_cli.commands.task_changes", "requeue_cmd"),
 }
 
 

@@ -1,4 +1,4 @@
-"""The operator's view: report, observe, stats, requeue.
+"""The operator's view: report, observe, stats.
 
 Thin click commands over `riaktq_cli.report` (queries) and `riaktq_cli.daily` (the daily run)
 and `riaktq_cli.stats` (figures, the live view).
@@ -10,9 +10,8 @@ import sys
 import click
 
 from riaktq_cli import task as tasks_mod
-from riaktq_cli.completion import complete_task_id
 from riaktq_cli.config import ObserverQuery
-from riaktq_cli.errors import RiaktqError, StoreError, WrongStatus
+from riaktq_cli.errors import RiaktqError, StoreError
 from riaktq_cli.options import setting_options
 from riaktq_cli.params import DURATION, INT_LIMIT
 
@@ -159,53 +158,3 @@ def stats_cmd(app, watch, fmt):
         click.echo(exposition(figures), nl=False)
     else:
         click.echo(stats.render_text(figures), nl=False)
-
-
-@click.command("requeue")
-@click.argument("task_ids", nargs=-1, metavar="[ID]...", shell_complete=complete_task_id)
-@click.option("--status", type=click.Choice(tasks_mod.FINISHED),
-              help="Requeue every task with this status (instead of IDs).")
-@click.option("--age", type=DURATION, metavar="DURATION",
-              help="With --status: only tasks created at least this long ago.")
-@click.option("--retry", type=click.IntRange(0, INT_LIMIT), default=0, show_default=True,
-              help="The fresh retry count.")
-@click.option("--priority", type=int, metavar="N", help="A new priority (higher runs first). [default: kept]")
-@click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
-@click.pass_obj
-def requeue_cmd(app, task_ids, status, age, retry, priority, dry_run):
-    """Put finished (done or failed) tasks back to todo, to run again.
-
-    The task keeps its priority (unless --priority) and the `out` of its
-    last run until it runs again; its retry count starts afresh (--retry).
-
-    \b
-    Examples:
-      riaktq requeue task-42 task-43
-      riaktq requeue --status failed --dry-run      # which ones?
-      riaktq requeue --status failed --age 1h --retry 2
-      riaktq requeue task-42 --priority 10
-    """
-    from riaktq_cli.api import chunks
-
-    if bool(task_ids) == (status is not None):
-        raise click.UsageError("give task IDs or --status done|failed (not both)")
-    if age is not None and status is None:
-        raise click.UsageError("--age goes with --status")
-    queue = app.queue(create=False)
-    ids = list(dict.fromkeys(task_ids)) if task_ids else queue.ids(status, age=age)
-    moved, refused = 0, 0
-    for batch in chunks(ids):  # a chunk at a time: --status may match millions
-        for outcome in queue.requeue(batch, retry=retry, status=status, dry_run=dry_run,
-                                     priority=priority):
-            if outcome.ok:
-                moved += 1
-                if dry_run:
-                    click.echo(outcome.id)
-            elif task_ids:  # with --status, tasks that changed meanwhile are skipped quietly
-                refused += 1
-                left = "; left alone" if isinstance(outcome.error, WrongStatus) else ""
-                click.echo(f"riaktq: {outcome.error}{left}", err=True)
-    verb = "would requeue" if dry_run else "requeued"
-    click.echo(f"riaktq: {verb} {moved} task(s)", err=True)
-    if refused:
-        raise RiaktqError(f"{refused} task(s) not requeued")
