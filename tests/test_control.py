@@ -213,6 +213,8 @@ def test_requeue_sets_a_new_priority(procs, store):
     too_high = procs.run("requeue", "p2", "--priority", str(2 ** 60))
     assert too_high.returncode == 2 and len(lines(too_high.stderr)) == 1 and "priority" in too_high.stderr.decode()
     assert store.get_task("p2").status == T.FAILED
+    none_match = procs.run("requeue", "--status", "done", "--priority", str(2 ** 60))
+    assert none_match.returncode == 2 and "priority" in none_match.stderr.decode(), "checked even if none match"
     kept = procs.run("requeue", "p2")
     assert kept.returncode == 0 and store.get_task("p2").priority == 1
     wait_until(lambda: store.get_task("p2").status == T.TODO, message="p2 requeued")

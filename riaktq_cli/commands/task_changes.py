@@ -96,11 +96,14 @@ def requeue_cmd(app, task_ids, status, age, retry, priority, dry_run):
       riaktq requeue task-42 --priority 10
     """
     from riaktq_cli.api import chunks
+    from riaktq_cli.api_input import checked
 
     if bool(task_ids) == (status is not None):
         raise click.UsageError("give task IDs or --status done|failed (not both)")
     if age is not None and status is None:
         raise click.UsageError("--age goes with --status")
+    if priority is not None:  # checked before any task is read: bad input is exit 2 even if none match
+        checked(tasks_mod.check_int, priority, "priority", tasks_mod.PRIORITY_MIN, tasks_mod.PRIORITY_MAX)
     queue = app.queue(create=False)
     ids = list(dict.fromkeys(task_ids)) if task_ids else queue.ids(status, age=age)
     moved, refused = 0, 0
