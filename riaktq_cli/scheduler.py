@@ -58,6 +58,7 @@ class Scheduler(SchedulerLoop):
         self._tokens = {}     # name -> {token: (task ids it held, when seen)}
         self._unsaved = set()  # inboxes whose last write failed
         self._last_work = 0.0  # monotonic time of the last iteration that moved a task
+        self._taken_over = False  # set on taking the lease (scheduler_loop.py)
 
     # --- one iteration -------------------------------------------------------
     def iteration(self):
@@ -81,6 +82,9 @@ class Scheduler(SchedulerLoop):
         held_before = {name: protocol.queue_length(self._inboxes[name], record)
                        for name, record in instances.items()}
 
+        if self._taken_over:
+            self._taken_over = False
+            self._reemit_lost_ends(instances, now)
         self._address(instances, dirty)
         finished = self._commit(instances, handovers, dirty, summary)
         self.prefetch.observe(time.monotonic(), finished, held_before)
@@ -97,6 +101,24 @@ class Scheduler(SchedulerLoop):
         self.daily.step(now, self._check_lease)  # keep_finished: a batch at most
         summary["instances"] = len(live)
         return summary
+
+    def _reemit_lost_ends(self, instances, now):
+        """After taking the lease: a run lost with its instance that ended
+        its task (failed at max_attempts, or cancelled) has no result that
+        the commit step could recognize, and the previous holder may have
+        died between writing it and emitting its event. The lost instance's
+        record still names that run: emit the event again (events are at
+        least once; `(id, run, transition)` tells a repeat)."""
+        runs = {}
+        for name, record in instances.items():
+            if not protocol.is_live(record, now, self.timeout_us) and record.get("current"):
+                runs[record["current"]["id"]] = (name, record["current"].get("run", 0))
+        for task in (self.store.get_tasks(list(runs)) if runs else {}).values():
+            name, run = runs[task.id]
+            last = task.history[-1] if task.history else None
+            if task.status in transitions.FINISHED and task.run == run and last is not None and \
+                    last[1] in ("close", "cancel") and last[2] == name and last[3] == run:
+                self.events.emit(last[1], task, instance=name)
 
     def _load_inbox(self, name, record):
         """The stored inbox, with `seq` never below what the instance took

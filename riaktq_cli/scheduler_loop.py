@@ -79,6 +79,7 @@ class SchedulerLoop:
                                    self.prefetch.fixed or "auto")
         self._inboxes.clear()     # another scheduler may have written them
         self._unsaved = set()
+        self._taken_over = True   # the first iteration re-emits what the last holder may not have
         self._next_run = time.monotonic()
         self._seen_version = None
         self.lease.keep_renewed()

@@ -340,6 +340,28 @@ def test_a_takeover_emits_the_close_the_dead_scheduler_wrote(store):
     assert successor.events.seen.count(("close", "a", entry["run"])) == 1
 
 
+def test_a_takeover_emits_the_loss_failure_the_dead_scheduler_wrote(store):
+    """A run lost with its instance that ends the task (max_attempts) has no
+    result to recognize: the successor finds the run in the lost instance's
+    record and emits the close again, once."""
+    open_task(store, "a", max_attempts=1)
+    store.put_record("instance", "w", instance("w"))
+    dying = scheduler(store)
+    dying.iteration()
+    dead = now_us() - 10_000_000
+    store.put_record("instance", "w", instance("w", taken=1, heartbeat=dead,
+                                               current={"id": "a", "seq": 1, "run": 1, "since": dead}))
+    dying.iteration()                        # writes a failed "lost 1 time" ...
+    assert store.get_task("a").status == t.FAILED
+    successor = scheduler(store)             # ... and its event died with it
+    successor.iteration()
+    assert ("close", "a", 1) not in successor.events.seen, "only a scheduler that took the lease re-emits"
+    import threading
+    assert successor.run(0.05, threading.Event(), once=True)   # takes the lease, one iteration
+    successor.iteration()
+    assert successor.events.seen.count(("close", "a", 1)) == 1
+
+
 def test_events_carry_run_and_rev(tmp_path, store):
     open_task(store, "a")
     store.put_record("instance", "w", instance("w"))
