@@ -40,7 +40,7 @@ class Prefetch:
             return self.fixed
         return self._depth.get(name, 1)
 
-    def observe(self, now, finished, held, busy=None):
+    def observe(self, now, finished, held, busy):
         """After an iteration at `now` (monotonic s): `finished` maps
         instance -> results committed this iteration; `held` maps instance
         -> tasks queued or at hand before the iteration; `busy` maps
@@ -58,7 +58,7 @@ class Prefetch:
                 old = self._rate.get(name)
                 self._rate[name] = rate if old is None else SMOOTHING * rate + (1 - SMOOTHING) * old
                 current = self._depth.get(name, 1)
-                if not n_held and busy is not None and busy.get(name, 0.0) < gap / 2:
+                if not n_held and busy.get(name, 0.0) < gap / 2:
                     # Starved: it finished everything it held, has nothing on
                     # hand, and its handler ran less than half the round. Its
                     # depth, not its speed, bounded the round (on Riak a slot

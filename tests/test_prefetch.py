@@ -3,10 +3,11 @@
 from riaktq_cli.prefetch import MAX, Prefetch
 
 
-def rounds(p, n, gap, finished, held, start=0.0):
+def rounds(p, n, gap, finished, held, start=0.0, busy=None):
+    """n rounds `gap` apart; `busy` (handler seconds) defaults to the whole round."""
     now = start
     for _ in range(n):
-        p.observe(now, finished, held)
+        p.observe(now, finished, held, busy if busy is not None else {name: gap for name in held})
         now += gap
     return now
 

@@ -299,23 +299,25 @@ def test_lease_is_renewed_while_an_iteration_is_slow_and_takeover_bumps_the_epoc
     assert not first.valid()
 
 
-def test_inboxes_carry_the_lease_epoch(store):
+def leased_scheduler(store, ttl):
+    """One todo task, instance w, and a scheduler holding a lease of `ttl` s."""
     open_task(store, "a")
     store.put_record("instance", "w", instance("w"))
     s = scheduler(store)
-    s.lease = Lease(store, "me", ttl=5.0, settle=0.1)
+    s.lease = Lease(store, "me", ttl=ttl, settle=0.1)
     assert s.lease.attempt()
+    return s
+
+
+def test_inboxes_carry_the_lease_epoch(store):
+    s = leased_scheduler(store, 5.0)
     s.iteration()
     assert store.get_record("inbox", "w")["epoch"] == s.lease.epoch == 1
 
 
 def test_a_scheduler_whose_lease_lapsed_writes_nothing(store):
-    from riaktq_cli.scheduler import LeaseLost
-    open_task(store, "a")
-    store.put_record("instance", "w", instance("w"))
-    s = scheduler(store)
-    s.lease = Lease(store, "me", ttl=0.3, settle=0.1)
-    assert s.lease.attempt()
+    from riaktq_cli.lease import LeaseLost
+    s = leased_scheduler(store, 0.3)
     wait_until(lambda: not s.lease.valid(), timeout=5, message="lease lapse")
     with pytest.raises(LeaseLost):
         s.iteration()
