@@ -1,12 +1,18 @@
-"""Fault switches: failed, slowed and dropped requests, sibling storms.
+"""Fault switches: failed, slowed and dropped requests, sibling storms,
+a node that is stopping, and the handoff after a node rejoins.
 
 The switches are set through `RiakTestServer` (or `/__test__/...`) and
-taken by the request handler (`FaultsMixin`), thread-safely, mid-run."""
+taken by the request handler (`FaultsMixin`), thread-safely, mid-run.
+The node and cluster states (`_Faults.stopping`, `Handoff`, `cluster_stats`)
+hold no HTTP, so every front of the server honours them alike.
+"""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
+import zlib
 
 
 _FAULT_KINDS = frozenset({"get", "put", "delete", "index"})
@@ -21,6 +27,10 @@ class _Faults:
         self.slow: list = []  # [[remaining, seconds, after, kinds]]
         self.drop: list = []  # [[remaining, after, kinds]]
         self.storm = 0
+        # riak_kv's routes removed (riak_kv_app:prep_stop): the node answers
+        # webmachine's 404 page to every request, /ping and /stats included,
+        # until it stops listening (RiakTestServer.stop_like_riak).
+        self.stopping = False
 
     @staticmethod
     def _take(queue: list, kind: str):
@@ -52,6 +62,59 @@ class _Faults:
             self.slow.clear()
             self.drop.clear()
             self.storm = 0
+            self.stopping = False
+
+
+class Handoff:
+    """A node rejoined and the cluster hands its data back (cluster-wide).
+
+    Real Riak: writes made while a node was down went to fallback vnodes;
+    once it is back, its primaries serve coverage queries (2i, at r=1)
+    before handoff has brought those writes home, so for a while 2i answers
+    leave out keys written since the node went down -- those whose
+    partition the rejoined node covers -- while a GET (a quorum read) still
+    finds them.  Modelled: until ``until``, a 2i answer leaves out every key
+    of the rejoined node's share (``share`` of ``members`` by a hash of
+    bucket and key) whose last write is at or after ``since``; the nodes'
+    /stats show hinted handoffs in flight (`cluster_stats`).
+    """
+
+    def __init__(self, node: str, since: float, until: float, members: int):
+        self.node, self.since, self.until = node, since, until
+        self.members = max(1, members)
+        self.share = zlib.crc32(node.encode()) % self.members
+
+    def active(self) -> bool:
+        return time.time() < self.until
+
+    def hides(self, bucket: str, key: str, written: float) -> bool:
+        """Whether a 2i answer leaves this key out now."""
+        if written < self.since or not self.active():
+            return False
+        return zlib.crc32(f"{bucket}/{key}".encode("utf-8", "surrogateescape")) % self.members \
+            == self.share
+
+
+def cluster_stats(server) -> dict:
+    """The /stats figures that say whether the cluster is settled, under
+    real Riak's names: `ring_members` and `connected_nodes` (riak_core:
+    the other members this node is connected to; a member missing there is
+    down) and the handoffs in flight (`hinted_handoff_inbound_active_transfers`
+    on the node receiving, `..._outbound_...` on the others)."""
+    store = server.store
+    members = list(store.nodes)
+    handoff = store.handoff if store.handoff is not None and store.handoff.active() else None
+    inbound = 1 if handoff is not None and handoff.node == server.node_name else 0
+    outbound = 1 if handoff is not None and not inbound else 0
+    return {
+        "ring_members": sorted(n.node_name for n in members),
+        "connected_nodes": sorted(n.node_name for n in members
+                                  if n is not server and not n.is_down and not n._faults.stopping),
+        "hinted_handoff_inbound_active_transfers": inbound,
+        "hinted_handoff_outbound_active_transfers": outbound,
+        "ownership_handoff_inbound_active_transfers": 0,
+        "ownership_handoff_outbound_active_transfers": 0,
+    }
 
 
 class FaultsMixin:
