@@ -41,9 +41,10 @@ class Store(ABC):
         batch in one transaction, so nothing of it landed. Riak creates each
         task with a request of its own, in parallel: the creates that
         succeeded before or while another one found no node HAVE landed, and
-        the exception does not say which -- a caller that retries must treat
-        DuplicateTask for those ids as its own earlier write (compare the
-        stored task with what it meant to create).
+        the exception (a PartialCreate) says which in its `results` -- a
+        caller that retries must treat DuplicateTask for those ids as its
+        own earlier write (compare the stored task with what it meant to
+        create).
         """
 
     def create_task(self, task):
