@@ -82,3 +82,56 @@ def test_rejoining_node_hides_the_instance_from_2i_and_nothing_is_rolled_back(fa
     finally:
         fault_server.settle()
         store.close()
+
+
+def test_a_batch_opened_while_a_node_stops_opens_every_line_and_loses_nothing(fault_server, tmp_path):
+    """Issue 23's run, smaller: three nodes, one stopping (webmachine's 404
+    page, then refused) during `open --batch` and coming back with a
+    handoff; max_attempts 1, instance timeout 3 s. scripts/node_stop.py runs
+    it with 2,000 tasks."""
+    from riaktq_testing.riak_sim import RiakTestServer
+    from scripts.node_stop import scenario
+    others = [RiakTestServer(port=0, share_with=fault_server) for _ in range(2)]
+    try:
+        figures = scenario(tmp_path, [fault_server, *others], others[1], tasks=300, workers=2, timeout=120)
+    finally:
+        for server in others:
+            server.stop()
+    assert figures["stopping_answers"] > 0, "the node never answered while stopping"
+    assert figures["open_exit"] == 0 and figures["opened"] == 300, figures
+    assert (figures["failed"], figures["assigned_twice"], figures["unfinished"]) == (0, 0, 0), figures
+    assert figures["daemons_alive"], figures
+
+
+def test_a_stopping_node_is_skipped_and_alone_it_is_unavailable(fault_server):
+    """Its 404 page is no "not found": the request goes to another node,
+    and with none left the call says no node answered (exit 3)."""
+    from riaktq_cli.riak import RiakClient, RiakError, RiakUnavailable
+    from riaktq_testing.riak_sim import RiakTestServer
+    other = RiakTestServer(port=0, share_with=fault_server)
+    both = RiakClient([other.url, fault_server.url], timeout=1.0, backoff=0.01)
+    alone = RiakClient([other.url], timeout=1.0, retries=2, backoff=0.01)
+    try:
+        both.store("riaktq", "churn", "k", b"v", indexes={"status_bin": "churn"})
+        other.set_stopping(True)
+        for _ in range(4):   # round-robin: the stopping node is asked first at least once
+            assert both.fetch("riaktq", "churn", "k").value == b"v"
+            both.store("riaktq", "churn", "k2", b"w", if_none_match=False)
+            assert both.index("riaktq", "churn", "status_bin", "churn").keys == ["k"]
+        assert other.counts["stopping"] > 0
+        for call in (lambda: alone.fetch("riaktq", "churn", "k"),
+                     lambda: alone.store("riaktq", "churn", "k3", b"x", if_none_match=True),
+                     lambda: alone.index("riaktq", "churn", "status_bin", "churn"),
+                     lambda: alone.delete("riaktq", "churn", "k")):
+            with pytest.raises(RiakUnavailable, match="not serving Riak"):
+                call()
+        other.set_stopping(False)
+        # a serving node's own 404 pages stay final: an unknown bucket type
+        with pytest.raises(RiakError, match="bucket type nosuchtype does not exist") as err:
+            alone.index("nosuchtype", "churn", "status_bin", "churn")
+        assert not isinstance(err.value, RiakUnavailable)
+        assert alone.fetch("riaktq", "churn", "missing") is None     # "not found\n" is Riak's
+    finally:
+        both.close()
+        alone.close()
+        other.stop()
