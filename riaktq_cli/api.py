@@ -270,6 +270,12 @@ class Queue(Control):
             found = store.get_tasks(batch)
             yield from (found[i] for i in batch if i in found)
 
+    def listings_partial(self) -> str | None:
+        """None when listings by status are whole as far as the store can
+        tell; else why they may leave tasks out now (a Riak cluster that is
+        catching up: a node down, or handing data back after it rejoined)."""
+        return self.store.listings_partial()
+
     def stats(self) -> dict[str, Any]:
         """The figures of `riaktq stats`: counts per status, the oldest todo
         task's age, tasks finished lately, every instance (see stats.py)."""

@@ -77,6 +77,11 @@ class PartialUpdate(StoreUnavailable):
         self.failed = failed
 
 
+class NotSettled(StoreError):
+    """A change selected by status refused while the store's listings may
+    be partial (a Riak cluster catching up); `--force` overrides."""
+
+
 class PartialCreate(StoreUnavailable):
     """No node answered for some creates of a batch; the others were each
     sent on their own (Riak) and may have landed. `results` is parallel to

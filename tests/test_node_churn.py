@@ -135,3 +135,66 @@ def test_a_stopping_node_is_skipped_and_alone_it_is_unavailable(fault_server):
         both.close()
         alone.close()
         other.stop()
+
+
+def test_stats_right_after_a_rejoin_says_the_counts_may_be_partial(fault_server, tmp_path):
+    """Listings that say when they may be partial: the node's /stats shows a
+    handoff in flight (or a member down); selections by status warn, and
+    changes by selection refuse (exit 3) unless --force."""
+    from tests.conftest import FAST, Processes, write_config
+    cfg = write_config(tmp_path / "riaktq.toml", "riak", fault_server.url, **FAST)
+    procs = Processes(tmp_path, cfg)
+    assert procs.run("open", "t1", "--in", "x").returncode == 0
+    settled = procs.run("stats", "--format", "json")
+    assert json_of(settled)["partial"] is None
+    fault_server.rejoin(60.0, since=time.time())
+    try:
+        assert procs.run("open", "t2", "--in", "y").returncode == 0    # hidden from 2i for now
+        assert json_of(procs.run("get", "t2", "--format", "json"))["status"] == "todo"
+        table = procs.run("stats")
+        assert table.returncode == 0 and "counts may be partial" in table.stdout.decode()
+        assert "handoff" in json_of(procs.run("stats", "--format", "json"))["partial"]
+        listing = procs.run("tasks", "--status", "todo", "--format", "csv")
+        assert listing.returncode == 0 and "listings may be partial" in listing.stderr.decode()
+        assert b"t1," in listing.stdout and b"t2," not in listing.stdout    # what the warning is for
+        for change in (("purge", "--status", "done", "--age", "0s"), ("requeue", "--status", "failed"),
+                       ("cancel", "--status", "todo")):
+            refused = procs.run(*change)
+            err = refused.stderr.decode().strip()
+            assert refused.returncode == 3 and len(err.splitlines()) == 1 and "--force" in err, (change, err)
+            assert procs.run(*change, "--dry-run").returncode == 0
+        forced = procs.run("cancel", "--status", "todo", "--force")    # acts on what it sees
+        assert forced.returncode == 0 and forced.stdout == b"t1\tfailed\n"
+    finally:
+        fault_server.settle()
+    assert "counts may be partial" not in procs.run("stats").stdout.decode()
+
+
+def test_a_configured_node_that_is_down_makes_listings_partial(fault_server, tmp_path):
+    from riaktq_testing.riak_sim import RiakTestServer
+    from tests.conftest import FAST, Processes, write_config
+    other = RiakTestServer(port=0, share_with=fault_server)
+    cfg = write_config(tmp_path / "riaktq.toml", "riak", fault_server.url, **FAST)
+    cfg.write_text(cfg.read_text().replace(f'nodes = ["{fault_server.url}"]',
+                                           f'nodes = ["{fault_server.url}", "{other.url}"]'))
+    try:
+        other.set_down(True)
+        partial = json_of(Processes(tmp_path, cfg).run("stats", "--format", "json"))["partial"]
+        assert f"node {other.url} does not answer" in partial
+    finally:
+        other.stop()
+
+
+def test_the_embedded_store_never_says_partial(tmp_path):
+    from tests.conftest import Processes, write_config
+    procs = Processes(tmp_path, write_config(tmp_path / "riaktq.toml", "sqlite"))
+    assert procs.run("open", "t1", "--in", "x").returncode == 0
+    assert json_of(procs.run("stats", "--format", "json"))["partial"] is None
+    listing = procs.run("tasks", "--status", "todo")
+    assert listing.returncode == 0 and b"partial" not in listing.stderr
+
+
+def json_of(result):
+    import json
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)

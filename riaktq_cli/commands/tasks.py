@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from riaktq_cli import task as tasks_mod
+from riaktq_cli import partial, task as tasks_mod
 from riaktq_cli.api_input import DURATION_FIELDS, OPEN_FIELDS, make_task
 from riaktq_cli.clock import now_us
 from riaktq_cli.completion import complete_task_id
@@ -319,8 +319,8 @@ def tasks_cmd(app, status, limit, tag, assignee, id_prefix, fmt):
       riaktq tasks --tag gpu --id-prefix resize- --limit 0
       riaktq tasks --status failed --format csv > failed.csv
     """
-    found = app.queue(create=False).tasks(status, limit + 1 if limit else None, tag=tag, assignee=assignee,
-                                          id_prefix=id_prefix)
+    queue = app.queue(create=False)
+    found = queue.tasks(status, limit + 1 if limit else None, tag=tag, assignee=assignee, id_prefix=id_prefix)
     rows = [task.to_view() for task in found]
     if limit and len(rows) > limit:  # one more than asked was read: the listing is cut
         rows.pop()
@@ -333,6 +333,7 @@ def tasks_cmd(app, status, limit, tag, assignee, id_prefix, fmt):
             row["in"] = display(row["in"], 24)
             row["out"] = display(row["out"], 32)
     render(rows, TASK_COLUMNS, fmt)
+    partial.warn(queue)   # an index listing: say if the store may have left tasks out
 
 
 @click.command("rm")

@@ -209,6 +209,18 @@ class Store(ABC):
         signal, so there they keep to their intervals."""
         return None
 
+    def listings_partial(self):
+        """None when the store's listings (index queries: counts, ids by
+        status, instance records) are whole as far as it can tell; else one
+        line saying why they may leave things out now.
+
+        A Riak cluster catching up -- a node down, or handing data back
+        after it rejoined -- answers 2i queries from vnodes that lack recent
+        writes (see store/riak_cluster.py); SQLite's are always whole. Not
+        for the scheduler's per-iteration path: operator commands ask it
+        once (a request per node on Riak)."""
+        return None
+
     # --- life cycle ----------------------------------------------------------
     def check(self):
         """Yield (ok: bool, line: str) checks of the store's health."""

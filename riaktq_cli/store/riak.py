@@ -342,6 +342,10 @@ class RiakStore(RiakQueries, RiakRecords, Store):
                 del self._known[task_id]
         return [(key, assignee, marked) for key, (assignee, marked) in found.items()]
 
+    def listings_partial(self):
+        from riaktq_cli.store.riak_cluster import unsettled
+        return unsettled(self.client)
+
     # --- health ------------------------------------------------------------------
     def check(self):
         """Per node: ping, TLS, user and grants; then bucket type, 2i, counts
