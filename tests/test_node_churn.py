@@ -198,3 +198,34 @@ def json_of(result):
     import json
     assert result.returncode == 0, result.stderr.decode()
     return json.loads(result.stdout)
+
+
+def test_the_test_server_models_a_stopping_node_and_a_rejoin(fault_server):
+    """What the faults look like on the wire, and their control switches
+    (`/__test__/stopping`, `/__test__/rejoin`) for other processes."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    def get(path):
+        try:
+            with urllib.request.urlopen(fault_server.url + path, timeout=5) as resp:
+                return resp.status, resp.headers.get("Content-Type"), resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers.get("Content-Type"), err.read()
+
+    def control(path):
+        urllib.request.urlopen(urllib.request.Request(fault_server.url + path, method="POST"), timeout=5)
+    control("/__test__/stopping?enabled=true")
+    for path in ("/ping", "/stats", "/types/riaktq/buckets/b/keys/k", "/types/riaktq/buckets/b/index/x_bin/y"):
+        status, ctype, body = get(path)
+        assert (status, ctype) == (404, "text/html") and b"mochiweb+webmachine" in body, path
+    control("/__test__/stopping?enabled=false")
+    assert get("/ping")[0] == 200
+    stats = json.loads(get("/stats")[2])
+    assert fault_server.node_name in stats["ring_members"] and stats["hinted_handoff_inbound_active_transfers"] == 0
+    control(f"/__test__/rejoin?seconds=30&since={time.time() - 60}")
+    try:
+        assert json.loads(get("/stats")[2])["hinted_handoff_inbound_active_transfers"] == 1
+    finally:
+        fault_server.settle()

@@ -90,8 +90,10 @@ class IndexMixin:
             b = store.bucket(btype, bucket)
             hidden = None
             if store.handoff is not None and store.handoff.active() and b is not None:
-                def hidden(key):  # a rejoined node's coverage misses it (faults.Handoff)
-                    return store.hidden_from_2i(bucket, key, b.objects.get(key))
+                covered = store.handoff.coverage()   # this query's plan (faults.Handoff)
+
+                def hidden(key):
+                    return store.hidden_from_2i(bucket, key, b.objects.get(key), covered)
             items = self._index_scan(b, fieldname, is_range, start, end, cont, regex, max_results,
                                      hidden)
         if not sort and self.riak.shuffle_unsorted:
