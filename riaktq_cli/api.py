@@ -161,7 +161,9 @@ class Queue(Control):
         Each task is a mapping of `open`'s arguments: {"id": ..., "data":
         ..., "priority": ...}. If any is malformed, BadTasks (a BadInput)
         lists them all and none is opened; an id that exists is reported
-        in its Outcome (TaskExists) and the others are opened."""
+        in its Outcome (TaskExists) and the others are opened. When no node
+        answers for some of them, StoreUnavailable; on Riak a PartialCreate
+        whose `results` (None: opened) say which were opened."""
         made, problems = [], []
         for n, spec in enumerate(tasks):
             try:

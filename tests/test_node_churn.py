@@ -229,3 +229,30 @@ def test_the_test_server_models_a_stopping_node_and_a_rejoin(fault_server):
         assert json.loads(get("/stats")[2])["hinted_handoff_inbound_active_transfers"] == 1
     finally:
         fault_server.settle()
+
+
+def test_open_batch_names_the_lines_not_opened_when_no_node_answers(fault_server, tmp_path):
+    import json
+    from tests.conftest import FAST, Processes, write_config
+    cfg = write_config(tmp_path / "riaktq.toml", "riak", fault_server.url, **FAST)
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("".join(json.dumps({"id": f"b{i}", "in": "x"}) + "\n" for i in range(20)))
+    fault_server.set_stopping(True)
+    try:
+        result = Processes(tmp_path, cfg).run("open", "--batch", str(batch))
+    finally:
+        fault_server.set_stopping(False)
+    err = result.stderr.decode().strip()
+    assert result.returncode == 3 and len(err.splitlines()) == 1, err
+    assert "20 line(s) not opened (lines 1-20), 0 refused: riak: no node answered" in err
+
+
+def test_a_batch_cut_short_names_what_did_not_land():
+    from riaktq_cli.commands.tasks import _batch_cut_short
+    from riaktq_cli.errors import DuplicateTask, PartialCreate, StoreUnavailable
+    down = StoreUnavailable("riak: no node answered")
+    cut = PartialCreate(str(down), [None, down, DuplicateTask("t3"), down, None])
+    chunk = [(n, {}) for n in range(1, 6)]
+    with pytest.raises(StoreUnavailable) as err:
+        _batch_cut_short(cut, chunk, [(6, {}), (7, {})], 0)
+    assert str(err.value) == "4 line(s) not opened (lines 2, 4, 6-7), 1 refused: riak: no node answered"
