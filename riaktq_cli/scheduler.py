@@ -95,7 +95,8 @@ class Scheduler(SchedulerLoop):
         self._address(instances, dirty)
         finished, busy = self._commit(instances, handovers, dirty, summary)
         self.prefetch.observe(time.monotonic(), finished, held_before, busy)
-        live = {n: r for n, r in instances.items() if protocol.is_live(r, now, self.timeout_us)}
+        live = {n: r for n, r in instances.items()
+                if protocol.is_live(r, now, self.timeout_us) and n not in self.sightings.expired}
         self._prune(instances, live, dirty)
         cancelling.withdraw(self._inboxes, instances, live, {i: a for i, a, marked in nextup if marked}, dirty)
         self.due.release(now, self._update)      # due tasks join the todo order first
@@ -235,10 +236,11 @@ class Scheduler(SchedulerLoop):
 
     def _prune(self, instances, live, dirty):
         """Drop inbox entries the instance has taken; empty the inboxes of
-        lost instances (their tasks are rolled back below)."""
+        lost instances (their tasks are rolled back below), but not of one
+        shielded (sightings.py): alive until positively gone."""
         for name, record in instances.items():
             inbox = self._inboxes[name]
-            keep = protocol.pending_entries(inbox, record) if name in live else []
+            keep = protocol.pending_entries(inbox, record) if name in live or name in self._shielded else []
             if len(keep) != len(inbox["entries"]):
                 inbox["entries"] = keep
                 dirty.add(name)

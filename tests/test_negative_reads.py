@@ -92,3 +92,29 @@ def test_a_riak_not_found_for_an_inbox_loses_nothing(fault_server, store, caplog
     s.iteration()   # read again, found: nothing changes
     assert held(store) == {("nextup", "w1", 0)}
     assert [e["id"] for e in store.get_record("inbox", "w1")["entries"]] == ["a", "b"]
+
+
+# --- a shielded instance whose last record goes stale -----------------------------------
+
+def test_a_shielded_instance_keeps_its_pending_entries_until_it_is_gone(store, monkeypatch):
+    """Missing from listing and key read alike, w1 is shielded for the
+    instance timeout: alive for what it holds, though its last seen record
+    goes stale before the shield ends; then gone, entries and tasks
+    together, and what it had not taken costs no attempt."""
+    timeout = 2.0
+    clock = [now_us()]
+    monkeypatch.setattr("riaktq_cli.scheduler.now_us", lambda: clock[0])
+    s = assigned_to_w1(store, timeout=timeout)
+    start, timeout_us = clock[0], seconds_to_us(timeout)
+    store.delete_record("instance", "w1")        # its heartbeats no read finds
+    clock[0] = start + timeout_us // 2
+    s.iteration()                                # first missed: shielded
+    clock[0] = start + timeout_us * 6 // 5
+    s.iteration()                                # its last record is stale now; still shielded
+    assert [e["id"] for e in store.get_record("inbox", "w1")["entries"]] == ["a", "b"], \
+        "a shielded instance's pending entries were withdrawn"
+    assert held(store) == {("nextup", "w1", 0)}
+    clock[0] = start + timeout_us * 8 // 5
+    s.iteration()                                # unseen for the timeout: gone
+    assert store.get_record("inbox", "w1")["entries"] == []
+    assert held(store) == {("todo", None, 0)}
