@@ -2,9 +2,11 @@
 an inbox read empty after a takeover, an instance shielded while its last
 record goes stale, a daily purge whose listing came back short."""
 
+import time
+
 import pytest
 
-from riaktq_cli import housekeeping, inbox_reads, task as T
+from riaktq_cli import housekeeping, inbox_reads
 from riaktq_cli.api_input import make_task
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.events import EventSink
@@ -118,3 +120,42 @@ def test_a_shielded_instance_keeps_its_pending_entries_until_it_is_gone(store, m
     s.iteration()                                # unseen for the timeout: gone
     assert store.get_record("inbox", "w1")["entries"] == []
     assert held(store) == {("todo", None, 0)}
+
+
+# --- keep_finished's daily purge on a short listing ------------------------------------
+
+def test_a_purge_pass_on_listings_that_may_be_partial_does_not_end_the_day(store):
+    old = finished(store, [f"o{i}" for i in range(5)], age_s=120)
+    plain_ids = store.iter_ids
+    store.iter_ids = lambda status=None, **kw: (i for i in plain_ids(status=status, **kw) if i not in ("o3", "o4"))
+    asked = []
+    store.listings_partial = lambda: asked.append(1) or "the Riak cluster is catching up"
+    purge = housekeeping.DailyPurge(store, keep_finished=60.0)
+    purge.recheck_us = S                     # (RECHECK: 300 s)
+    now = now_us()
+    assert [purge.step(now, lambda: None) for _ in range(5)] == [3, 0, 0, 0, 0]
+    assert store.get_record("scheduler", housekeeping.RECORD) is None, "the day was marked done on a short listing"
+    assert len(asked) == 1, "the store was asked more than once per pass"
+    del store.iter_ids, store.listings_partial      # settled: whole listings again
+    assert purge.step(now + S - 1, lambda: None) == 0                 # the next pass waits its turn
+    assert [purge.step(now + S, lambda: None) for _ in range(4)] == [2, 0, 0, 0]
+    assert store.get_tasks(old) == {}
+    assert store.get_record("scheduler", housekeeping.RECORD) == {"day": housekeeping.utc_day(now + S)}
+
+
+@pytest.mark.parametrize("backend", ["riak"])
+def test_a_purge_after_a_rejoin_waits_for_the_handoff(fault_server, store):
+    """The Riak test server's rejoin: 2i leaves out the tasks written since
+    the node went down, and its /stats shows the handoff in flight."""
+    finished(store, ["before-1", "before-2"], age_s=120)
+    fault_server.rejoin(60.0, since=time.time())
+    finished(store, ["during-1", "during-2"], age_s=120)
+    purge = housekeeping.DailyPurge(store, keep_finished=60.0)
+    purge.recheck_us = S
+    now = now_us()
+    assert [purge.step(now, lambda: None) for _ in range(3)] == [2, 0, 0]
+    assert store.get_record("scheduler", housekeeping.RECORD) is None
+    fault_server.settle()
+    assert [purge.step(now + S, lambda: None) for _ in range(3)] == [2, 0, 0]
+    assert store.get_tasks(["during-1", "during-2"]) == {}
+    assert store.get_record("scheduler", housekeeping.RECORD) == {"day": housekeeping.utc_day(now + S)}
