@@ -159,3 +159,22 @@ def test_a_purge_after_a_rejoin_waits_for_the_handoff(fault_server, store):
     assert [purge.step(now + S, lambda: None) for _ in range(3)] == [2, 0, 0]
     assert store.get_tasks(["during-1", "during-2"]) == {}
     assert store.get_record("scheduler", housekeeping.RECORD) == {"day": housekeeping.utc_day(now + S)}
+
+
+# --- the pause record read empty -------------------------------------------------------
+
+def test_a_pause_read_empty_keeps_assignment_paused(store, monkeypatch):
+    """The pause record is never deleted and its version only grows: read
+    empty (or older), it is a read that missed, no resume."""
+    from riaktq_cli import pausing
+    monkeypatch.setattr(pausing, "READ_EVERY", 0.0)
+    pausing.change(store, True)
+    assert store.create_tasks([make_task("a", b"x")]) == [None]
+    store.put_record("instance", "w1", live_record("w1"))
+    s = taker(store)
+    assert s.iteration()["assign"] == 0
+    found_again = reads_empty(store, "scheduler", "pause")
+    assert s.iteration()["assign"] == 0, "a pause read empty resumed assignment"
+    found_again()
+    pausing.change(store, False)
+    assert s.iteration()["assign"] == 1
