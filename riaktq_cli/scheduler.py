@@ -56,6 +56,7 @@ class Scheduler(SchedulerLoop):
         self.sightings = Sightings(store, self.timeout_us)   # a short listing is no loss
         self.inbox_reads = InboxReads(store)   # nor an inbox read that comes back empty
         self._shielded = set()   # names whose tasks this iteration must not roll back
+        self._nextup = {}        # this iteration's nextup listing: task id -> assignee
         self.lease = None     # set by run(); iteration() alone (tests) writes epoch 0
         # The scheduler is the only writer of inboxes: it keeps them in
         # memory and reads them from the store only when it takes the lease.
@@ -75,6 +76,7 @@ class Scheduler(SchedulerLoop):
         # someone else changed since (rm) before it writes them again.
         nextup = self.store.nextup_states()
         expected = {task_id: assignee for task_id, assignee, _ in nextup}
+        self._nextup = expected   # listed nextup: a read of one that finds nothing missed (_commit)
         instances, self._shielded = self.sightings.fill(instances, set(expected.values()), now)
         # An inbox read empty that should exist sits out the iteration (inbox_reads.py)
         doubted = self.inbox_reads.load_missing(self._inboxes, instances, expected, now)
@@ -173,7 +175,8 @@ class Scheduler(SchedulerLoop):
                     break
             return None  # a result of another run or instance: dropped silently
 
-        written, failed = self._update(list(fresh), apply, "commit") if fresh else ([], [])
+        read = set()   # ids of the tasks the store found
+        written, failed = self._update(list(fresh), _noting(apply, read), "commit") if fresh else ([], [])
         finished, busy = {}, {}   # per instance: results committed, seconds its handler ran for them
         for old, new in written:
             finished[old.assignee] = finished.get(old.assignee, 0) + 1
@@ -186,6 +189,12 @@ class Scheduler(SchedulerLoop):
         # A failed write may still have landed: not committed, so the result
         # is tried again next time, and recognized by its run if it landed.
         unsure = {protocol.run_key(r) for task_id in failed for _, r in fresh[task_id]}
+        # A task the nextup listing names that the read did not find: a read
+        # that missed (a Riak node catching up), not a removed task. Listed
+        # committed, the worker would drop the result, and the task be
+        # rolled back as lost: it waits for a read that finds the task.
+        unsure |= {protocol.run_key(r) for task_id in fresh if task_id not in read and task_id in self._nextup
+                   for _, r in fresh[task_id]}
         for name, record in instances.items():
             inbox = self._inboxes[name]
             committed = [list(protocol.run_key(r)) for r in record.get("outbox", [])
@@ -332,6 +341,15 @@ class Scheduler(SchedulerLoop):
         if self.lease is not None and not self.lease.valid():
             raise LeaseLost("the scheduler lease is not confirmed; not writing")
 
+
+
+def _noting(change, read):
+    """`change`, adding to `read` the id of every task it is called with:
+    the tasks the store found."""
+    def noted(task):
+        read.add(task.id)
+        return change(task)
+    return noted
 
 
 def _landed(task, result):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from riaktq_cli import housekeeping, inbox_reads
+from riaktq_cli import housekeeping, inbox_reads, protocol
 from riaktq_cli.api_input import make_task
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.events import EventSink
@@ -23,6 +23,11 @@ def reads_empty(store, kind, name):
     plain = store.get_record
     store.get_record = lambda k, n: None if (k, n) == (kind, name) else plain(k, n)
     return lambda: setattr(store, "get_record", plain)
+
+
+def committed(store, name, task_id):
+    """Whether the inbox of `name` lists a result of `task_id` committed."""
+    return any(key[0] == task_id for key in store.get_record("inbox", name)["committed"])
 
 
 def taker(store, timeout=1.0):
@@ -178,3 +183,27 @@ def test_a_pause_read_empty_keeps_assignment_paused(store, monkeypatch):
     found_again()
     pausing.change(store, False)
     assert s.iteration()["assign"] == 1
+
+
+# --- a result whose task read came back empty ------------------------------------------
+
+def test_a_result_whose_task_reads_empty_is_not_committed(store):
+    """The commit reads the task; found nothing although the nextup listing
+    names it: the result stays in the outbox (not listed committed, which
+    would make the worker drop it) and is committed once a read finds it."""
+    assigned_to_w1(store)
+    entry_a = next(e for e in store.get_record("inbox", "w1")["entries"] if e["id"] == "a")
+    result = protocol.make_result(entry_a, "done", b"ran once", now_us(), 7)
+    store.put_record("instance", "w1", dict(live_record("w1"), taken=2, outbox=[result],
+                                            queue=[{"id": "b", "seq": 2, "run": 1}]))
+    plain = store.update_tasks
+    store.update_tasks = lambda ids, change: plain(ids, lambda t: None if t.id == "a" else change(t))
+    s = taker(store)
+    s.iteration()
+    assert not committed(store, "w1", "a"), "a result was dropped on a read that missed"
+    assert store.get_task("a").status == "nextup"
+    del store.update_tasks
+    s.iteration()
+    task = store.get_task("a")
+    assert (task.status, task.out, task.lost) == ("done", b"ran once", 0)
+    assert committed(store, "w1", "a")
