@@ -188,13 +188,7 @@ class Scheduler(SchedulerLoop):
             self.events.emit(kind, task, instance=name)
         # A failed write may still have landed: not committed, so the result
         # is tried again next time, and recognized by its run if it landed.
-        unsure = {protocol.run_key(r) for task_id in failed for _, r in fresh[task_id]}
-        # A task the nextup listing names that the read did not find: a read
-        # that missed (a Riak node catching up), not a removed task. Listed
-        # committed, the worker would drop the result, and the task be
-        # rolled back as lost: it waits for a read that finds the task.
-        unsure |= {protocol.run_key(r) for task_id in fresh if task_id not in read and task_id in self._nextup
-                   for _, r in fresh[task_id]}
+        unsure = _unsure(fresh, failed, read, self._nextup)
         for name, record in instances.items():
             inbox = self._inboxes[name]
             committed = [list(protocol.run_key(r)) for r in record.get("outbox", [])
@@ -341,6 +335,16 @@ class Scheduler(SchedulerLoop):
         if self.lease is not None and not self.lease.valid():
             raise LeaseLost("the scheduler lease is not confirmed; not writing")
 
+
+
+def _unsure(fresh, failed, read, nextup):
+    """Run keys of the results not to list committed: those of a failed
+    write, and those of a task the nextup listing names that the read did
+    not find -- a read that missed (a Riak node catching up), not a removed
+    task. Listed committed, the worker would drop the result and the task
+    be rolled back as lost: it waits for a read that finds the task."""
+    missed = [task_id for task_id in fresh if task_id not in read and task_id in nextup]
+    return {protocol.run_key(r) for task_id in [*failed, *missed] for _, r in fresh[task_id]}
 
 
 def _noting(change, read):
