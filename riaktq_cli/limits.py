@@ -174,6 +174,7 @@ def view(store, now=None):
     for tag, lim in sorted(state.tags.items()):
         window = [at for at in used.get(tag, []) if lim.rate and at > now - seconds_to_us(lim.rate[1])]
         rows.append({"tag": tag, "concurrency": lim.concurrency, "rate": lim.rate_text(),
+                     "rate_count": lim.rate[0] if lim.rate else None, "rate_seconds": lim.rate[1] if lim.rate else None,
                      "in_flight": sum(1 for tags in tags_of.values() if tag in tags),
                      "used": len(window) if lim.rate else None, "applied": applied})
     return rows

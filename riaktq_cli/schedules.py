@@ -167,7 +167,7 @@ def _every(value, label):
     from riaktq_cli.durations import parse_duration
     from riaktq_cli.errors import DurationError
     try:
-        seconds = parse_duration(value, f"every of {label}")
+        seconds = parse_duration(value, f"every in {label}")
     except DurationError as exc:
         raise ConfigError(str(exc)) from None
     if seconds < 1:
