@@ -129,3 +129,22 @@ def test_rate_holds_in_every_window_through_a_kill_9(procs, store, queue, tmp_pa
     crowded = [(assigns[i], assigns[i + 5]) for i in range(len(assigns) - 5) if assigns[i + 5] - assigns[i] < window]
     assert not crowded, f"six assigns within 2 s: {crowded}"
     assert json.loads(procs.run("limits", "--format", "json").stdout)[0]["applied"] is True
+
+
+def test_a_new_holder_counts_what_its_predecessor_assigned(store):
+    """Killed after its assign writes, before it wrote the window down: the
+    successor finds the tasks nextup, reads their tags and assign times."""
+    from riaktq_cli import task as transitions
+    now = now_us()
+    store.create_tasks([new_task(f"t{n}", b"", tags=["db"], now=now) for n in range(3)])
+    store.update_tasks(["t0", "t1", "t2"], lambda t: transitions.assign(t, "w1"))
+    limits.change(store, "db", concurrency=5, rate="4/1h")
+    successor = limits.TagLimits(store, "successor")
+    successor.refresh(["t0", "t1", "t2"], now_us())
+    assert successor._budget == {"db": 1}   # rate 4 - 3 assigned this hour; concurrency 5 - 3 in flight
+    successor.refresh(["t0"], now_us())      # t1, t2 finished: no longer in flight, still in the window
+    assert successor._budget == {"db": 1}
+    limits.change(store, "db", rate="10/1h")
+    successor._read_at = None
+    successor.refresh(["t0"], now_us())
+    assert successor._budget == {"db": 4}   # concurrency 5 - 1 in flight; rate 10 - 3
