@@ -52,6 +52,9 @@ class Schedule:
         self.tz = ZoneInfo(tz_name)
         self.data, self.tags, self.priority, self.catch_up = data, tuple(tags), priority, catch_up
         self._every_us = None if every is None else int(round(every * 1_000_000))
+        # ids show seconds where a slot can fall within a minute, so that
+        # one schedule's ids sort in slot order
+        self._seconds = (every is not None and every % 60 != 0) or (cron is not None and len(cron.split()) == 6)
 
     @property
     def record_name(self):
@@ -64,9 +67,10 @@ class Schedule:
         return f"every {format_duration(self.every)}"
 
     def task_id(self, slot_us):
-        """`name@2026-12-02T06:00Z` (seconds shown only when not zero)."""
+        """`name@2026-12-02T06:00Z`; `name@2026-12-02T06:00:02Z` for a
+        schedule whose slots can fall within a minute."""
         moment = datetime.fromtimestamp(slot_us / 1e6, timezone.utc)
-        return f"{self.name}@{moment.strftime('%Y-%m-%dT%H:%M:%SZ' if moment.second else '%Y-%m-%dT%H:%MZ')}"
+        return f"{self.name}@{moment.strftime('%Y-%m-%dT%H:%M:%SZ' if self._seconds else '%Y-%m-%dT%H:%MZ')}"
 
     # --- slots ---------------------------------------------------------------
     def next_after(self, t_us):

@@ -37,7 +37,9 @@ def add_schedules(config_file, text):
 def test_slot_ids_name_the_slot_in_utc():
     nightly = one(cron="0 6 * * *")
     assert nightly.task_id(us(2026, 12, 2, 6, 0)) == "s@2026-12-02T06:00Z"
-    assert nightly.task_id(us(2026, 12, 2, 6, 0, 2)) == "s@2026-12-02T06:00:02Z"
+    assert one(every="2s").task_id(us(2026, 12, 2, 6, 0)) == "s@2026-12-02T06:00:00Z"   # sorts among :02, :04
+    assert one(cron="*/2 * * * * *").task_id(us(2026, 12, 2, 6, 0, 2)) == "s@2026-12-02T06:00:02Z"
+    assert one(every="15m").task_id(us(2026, 12, 2, 6, 15)) == "s@2026-12-02T06:15Z"
     assert nightly.next_after(us(2026, 12, 2, 6, 0)) == us(2026, 12, 3, 6, 0)
     assert nightly.latest_at_or_before(us(2026, 12, 2, 6, 0)) == us(2026, 12, 2, 6, 0)
     assert nightly.latest_at_or_before(us(2026, 12, 2, 5, 59, 59)) == us(2026, 12, 1, 6, 0)
