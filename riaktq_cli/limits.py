@@ -16,7 +16,8 @@ so it can keep a limit for the whole queue:
   record `scheduler/limits_used`, written in the iteration that assigned
   them, before any worker hears of them. A scheduler that takes over reads
   that record and the history of the tasks still nextup, so a kill -9 at
-  any moment leaves it knowing every assign of the window.
+  any moment leaves it knowing every assign of the window. A rate newly
+  set counts the assigns from then on.
 
 A task over a limit stays `todo` and is passed over like a task no free
 instance can take (assigning.py), so others flow past it; a tag at its
@@ -214,7 +215,7 @@ class TagLimits:
 
     def restart(self):
         """This process (again) holds the lease: rebuild the view from the store."""
-        self._tags_of, self._assigns, self._read_at = {}, None, None
+        self._tags_of, self._assigns, self._read_at, self._unsaved = {}, None, None, False
 
     def refresh(self, nextup_ids, now):
         """Before an assignment: the record (at most once a second), the
@@ -245,6 +246,8 @@ class TagLimits:
                         for tag in task.tags:
                             if entry[0] not in self._assigns.setdefault(tag, []):
                                 self._assigns[tag].append(entry[0])
+        rated = {t for t, lim in self.state.tags.items() if lim.rate}
+        self._assigns = {t: times for t, times in self._assigns.items() if t in rated}
         for tag, lim in self.state.tags.items():
             left = []
             if lim.concurrency is not None:
@@ -284,12 +287,10 @@ class TagLimits:
                 if lim is not None and lim.rate is not None and self._assigns is not None:
                     self._assigns.setdefault(tag, []).append(at)
                     rated = True
-        if rated or self._unsaved:
-            rated_tags = {t for t, lim in self.state.tags.items() if lim.rate}
+        if (rated or self._unsaved) and self._assigns is not None:
             try:
                 check_lease()
-                self.store.put_record(SCHEDULER, USED, {"tags": {t: a for t, a in self._assigns.items()
-                                                                 if t in rated_tags}, "at": now_us()})
+                self.store.put_record(SCHEDULER, USED, {"tags": self._assigns, "at": now_us()})
                 self._unsaved = False
             except StoreError as exc:
                 # Tried again next iteration; a kill before then is covered by

@@ -148,3 +148,28 @@ def test_a_new_holder_counts_what_its_predecessor_assigned(store):
     successor._read_at = None
     successor.refresh(["t0"], now_us())
     assert successor._budget == {"db": 4}   # concurrency 5 - 1 in flight; rate 10 - 3
+
+
+def test_an_idle_iteration_reads_the_limits_at_most_once_a_second(store, backend, riak_server, monkeypatch):
+    """The limits record adds one GET per READ_EVERY to an idle iteration;
+    with a limit set, the tasks in flight cost nothing more (their tags are
+    known from the assign), and no write happens without an assign."""
+    from riaktq_cli import pausing
+    from riaktq_cli.events import EventSink
+    from riaktq_cli.scheduler import Scheduler
+    if backend != "riak" or riak_server is None:
+        pytest.skip("counts the requests the Riak test server sees")
+    limits.change(store, "db", concurrency=1, rate="5/1h")
+    s = Scheduler(store, instance_timeout=120.0, prefetch=1, events=EventSink(None))
+    s.iteration()
+    s.iteration()   # confirmed the version it applied
+    monkeypatch.setattr(pausing, "READ_EVERY", 3600.0)
+    monkeypatch.setattr(limits, "READ_EVERY", 3600.0)
+    riak_server.reset_counts()
+    for _ in range(5):
+        s.iteration()
+    assert (riak_server.counts["get"], riak_server.counts["put"]) == (0, 0)
+    monkeypatch.setattr(limits, "READ_EVERY", 0.0)
+    riak_server.reset_counts()
+    s.iteration()
+    assert (riak_server.counts["get"], riak_server.counts["put"]) == (1, 0)
