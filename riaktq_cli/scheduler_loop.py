@@ -12,7 +12,7 @@ import time
 
 from riaktq_cli import metrics, scheduler_settings
 from riaktq_cli.errors import StoreError, StoreUnavailable
-from riaktq_cli.lease import Lease, LeaseLost
+from riaktq_cli.lease import TTL_SHARE, Lease, LeaseLost
 from riaktq_cli.outage import Outage
 
 log = logging.getLogger("riaktq")
@@ -42,7 +42,7 @@ class SchedulerLoop:
         changed -- a task opened, a result in an outbox -- at most every
         WATCH_TICK; `interval` is then the longest wait, not the only one.
         """
-        self.lease = Lease(self.store, self.owner, ttl=self.instance_timeout / 2)
+        self.lease = Lease(self.store, self.owner, ttl=self.instance_timeout * TTL_SHARE)
         outage = Outage("scheduler")
         try:
             while not stop.is_set():
@@ -67,7 +67,10 @@ class SchedulerLoop:
             return False
         if not held:
             holder = (self.lease.holder or {}).get("owner", "?")
-            if getattr(self, "_standby_for", None) != holder:
+            if self.lease.holder is None and self.lease.shortfall:
+                pass   # our own lease ran out while we confirmed it: no holder to stand
+                # by for; the lease said why (once), and we try again
+            elif getattr(self, "_standby_for", None) != holder:
                 log.info("standing by: scheduler lease held by %s", holder)
                 self._standby_for = holder
             if not once:
