@@ -255,7 +255,10 @@ class Queue(Control):
         removed between the index read and the fetch is skipped.
 
         `tag` (a tag the task needs), `assignee` and `id_prefix` filter the
-        tasks page by page as they are read; `limit` counts what passed."""
+        tasks page by page as they are read; `limit` counts what passed. A
+        tag no task can have (`open` refuses it) is BadInput, not "none"."""
+        if tag is not None:
+            checked(transitions.validate_tag, tag)
         if tag is None and assignee is None and id_prefix is None:
             return self.tasks_of(self.ids(status, limit=limit, age=age, created_before_us=created_before_us))
         _check_listing(status, limit)
