@@ -8,10 +8,9 @@ tasks in order" and "status X created before T" index range scans.
 
 import _thread
 import sqlite3
-import time
 
 from riaktq_cli import history
-from riaktq_cli.errors import DuplicateTask, Refused, StoreError, StoreUnavailable
+from riaktq_cli.errors import DuplicateTask, StoreError, StoreUnavailable
 from riaktq_cli.store.base import LEASE_NAME, SCHEDULER, Store
 from riaktq_cli.task import STATUSES, Task
 
@@ -71,9 +70,7 @@ ADDED_COLUMNS = (("run", "INTEGER NOT NULL DEFAULT 0"), ("lost", "INTEGER NOT NU
                  ("max_attempts", "INTEGER"), ("time_limit", "REAL"), ("due", "INTEGER"),
                  ("retry_delay", "REAL"), ("history", "TEXT"), ("cancel", "TEXT"))
 ENDED = "coalesce(json_extract(history, '$[#-1][0]'), sat + laf)"   # task.ended_at, as tasks_ended has it
-READY = "status = 'todo' AND due IS NULL"
-CHECKPOINT_TRIES = 3     # compact: truncating checkpoints tried while readers keep it busy
-CHECKPOINT_PAUSE = 0.5   # seconds before the second try (then twice that)   # repeats the partial indexes' WHERE, so SQLite uses them
+READY = "status = 'todo' AND due IS NULL"   # repeats the partial indexes' WHERE, so SQLite uses them
 
 
 def _row_to_task(row):
@@ -377,36 +374,10 @@ class SqliteStore(Store):
             self._db.close()
 
     def compact(self):
-        """VACUUM rewrites the file without its free pages (into the WAL, in
-        WAL mode); the truncating checkpoint then copies it back and cuts
-        the WAL to zero bytes. Both wait for other connections' readers (up
-        to busy_timeout). A checkpoint that readers kept from finishing
-        answers "busy" rather than failing: it is tried CHECKPOINT_TRIES
-        times, then Refused (exit 1) says so -- the space stays in the WAL
-        until a checkpoint completes, so "compacted" would be untrue."""
-        before = self._size()
+        """VACUUM and a truncating WAL checkpoint (sqlite_compact.py)."""
+        from riaktq_cli.store.sqlite_compact import compact
         with self._lock:
-            try:
-                self._db.execute("VACUUM")
-                for attempt in range(CHECKPOINT_TRIES):
-                    if attempt:
-                        time.sleep(CHECKPOINT_PAUSE * attempt)
-                    busy, _frames, _copied = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                    if not busy:
-                        break
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
-        if busy:
-            raise Refused(f"vacuum did not finish: readers of {self.path} kept the WAL checkpoint from completing"
-                          f" ({CHECKPOINT_TRIES} tries); the file is {self._size() / 1e6:.1f} MB"
-                          f" (was {before / 1e6:.1f} MB) until one completes: run it again when fewer"
-                          " processes read the store")
-        return before, self._size()
-
-    def _size(self):
-        """Bytes of the database file and its WAL."""
-        import os
-        return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
+            return compact(self._db, self.path)
 
     def count_finished_since(self, since_us, status=None):
         # The partial index `tasks_ended` holds only finished tasks, keyed
