@@ -112,12 +112,21 @@ class Control:
             return AlreadyFinished(task_id, current.status) if current.status in FINISHED else None
         return batch_outcomes(self.store, batch, change, dry_run, refusal)
 
-    def pause(self, tag: str | None = None) -> dict[str, Any]:
+    def pause(self, tag: str | None = None, *, timeout: float | str | None = None) -> dict[str, Any]:
         """Stop assigning tasks (all, or those needing `tag`); work in flight
         finishes. The state is kept in the store: it outlasts schedulers.
-        Returns the new state (pausing.read)."""
+
+        Then waits (up to `timeout`, default pausing.APPLY_WAIT; 0: not at
+        all) for the running scheduler to confirm it applied the pause.
+        Returns the new state (pausing.read) with `applied` (True: nothing
+        opened from now on is assigned against the pause), `applied_by`, and
+        `scheduler`: the running scheduler, None when none holds the lease
+        (the next one applies the pause before it assigns anything)."""
         from riaktq_cli import pausing
-        return pausing.change(self.store, True, _tag(tag))
+        from riaktq_cli.api_input import seconds
+        wait = seconds(timeout, "timeout")
+        state = pausing.change(self.store, True, _tag(tag))
+        return pausing.await_applied(self.store, state, pausing.APPLY_WAIT if wait is None else wait)
 
     def resume(self, tag: str | None = None) -> dict[str, Any]:
         """Assign again: everything (no tag: paused tags too), or `tag`."""

@@ -10,7 +10,7 @@ from riaktq_cli.durations import format_duration
 from riaktq_cli.errors import ConfigError
 from riaktq_cli.output import render
 from riaktq_cli.options import setting_options
-from riaktq_cli.params import ADDRESS, KEY_VALUE
+from riaktq_cli.params import ADDRESS, IDENTIFIER, KEY_VALUE
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$")
 
@@ -158,9 +158,9 @@ INSTANCE_COLUMNS = [("name", "NAME"), ("tags", "TAGS"), ("status", "STATUS"), ("
 
 
 @click.command("instances")
-@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_instance)
+@click.argument("names", nargs=-1, metavar="[NAME]...", type=IDENTIFIER, shell_complete=complete_instance)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--forget", "forget", multiple=True, metavar="NAME", shell_complete=complete_instance,
+@click.option("--forget", "forget", multiple=True, metavar="NAME", type=IDENTIFIER, shell_complete=complete_instance,
               help="Delete this stopped or lost instance's records now (repeatable).")
 @click.pass_obj
 def instances_cmd(app, names, fmt, forget):
