@@ -163,7 +163,9 @@ def kill_session(leader_pid):
 
 
 def pid_alive(pid):
-    """Whether a process with this pid exists on this machine."""
+    """Whether a process with this pid runs on this machine. A zombie (dead,
+    not yet reaped by its parent: a worker killed with -9 whose supervisor
+    has not looked yet) does not."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -171,5 +173,11 @@ def pid_alive(pid):
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self")  # gone meanwhile; or no /proc (not Linux)
+    except (OSError, IndexError):
         return True
-    return True
