@@ -123,9 +123,10 @@ def ensure_standard_fds():
             if opened != fd:  # cannot happen: the lowest free fd is `fd`
                 os.dup2(opened, fd)
                 os.close(opened)
+            os.set_inheritable(fd, True)  # as a standard fd is: the handler process gets it
     for name, fd in (("stdout", 1), ("stderr", 2)):
         if getattr(sys, name) is None:
-            setattr(sys, name, open(fd, "w", closefd=False, line_buffering=True, errors="backslashreplace"))
+            setattr(sys, name, open(fd, "w", buffering=1, closefd=False, errors="backslashreplace"))
 
 
 def setup_logging(verbose=False, fmt="text"):

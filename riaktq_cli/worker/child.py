@@ -129,15 +129,13 @@ def main():
     # Before any handler code runs: adopt every orphan among our descendants
     # (worker/tree.py), and move the channel off fds 0 and 1; stdout and
     # stderr become pipes that the output relay copies to the worker's log.
+    from riaktq_cli.logs import ensure_standard_fds
     from riaktq_cli.worker.tree import become_subreaper
+    ensure_standard_fds()  # a worker without stderr: the log lines go nowhere
     become_subreaper()
-    in_fd, out_fd = os.dup(0), os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDWR)
+    in_fd, out_fd, sink = os.dup(0), os.dup(1), os.dup(2)
+    devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    try:
-        sink = os.dup(2)
-    except OSError:  # the worker has no stderr: its lines go nowhere
-        sink = os.dup(devnull)
     os.close(devnull)
     from riaktq_cli.worker.output import OutputRelay
     relay = OutputRelay(sink)
