@@ -88,7 +88,11 @@ def grandchild_of_a_hung_task(store, procs, tmp_path, *open_args):
 
 
 def assert_gone(pid, beat):
-    wait_until(lambda: not alive(pid), timeout=10, message="the grandchild killed")
+    try:
+        wait_until(lambda: not alive(pid), timeout=10, message="the grandchild killed")
+    finally:
+        if alive(pid):   # the test failed: leave nothing running
+            os.kill(pid, signal.SIGKILL)
     last = beat.stat().st_mtime_ns
     time.sleep(0.3)   # six of its beats: none may come
     assert beat.stat().st_mtime_ns == last
@@ -183,6 +187,8 @@ def test_the_name_check_uses_the_instance_timeout_the_scheduler_published(store,
         name="w1", token="ab" * 8, handler="echo", tags=[], host="another-host", pid=1,
         started=now_us() - 10_000_000, heartbeat=now_us() - 5_000_000, status=protocol.IDLE,
         taken=0, epoch=0, queue=[], current=None, outbox=[]))
-    refused = procs.run("worker", "--handler", "echo", "--name", "w1")
-    assert refused.returncode == 2, refused.stderr.decode()
-    assert b"held by a live worker" in refused.stderr
+    worker = procs.start("worker", "--handler", "echo", "--name", "w1", name="w1")
+    wait_until(lambda: worker.poll() is not None or registered(store, "w1", worker.pid), timeout=30,
+               message="refused or up")
+    assert worker.wait(timeout=10) == 2, "took the name of a worker alive by the scheduler's timeout"
+    assert "held by a live worker" in Path(worker.log_path).read_text()
