@@ -21,29 +21,33 @@ SCAN_MIN = 100
 PAGE_MAX = 500
 
 
-def pick_tasks(store, free, tags_of):
+def pick_tasks(store, free, tags_of, idle=()):
     """{task id: instance name} for up to sum(free) tasks.
 
     `free` maps instance name -> free slots (consumed here); `tags_of` maps
-    instance name -> the tags it offers."""
+    instance name -> the tags it offers; `idle` names the instances that
+    hold nothing (nothing queued, nothing at hand): each of those gets a
+    task before any instance gets one more to queue behind its own."""
     offered = {n: set(t) for n, t in tags_of.items()}
     picks = {}
     slots = sum(free.values())
+    idle = set(idle)
     passed_over = _take(store.iter_todo(page_size=min(slots, PAGE_MAX)), free, offered, picks,
-                        budget=max(SCAN_MIN, SCAN_FACTOR * slots))
+                        budget=max(SCAN_MIN, SCAN_FACTOR * slots), idle=idle)
     if free and passed_over:
         servable = [ts for ts in store.todo_tagsets() if any(set(ts) <= offered[n] for n in free)]
         page = min(sum(free.values()), PAGE_MAX)
         streams = [((assignment_order(t), t) for t in store.iter_todo(page_size=page, tags=ts))
                    for ts in servable]
         merged = (t for _, t in heapq.merge(*streams, key=lambda pair: pair[0]))
-        _take(merged, free, offered, picks, budget=max(SCAN_MIN, SCAN_FACTOR * sum(free.values())))
+        _take(merged, free, offered, picks, budget=max(SCAN_MIN, SCAN_FACTOR * sum(free.values())), idle=idle)
     return picks
 
 
-def _take(tasks, free, offered, picks, budget):
+def _take(tasks, free, offered, picks, budget, idle):
     """Fill free slots from `tasks`; True if the budget ran out with tasks
-    passed over for their tags (the first pass may have missed some)."""
+    passed over for their tags (the first pass may have missed some).
+    `idle` (instances holding nothing yet) shrinks as they get a task."""
     passed_over = False
     for task in tasks:
         if task.id in picks:
@@ -51,9 +55,13 @@ def _take(tasks, free, offered, picks, budget):
         budget -= 1
         candidates = [n for n in free if not task.tags or set(task.tags) <= offered[n]]
         if candidates:
-            # Fill the instance with the most free slots first, so work
-            # spreads over instances instead of piling onto one.
-            name = max(candidates, key=lambda n: (free[n], n))
+            # An idle instance first: one that holds nothing starts the task
+            # now, where a busy one would queue it behind its own (issue 18:
+            # long tasks piled on the worker that had learned a deep queue).
+            # Then the one with the most free slots, so work spreads over
+            # instances instead of piling onto one.
+            name = max(candidates, key=lambda n: (n in idle, free[n], n))
+            idle.discard(name)
             picks[task.id] = name
             free[name] -= 1
             if free[name] == 0:
