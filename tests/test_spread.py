@@ -44,6 +44,6 @@ def test_long_tasks_after_a_burst_spread_over_both_workers(store, procs, tmp_pat
     slow.write_text("".join(json.dumps({"id": f"slow-{i}", "in": "1"}) + "\n" for i in range(8)))
     assert procs.run("open", "--batch", str(slow)).returncode == 0
     wait_until(lambda: store.count_by_status().get("done", 0) == 308, timeout=60, message="the slow tasks done")
-    ran = {proc: len(re.findall(r" done slow-\d+ in ", log_text(proc))) for proc in (first, second)}
+    ran = {name: len(re.findall(r" done slow-\d+ in ", log_text(proc))) for name, proc in (("a", first), ("b", second))}
     assert sum(ran.values()) == 8
     assert min(ran.values()) >= 3, f"the slow tasks piled up on one worker: {ran}"
