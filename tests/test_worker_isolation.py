@@ -151,6 +151,10 @@ def test_json_logs_carry_failures_warnings_and_tracebacks_in_one_line(procs, tmp
     assert bad.returncode == 2
     (failure,) = [json.loads(line) for line in bad.stderr.decode().splitlines()]
     assert "bad instance name" in failure["message"] and "Traceback" in failure["exception"]
+    usage = procs.run("--log-format", "json", "worker", "--name", "w1")   # no --handler
+    assert usage.returncode == 2
+    (failure,) = [json.loads(line) for line in usage.stderr.decode().splitlines()]
+    assert "Missing option '--handler'" in failure["message"] and failure["level"] == "error"
     # a Python warning and an uncaught exception in a process logging JSON
     script = ("from riaktq_cli.logs import setup_logging\n"
               "setup_logging(False, 'json')\n"
