@@ -24,14 +24,14 @@ import socket
 import threading
 import time
 
-from riaktq_cli import protocol, scheduler_settings
+from riaktq_cli import protocol
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import StoreError
-from riaktq_cli.logs import lost_lines
 from riaktq_cli.outage import Outage
 from riaktq_cli.signals import parent_alive, pid_alive
 from riaktq_cli.store.base import INBOX, INSTANCE
 from riaktq_cli.worker import claim
+from riaktq_cli.worker.output import LostLines
 from riaktq_cli.worker.runner import Runner, RunnerFailed
 
 log = logging.getLogger("riaktq")
@@ -98,7 +98,7 @@ class Worker:
         self._stopping = False
         self._urgent = False
         self._addressed_elsewhere = False
-        self._said_lost = False   # said that log lines are being dropped
+        self._lost = LostLines(name)   # log lines its stderr could not take
         self._leaving = None      # NameTaken, once another live process holds the name
         # Until then, fresh entries are run only after the record shows the
         # name is still ours: set when the inbox named another process. (At
@@ -232,7 +232,7 @@ class Worker:
         outbox, inbox position and epoch of the last process under it. Its
         queued entries come back as `returned` results; its task at hand is
         left out, so the scheduler counts that run as lost."""
-        self._follow_published_timeout()
+        self.timeout_us = claim.published_timeout_us(self.store, self._own_timeout_us)
         old = self.store.get_record(INSTANCE, self.name)
         now = now_us()
         held = claim.holder(old, host=self.host, pid=self.pid, token=self.token, now_us=now,
@@ -255,13 +255,6 @@ class Worker:
         for entry in old.get("queue", []):
             if protocol.run_key(entry) not in have:
                 self.outbox.append(protocol.make_result(entry, protocol.RETURNED, b"", None, None))
-
-    def _follow_published_timeout(self):
-        """Judge a name's holder with the instance timeout the scheduler
-        runs with (scheduler_settings.py), as the scheduler and `instances`
-        do; this process's own config only while no scheduler published one."""
-        seconds, _source = scheduler_settings.instance_timeout(self.store, self._own_timeout_us / 1e6)
-        self.timeout_us = seconds_to_us(seconds)
 
     def _leave(self, exc):
         """Another live process runs under this name, and this one started
@@ -317,19 +310,10 @@ class Worker:
             name=self.name, token=self.token, handler=self.handler_name, tags=self.tags,
             host=self.host, pid=self.pid, started=self._started, heartbeat=now_us(), status=status,
             taken=self.taken, epoch=self.epoch, queue=queue, current=current, outbox=self.outbox,
-            replaces=self.replaces, handover_of=self.name if leaving else None, log_lost=self._log_lost()))
+            replaces=self.replaces, handover_of=self.name if leaving else None,
+            log_lost=self._lost.count(self.runner)))
         self._unsent = False
         self._last_write = time.monotonic()
-
-    def _log_lost(self):
-        """Lines its stderr could not take (its own and its handler's), for
-        the record; said once in the log too, should it work again."""
-        lost = lost_lines() + self.runner.output_lost()
-        if lost and not self._said_lost:
-            self._said_lost = True
-            log.warning("worker %s: its log cannot be written; dropping the lines (count in the instance "
-                        "record's log_lost)", self.name)
-        return lost
 
     # --- the inbox ----------------------------------------------------------------------
     def _inbox_due(self):
@@ -382,7 +366,7 @@ class Worker:
         one that started later leaves (exit 2), so exactly one of two goes,
         whichever notices first. `token`: the inbox names that process (our
         predecessor, if the scheduler has not seen our record yet: wait)."""
-        self._follow_published_timeout()
+        self.timeout_us = claim.published_timeout_us(self.store, self._own_timeout_us)
         record = self.store.get_record(INSTANCE, self.name)
         now = now_us()
         if token is None:

@@ -21,6 +21,7 @@ Two things follow from the pipe being ours:
   worker's next log line nor attributed to the next task.
 """
 
+import logging
 import os
 import select
 import sys
@@ -116,3 +117,22 @@ class OutputRelay:
                 view = view[os.write(self.sink, view):]
         except OSError:  # EPIPE, EBADF, EIO: the log is gone; the handler goes on
             self.lost += 1
+
+
+class LostLines:
+    """The worker's side: lines its stderr could not take, its own log lines
+    and its handler's output, for its instance record (`log_lost`); said
+    once in the log too, should some of it get through."""
+
+    def __init__(self, name):
+        self.name = name
+        self._said = False
+
+    def count(self, runner):
+        lost = logs.lost_lines() + runner.output_lost()
+        if lost and not self._said:
+            self._said = True
+            logging.getLogger("riaktq").warning(
+                "worker %s: its log cannot be written; dropping the lines (counted in the instance "
+                "record's log_lost)", self.name)
+        return lost

@@ -25,7 +25,7 @@ import os
 import signal
 import time
 
-from riaktq_cli.signals import kill_session
+from riaktq_cli.signals import kill_session, process_table
 
 PR_SET_CHILD_SUBREAPER = 36
 KILL_WAIT = 2.0  # seconds to chase descendants that keep appearing
@@ -43,25 +43,6 @@ def become_subreaper():
         return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
-
-
-def process_table():
-    """{pid: (state, ppid, session)} of every process in /proc; None without /proc."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return None
-    table = {}
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-            table[int(entry)] = (fields[0], int(fields[1]), int(fields[3]))
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-    return table
 
 
 def descendants(root, table):
