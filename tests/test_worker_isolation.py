@@ -74,17 +74,17 @@ def test_a_worker_started_with_stderr_closed_fails_no_task(store, procs):
 
 # --- defect 4: descendants escape the kill -------------------------------------------------------
 
-def grandchild_of_a_hung_task(store, procs, tmp_path, *open_args):
+def grandchild_of_a_hung_task(store, procs, tmp_path, *open_args, worker_args=()):
     """Scheduler and worker up, task `t` opened with the escaper handler;
-    returns (pid of the grandchild once it beats, its heartbeat file)."""
+    returns (pid of the grandchild once it beats, its heartbeat file, the worker)."""
     pidfile = tmp_path / "grandchild.pid"
     procs.start("scheduler", "--interval", "100ms", name="scheduler")
-    procs.start("worker", "--handler", ESCAPER, "--name", "w1", name="w1")
+    worker = procs.start("worker", "--handler", ESCAPER, "--name", "w1", *worker_args, name="w1")
     assert procs.run("open", "t", "--in", str(pidfile), *open_args).returncode == 0
     wait_until(pidfile.exists, timeout=30, message="the grandchild started")
     beat = Path(str(pidfile) + ".beat")
     wait_until(beat.exists, message="the grandchild beats")
-    return int(pidfile.read_text()), beat
+    return int(pidfile.read_text()), beat, worker
 
 
 def assert_gone(pid, beat):
@@ -99,16 +99,30 @@ def assert_gone(pid, beat):
 
 
 def test_a_time_limit_kills_a_grandchild_that_left_the_session(store, procs, tmp_path):
-    pid, beat = grandchild_of_a_hung_task(store, procs, tmp_path, "--time-limit", "1s")
+    pid, beat, _ = grandchild_of_a_hung_task(store, procs, tmp_path, "--time-limit", "1s")
     wait_until(lambda: store.get_task("t").status == "failed", timeout=30, message="t failed")
     assert_gone(pid, beat)
 
 
 def test_a_cancel_kills_a_grandchild_that_left_the_session(store, procs, tmp_path):
-    pid, beat = grandchild_of_a_hung_task(store, procs, tmp_path)
+    pid, beat, _ = grandchild_of_a_hung_task(store, procs, tmp_path)
     assert alive(pid)
     assert procs.run("cancel", "t").returncode == 0
     wait_until(lambda: store.get_task("t").status == "failed", timeout=30, message="t cancelled")
+    assert_gone(pid, beat)
+
+
+def test_a_shutdown_kills_a_grandchild_that_left_the_session(store, procs, tmp_path):
+    pid, beat, worker = grandchild_of_a_hung_task(store, procs, tmp_path,
+                                                  worker_args=("--shutdown-grace", "500ms"))
+    assert procs.stop(worker) == 0
+    assert_gone(pid, beat)
+
+
+def test_kill_9_of_the_worker_kills_a_grandchild_that_left_the_session(store, procs, tmp_path):
+    pid, beat, worker = grandchild_of_a_hung_task(store, procs, tmp_path)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
     assert_gone(pid, beat)
 
 
