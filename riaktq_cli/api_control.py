@@ -139,6 +139,30 @@ class Control:
         timeout, _source = scheduler_settings.instance_timeout(self.store, self.instance_timeout)
         forget_by_hand(self.store, name, timeout)
 
+    def limit(self, tag: str, *, concurrency: int | None = None, rate: str | None = None,
+              clear: bool = False) -> dict[str, Any]:
+        """Limit the tasks needing `tag` across every worker: at most
+        `concurrency` assigned and unfinished at once, at most `rate`
+        ("10/m", "5/2s") assigned per window; `clear` drops both. Kept in
+        the store (limits.py): the scheduler applies it within a second.
+        Returns {tag: {"concurrency", "rate"}} of every limit now set."""
+        from riaktq_cli import limits
+        state = limits.change(self.store, _tag(tag or ""), concurrency=concurrency, rate=rate, clear=clear)
+        return {t: {"concurrency": lim.concurrency, "rate": lim.rate_text()} for t, lim in state.tags.items()}
+
+    def limits(self) -> list[dict[str, Any]]:
+        """Each limited tag: concurrency, rate, in_flight (nextup tasks
+        needing it), used (assigns in the current window), applied."""
+        from riaktq_cli import limits
+        return limits.view(self.store)
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """Each [[schedule]] of the config: its last slot, the task opened
+        for it and that task's status, the next slot (schedules.py)."""
+        from riaktq_cli import schedules
+        from riaktq_cli.clock import now_us
+        return schedules.rows(self.store, self.config.schedules if self.config else [], now_us())
+
 
 def _tag(tag: str | None) -> str | None:
     if tag is None:

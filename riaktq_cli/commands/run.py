@@ -42,6 +42,7 @@ def scheduler_cmd(app, settings, once, events, metrics_addr):
 
     daemon_logging()
     instance_timeout = settings.get("scheduler", "instance_timeout")
+    schedules = app.config.schedules   # a bad [[schedule]] stops the start (exit 2)
     store = app.store()
     if metrics_addr is not None:
         from riaktq_cli import metrics
@@ -52,7 +53,7 @@ def scheduler_cmd(app, settings, once, events, metrics_addr):
         retry_delay=settings.get("scheduler", "retry_delay"),
         retry_delay_max=settings.get("scheduler", "retry_delay_max"),
         keep_finished=settings.get("scheduler", "keep_finished"),
-        forget_after=settings.get("scheduler", "forget_after"))
+        forget_after=settings.get("scheduler", "forget_after"), schedules=schedules)
     set_context(instance=scheduler.owner)
     stop = stop_event_on_signals()
     try:
