@@ -39,7 +39,9 @@ def test_long_tasks_after_a_burst_spread_over_both_workers(store, procs, tmp_pat
     wait_until(lambda: store.count_by_status().get("done", 0) == 300, timeout=60, message="the burst done")
     second = procs.start("worker", "--handler", "sleep", "--name", "b", name="b")
     wait_until(lambda: registered(store, "b"), message="b up")
-    time.sleep(1.0)  # both idle for ten scheduler rounds
+    # Time passing idle is the condition here: several scheduler rounds
+    # (prefetch.IDLE_ROUNDS = 3; 20 at 100 ms, still 4 at 500 ms on a slow node).
+    time.sleep(2.0)
     slow = tmp_path / "slow.jsonl"
     slow.write_text("".join(json.dumps({"id": f"slow-{i}", "in": "1"}) + "\n" for i in range(8)))
     assert procs.run("open", "--batch", str(slow)).returncode == 0
