@@ -258,15 +258,18 @@ class Scheduler(SchedulerLoop):
                 dirty.add(name)
 
     def _assign(self, live, dirty, summary):
-        free = {}
+        free, idle = {}, set()
         for name, record in live.items():
-            slots = self.prefetch.depth(name) - protocol.queue_length(self._inboxes[name], record)
+            held = protocol.queue_length(self._inboxes[name], record)
+            slots = self.prefetch.depth(name) - held
             if slots > 0:
                 free[name] = slots
+                if not held:
+                    idle.add(name)
         if not free or self.pauses.state["all"]:
             return
         picks = pick_tasks(self.store, free, {n: self.limits.offered(self.pauses.offered(live[n].get("tags", [])))
-                                              for n in free}, self.limits)
+                                              for n in free}, self.limits, idle)
         if not picks:
             return
 
