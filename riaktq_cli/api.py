@@ -161,7 +161,9 @@ class Queue(Control):
         Each task is a mapping of `open`'s arguments: {"id": ..., "data":
         ..., "priority": ...}. If any is malformed, BadTasks (a BadInput)
         lists them all and none is opened; an id that exists is reported
-        in its Outcome (TaskExists) and the others are opened."""
+        in its Outcome (TaskExists) and the others are opened. When no node
+        answers for some of them, StoreUnavailable; on Riak a PartialCreate
+        whose `results` (None: opened) say which were opened."""
         made, problems = [], []
         for n, spec in enumerate(tasks):
             try:
@@ -269,6 +271,12 @@ class Queue(Control):
         for batch in chunks(ids):
             found = store.get_tasks(batch)
             yield from (found[i] for i in batch if i in found)
+
+    def listings_partial(self) -> str | None:
+        """None when listings by status are whole as far as the store can
+        tell; else why they may leave tasks out now (a Riak cluster that is
+        catching up: a node down, or handing data back after it rejoined)."""
+        return self.store.listings_partial()
 
     def stats(self) -> dict[str, Any]:
         """The figures of `riaktq stats`: counts per status, the oldest todo

@@ -84,6 +84,9 @@ def queue_families(figures):
     yield GaugeMetricFamily("riaktq_assignment_paused",
                             "1 while `riaktq pause` holds back all tasks (or, with a tag, those needing it).",
                             value=1 if pause["all"] or pause["tags"] else 0)
+    yield GaugeMetricFamily("riaktq_listings_partial",
+                            "1 while the store says its listings and counts may be partial (a Riak cluster catching up).",
+                            value=1 if figures.get("partial") else 0)
 
 
 class _Snapshot:

@@ -31,6 +31,7 @@ from riaktq_cli.lease import LeaseLost
 from riaktq_cli.pausing import Pauses
 from riaktq_cli.prefetch import Prefetch
 from riaktq_cli.scheduler_loop import SchedulerLoop
+from riaktq_cli.sightings import Sightings
 from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
@@ -51,6 +52,8 @@ class Scheduler(SchedulerLoop):
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.pauses = Pauses(store, self.owner)
         self.forgetter = Forgetter(store, forget_after, self.timeout_us)
+        self.sightings = Sightings(store, self.timeout_us)   # a short listing is no loss
+        self._shielded = set()   # names whose tasks this iteration must not roll back
         self.lease = None     # set by run(); iteration() alone (tests) writes epoch 0
         # The scheduler is the only writer of inboxes: it keeps them in
         # memory and reads them from the store only when it takes the lease.
@@ -70,6 +73,7 @@ class Scheduler(SchedulerLoop):
         # someone else changed since (rm) before it writes them again.
         nextup = self.store.nextup_states()
         expected = {task_id: assignee for task_id, assignee, _ in nextup}
+        instances, self._shielded = self.sightings.fill(instances, set(expected.values()), now)
         for name, record in instances.items():
             if name not in self._inboxes:
                 self._inboxes[name] = self._load_inbox(name, record)
@@ -97,7 +101,7 @@ class Scheduler(SchedulerLoop):
         self._write_inboxes(dirty)
         self._rollback(instances, live, expected, unstarted, summary)
         self.pauses.confirm()
-        self.forgetter.sweep(instances, self._inboxes, self._unsaved, expected)
+        self.sightings.forget(self.forgetter.sweep(instances, self._inboxes, self._unsaved, expected))
         self.daily.step(now, self._check_lease)  # keep_finished: a batch at most
         summary["instances"] = len(live)
         return summary
@@ -309,7 +313,7 @@ class Scheduler(SchedulerLoop):
     def _rollback(self, instances, live, expected, unstarted, summary):
         held = self._holdings(instances, live)
         lost = [task_id for task_id, assignee in expected.items()
-                if task_id not in held.get(assignee, ())]
+                if task_id not in held.get(assignee, ()) and assignee not in self._shielded]
         if not lost:
             return
         kinds = {}

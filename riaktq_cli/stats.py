@@ -42,6 +42,8 @@ def gather(store, instance_timeout):
         "instance_timeout_from": source,
         "pause": pause,
         "instances": instance_rows(store, timeout, pause),
+        # why the counts may be short now (a Riak cluster catching up), or None
+        "partial": store.listings_partial(),
     }
 
 
@@ -92,6 +94,8 @@ def render_text(figures):
     rates.append(["assignment", _assignment(figures)])
     parts = [tabulate(tasks, headers=["STATUS", "TASKS"], tablefmt="simple"),
              tabulate(rates, tablefmt="plain", colalign=("left", "right"))]
+    if figures.get("partial"):
+        parts.insert(0, f"counts may be partial: {escape(figures['partial'])}")
     if figures["instances"]:
         parts.append(tabulate(instance_table_rows(figures), headers=INSTANCE_HEADERS,
                               tablefmt="simple", disable_numparse=True))
@@ -113,6 +117,8 @@ def renderable(figures, title, error=None):
     parts = [header]
     if error:
         parts.append(Text(f"store unavailable, retrying: {escape(error)}", style="bold red"))
+    if figures and figures.get("partial"):
+        parts.append(Text(f"counts may be partial: {escape(figures['partial'])}", style="bold yellow"))
     if figures:
         tasks = Table(box=box.SIMPLE_HEAD, show_edge=False, title="Tasks", title_justify="left")
         tasks.add_column("status")

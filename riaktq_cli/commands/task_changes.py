@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from riaktq_cli import task as tasks_mod
+from riaktq_cli import partial, task as tasks_mod
 from riaktq_cli.completion import complete_task_id
 from riaktq_cli.errors import RiaktqError, WrongStatus
 from riaktq_cli.params import DURATION, INT_LIMIT
@@ -26,8 +26,9 @@ from riaktq_cli.task import NEXTUP, TODO
 @click.option("--tag", metavar="TAG", help="Select: only tasks that need this tag.")
 @click.option("--age", type=DURATION, metavar="DURATION", help="Select: only tasks created at least this long ago.")
 @click.option("--dry-run", is_flag=True, help="List what would be cancelled; change nothing.")
+@click.option("--force", is_flag=True, help="Select even while the store says its listings may be partial.")
 @click.pass_obj
-def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run):
+def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run, force):
     """Cancel tasks: they end failed, out "cancelled: REASON".
 
     A todo task ends at once. A nextup task is withdrawn from its
@@ -63,6 +64,7 @@ def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run):
     if task_ids:
         show(queue.cancel(task_ids, reason=reason, dry_run=dry_run))
     else:
+        partial.refuse_unless_forced(queue, force, dry_run, "cancel by selection")
         queue.cancel_where(status=status, tag=tag, age=age, reason=reason, dry_run=dry_run, on_batch=show)
     verb = "would cancel" if dry_run else "cancelled"
     click.echo(f"riaktq: {verb} {counts['failed'] + counts['cancelling']} task(s): {counts['failed']} todo"
@@ -81,8 +83,9 @@ def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run):
               help="The fresh retry count.")
 @click.option("--priority", type=int, metavar="N", help="A new priority (higher runs first). [default: kept]")
 @click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
+@click.option("--force", is_flag=True, help="With --status: even while the store says its listings may be partial.")
 @click.pass_obj
-def requeue_cmd(app, task_ids, status, age, retry, priority, dry_run):
+def requeue_cmd(app, task_ids, status, age, retry, priority, dry_run, force):
     """Put finished (done or failed) tasks back to todo, to run again.
 
     The task keeps its priority (unless --priority) and the `out` of its
@@ -105,6 +108,8 @@ def requeue_cmd(app, task_ids, status, age, retry, priority, dry_run):
     if priority is not None:  # checked before any task is read: bad input is exit 2 even if none match
         checked(tasks_mod.check_int, priority, "priority", tasks_mod.PRIORITY_MIN, tasks_mod.PRIORITY_MAX)
     queue = app.queue(create=False)
+    if not task_ids:
+        partial.refuse_unless_forced(queue, force, dry_run, "requeue --status")
     ids = list(dict.fromkeys(task_ids)) if task_ids else queue.ids(status, age=age)
     moved, refused = 0, 0
     for batch in chunks(ids):  # a chunk at a time: --status may match millions

@@ -41,9 +41,10 @@ class Store(ABC):
         batch in one transaction, so nothing of it landed. Riak creates each
         task with a request of its own, in parallel: the creates that
         succeeded before or while another one found no node HAVE landed, and
-        the exception does not say which -- a caller that retries must treat
-        DuplicateTask for those ids as its own earlier write (compare the
-        stored task with what it meant to create).
+        the exception (a PartialCreate) says which in its `results` -- a
+        caller that retries must treat DuplicateTask for those ids as its
+        own earlier write (compare the stored task with what it meant to
+        create).
         """
 
     def create_task(self, task):
@@ -206,6 +207,18 @@ class Store(ABC):
         Scheduler and workers poll it to act on a change at once instead of
         at their next interval (SQLite: PRAGMA data_version). Riak has no such
         signal, so there they keep to their intervals."""
+        return None
+
+    def listings_partial(self):
+        """None when the store's listings (index queries: counts, ids by
+        status, instance records) are whole as far as it can tell; else one
+        line saying why they may leave things out now.
+
+        A Riak cluster catching up -- a node down, or handing data back
+        after it rejoined -- answers 2i queries from vnodes that lack recent
+        writes (see store/riak_cluster.py); SQLite's are always whole. Not
+        for the scheduler's per-iteration path: operator commands ask it
+        once (a request per node on Riak)."""
         return None
 
     # --- life cycle ----------------------------------------------------------
