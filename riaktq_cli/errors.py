@@ -195,11 +195,13 @@ def report_failure(exc, verbose=False):
     an exception into what a user sees: a RiaktqError is its message; any
     other exception is a bug, named in one line. `-v` adds the traceback.
     """
+    from riaktq_cli.logs import write_failure
+    trace = None
     if verbose:
         import traceback
-        traceback.print_exception(exc)
+        trace = "".join(traceback.format_exception(exc))
     if isinstance(exc, RiaktqError):
-        sys.stderr.write(f"riaktq: error: {exc}\n")
+        write_failure(f"riaktq: error: {exc}\n", trace)
         return exc.exit_code
-    sys.stderr.write(f"riaktq: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n")
+    write_failure(f"riaktq: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n", trace)
     return 70

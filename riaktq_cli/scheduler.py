@@ -29,10 +29,12 @@ from riaktq_cli.errors import PartialUpdate
 from riaktq_cli.forgetting import Forgetter
 from riaktq_cli.inbox_reads import InboxReads
 from riaktq_cli.lease import LeaseLost
+from riaktq_cli.limits import TagLimits
 from riaktq_cli.pausing import Pauses
 from riaktq_cli.prefetch import Prefetch
 from riaktq_cli.scheduler_loop import SchedulerLoop
 from riaktq_cli.sightings import Sightings
+from riaktq_cli.schedules import Periodic
 from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
@@ -44,7 +46,7 @@ DEFAULT_FORGET_AFTER = 86400.0
 class Scheduler(SchedulerLoop):
     def __init__(self, store, *, instance_timeout, prefetch, events, owner=None,
                  max_attempts=DEFAULT_MAX_ATTEMPTS, retry_delay=0.0, retry_delay_max=3600.0, keep_finished=None,
-                 forget_after=DEFAULT_FORGET_AFTER):
+                 forget_after=DEFAULT_FORGET_AFTER, schedules=()):
         self.store, self.events, self.max_attempts = store, events, max_attempts
         self.instance_timeout, self.timeout_us = instance_timeout, seconds_to_us(instance_timeout)
         self.prefetch = Prefetch(prefetch)
@@ -57,6 +59,8 @@ class Scheduler(SchedulerLoop):
         self.inbox_reads = InboxReads(store)   # nor an inbox read that comes back empty
         self._shielded = set()   # names whose tasks this iteration must not roll back
         self._nextup = {}        # this iteration's nextup listing: task id -> assignee
+        self.periodic = Periodic(store, schedules)   # [[schedule]]: tasks opened at their slots
+        self.limits = TagLimits(store, self.owner)   # concurrency and rate per tag, across instances
         self.lease = None     # set by run(); iteration() alone (tests) writes epoch 0
         # The scheduler is the only writer of inboxes: it keeps them in
         # memory and reads them from the store only when it takes the lease.
@@ -94,6 +98,8 @@ class Scheduler(SchedulerLoop):
         if self._taken_over:
             self._taken_over = False
             self._reemit_lost_ends(seen, now)
+            self.periodic.restart(now)
+            self.limits.restart()
         self._address(instances, dirty)
         finished, busy = self._commit(instances, handovers, dirty, summary)
         self.prefetch.observe(time.monotonic(), finished, held_before, busy)
@@ -103,12 +109,15 @@ class Scheduler(SchedulerLoop):
         cancelling.withdraw(self._inboxes, instances, live, {i: a for i, a, marked in nextup if marked}, dirty)
         self.due.release(now, self._update)      # due tasks join the todo order first
         self.pauses.current()   # the pause record: read at most once a second
+        self.limits.refresh(expected, now)   # the limits record likewise; in flight from the nextup read
         self._assign(live, dirty, summary)
         self._write_inboxes(dirty)
         self._rollback(instances, live, expected, unstarted, summary)
         self.pauses.confirm()
+        self.limits.confirm()
         self.sightings.forget(self.forgetter.sweep(instances, self._inboxes, self._unsaved, expected))
         self.daily.step(now, self._check_lease)  # keep_finished: a batch at most
+        summary["opened"] = self.periodic.step(now, self._check_lease)
         summary["instances"] = len(live)
         return summary
 
@@ -249,14 +258,18 @@ class Scheduler(SchedulerLoop):
                 dirty.add(name)
 
     def _assign(self, live, dirty, summary):
-        free = {}
+        free, idle = {}, set()
         for name, record in live.items():
-            slots = self.prefetch.depth(name) - protocol.queue_length(self._inboxes[name], record)
+            held = protocol.queue_length(self._inboxes[name], record)
+            slots = self.prefetch.depth(name) - held
             if slots > 0:
                 free[name] = slots
+                if not held:
+                    idle.add(name)
         if not free or self.pauses.state["all"]:
             return
-        picks = pick_tasks(self.store, free, {n: self.pauses.offered(live[n].get("tags", [])) for n in free})
+        picks = pick_tasks(self.store, free, {n: self.limits.offered(self.pauses.offered(live[n].get("tags", [])))
+                                              for n in free}, self.limits, idle)
         if not picks:
             return
 
@@ -266,7 +279,9 @@ class Scheduler(SchedulerLoop):
                 return None
             return transitions.assign(task, name)
 
-        for _old, new in self._update(list(picks), assign, "assign")[0]:
+        written = self._update(list(picks), assign, "assign")[0]
+        self.limits.assigned([new for _old, new in written], self._check_lease)
+        for _old, new in written:
             inbox = self._inboxes[new.assignee]
             inbox["seq"] += 1
             inbox["entries"].append(protocol.inbox_entry(inbox["seq"], new))

@@ -14,7 +14,7 @@ import click
 from riaktq_cli import partial, task as tasks_mod
 from riaktq_cli.completion import complete_task_id
 from riaktq_cli.durations import format_duration
-from riaktq_cli.params import DURATION
+from riaktq_cli.params import DURATION, IDENTIFIER
 
 
 def finish_wait(queue, ids, timeout, show):
@@ -36,7 +36,7 @@ def _show_json(finished):
 
 
 @click.command("wait")
-@click.argument("task_ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete_task_id)
+@click.argument("task_ids", nargs=-1, required=True, metavar="ID...", type=IDENTIFIER, shell_complete=complete_task_id)
 @click.option("--timeout", type=DURATION, metavar="DURATION", help="Give up after this long (exit 2).")
 @click.option("--format", "fmt", type=click.Choice(["ids", "json"]), default="ids", show_default=True,
               help="ids: one `ID<tab>STATUS` line per task; json: the tasks as `get --format json`.")

@@ -14,12 +14,14 @@ import click
 from riaktq_cli import partial, task as tasks_mod
 from riaktq_cli.completion import complete_task_id
 from riaktq_cli.errors import RiaktqError, WrongStatus
-from riaktq_cli.params import DURATION, INT_LIMIT
+from riaktq_cli.params import DURATION, IDENTIFIER, INT_LIMIT
 from riaktq_cli.task import NEXTUP, TODO
+
+DRY_RUN_STATES = {"failed": "would fail", "cancelling": "would stop"}
 
 
 @click.command("cancel")
-@click.argument("task_ids", nargs=-1, metavar="[ID]...", shell_complete=complete_task_id)
+@click.argument("task_ids", nargs=-1, metavar="[ID]...", type=IDENTIFIER, shell_complete=complete_task_id)
 @click.option("--reason", metavar="TEXT", help="Why; the task's out becomes \"cancelled: TEXT\".")
 @click.option("--status", type=click.Choice([TODO, NEXTUP]),
               help="Cancel every task with this status (instead of IDs). [default with --tag/--age: both]")
@@ -35,8 +37,10 @@ def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run, force):
     instance's queue, or, if it is running, its handler process is killed
     (as on a time limit) -- by the scheduler, within an iteration or two;
     `riaktq wait ID` returns when it has. Prints `ID<tab>failed` (ended
-    now) or `ID<tab>cancelling` (being stopped) per task. Exit 1 if an id is
-    missing or already finished (one line each); the others are cancelled.
+    now) or `ID<tab>cancelling` (being stopped) per task; with --dry-run,
+    what it would do: `ID<tab>would fail` or `ID<tab>would stop`. Exit 1 if
+    an id is missing or already finished (one line each); the others are
+    cancelled.
 
     \b
     Examples:
@@ -60,7 +64,8 @@ def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run, force):
                 continue
             state = "cancelling" if outcome.task.status == NEXTUP else "failed"
             counts[state] += 1
-            click.echo(f"{outcome.id}\t{state}")
+            # a dry run leaves the task as it is: say what a cancel would do
+            click.echo(f"{outcome.id}\t{DRY_RUN_STATES[state] if dry_run else state}")
     if task_ids:
         show(queue.cancel(task_ids, reason=reason, dry_run=dry_run))
     else:
@@ -74,7 +79,7 @@ def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run, force):
 
 
 @click.command("requeue")
-@click.argument("task_ids", nargs=-1, metavar="[ID]...", shell_complete=complete_task_id)
+@click.argument("task_ids", nargs=-1, metavar="[ID]...", type=IDENTIFIER, shell_complete=complete_task_id)
 @click.option("--status", type=click.Choice(tasks_mod.FINISHED),
               help="Requeue every task with this status (instead of IDs).")
 @click.option("--age", type=DURATION, metavar="DURATION",

@@ -16,7 +16,7 @@ from riaktq_cli.completion import complete_task_id
 from riaktq_cli.errors import BadInput, ConfigError, DurationError, StoreUnavailable
 from riaktq_cli.durations import format_duration, parse_duration
 from riaktq_cli.output import display, escape, render, utc_time
-from riaktq_cli.params import DURATION, INT_LIMIT
+from riaktq_cli.params import DURATION, IDENTIFIER, INT_LIMIT
 
 BATCH_CHUNK = 500
 FORMATS = click.Choice(["table", "json"])
@@ -235,7 +235,7 @@ def _line_ranges(numbers):
 
 
 @click.command("get")
-@click.argument("task_id", metavar="ID", shell_complete=complete_task_id)
+@click.argument("task_id", metavar="ID", type=IDENTIFIER, shell_complete=complete_task_id)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--history", "show_history", is_flag=True,
               help="Also its last transitions: time, transition, instance, run, reason.")
@@ -299,8 +299,8 @@ TASK_COLUMNS = [("id", "ID"), ("status", "STATUS"), ("priority", "PRIO"), ("retr
 @click.option("--limit", type=click.IntRange(0, INT_LIMIT), default=100, show_default=True,
               help="At most this many (0: all).")
 @click.option("--tag", metavar="TAG", help="Only tasks that need this tag.")
-@click.option("--assignee", metavar="NAME", help="Only tasks assigned to this instance.")
-@click.option("--id-prefix", metavar="TEXT", help="Only tasks whose id starts with TEXT.")
+@click.option("--assignee", metavar="NAME", type=IDENTIFIER, help="Only tasks assigned to this instance.")
+@click.option("--id-prefix", metavar="TEXT", type=IDENTIFIER, help="Only tasks whose id starts with TEXT.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.pass_obj
 def tasks_cmd(app, status, limit, tag, assignee, id_prefix, fmt):
@@ -337,7 +337,7 @@ def tasks_cmd(app, status, limit, tag, assignee, id_prefix, fmt):
 
 
 @click.command("rm")
-@click.argument("task_ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete_task_id)
+@click.argument("task_ids", nargs=-1, required=True, metavar="ID...", type=IDENTIFIER, shell_complete=complete_task_id)
 @click.pass_obj
 def rm_cmd(app, task_ids):
     """Remove tasks from the store.

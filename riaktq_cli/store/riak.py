@@ -7,7 +7,7 @@ Layout (DESIGN §3), all buckets in one bucket type with allow_mult = true:
   todo and ready (fixed width, so one sorted range query yields assignment order);
   `statuscat_bin` = `<status>:<cat>`; `assignee_bin` = assignee while nextup
   (`<assignee>;cancel` once marked for cancellation, see riak_terms);
-  `finished_bin` = `<status>:<sat+laf>` once done/failed (throughput);
+  `finished_bin` = `<status>:<ended>` once done/failed (throughput; task.ended_at);
   `due_bin` = `<due>` instead of the todo terms while a task waits (delays.py).
 - `<prefix>_instance/<name>`, `<prefix>_inbox/<name>`,
   `<prefix>_scheduler/lease`: single-writer JSON records, found through the

@@ -60,6 +60,9 @@ class RiakTestServer:
     ``tls``: a server SSLContext (see ``server_tls_context``): the node speaks
     HTTPS.  ``security``: a ``Security`` -- Riak security enabled; a node
     without ``tls`` then answers 426 (the plain listener of a secure node).
+    ``pb_port``: also serve Riak's Protocol Buffers API on that port (0 picks
+    one; see ``pb_front``), over the same data, faults and security -- with
+    security on, PB needs StartTls (``tls``) then an RpbAuthReq.
     """
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", *,
@@ -67,7 +70,7 @@ class RiakTestServer:
                  delete_mode: int | str = 3000, shuffle_unsorted: bool = True,
                  share_with: "RiakTestServer | None" = None, idle_timeout: float | None = None,
                  seed: int = 0, tls: ssl.SSLContext | None = None,
-                 security: Security | None = None):
+                 security: Security | None = None, pb_port: int | None = None):
         self.tls = tls
         self.security = security
         self.store = share_with.store if share_with is not None else _Store(types, delete_mode)
@@ -86,6 +89,7 @@ class RiakTestServer:
         self.host = host
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._pb, self._pb_wanted = None, pb_port  # the PB listener, made by _start
         self._start(port)
         self.port = self._httpd.server_address[1]
         self.node_name = f"riak@{host}:{self.port}"
@@ -98,13 +102,35 @@ class RiakTestServer:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
+    @property
+    def pb_port(self) -> int | None:
+        """The node's PB port, or None when it serves HTTP only."""
+        return self._pb.port if self._pb is not None else None
+
+    @property
+    def pb_url(self) -> str | None:
+        """``pb://host:port`` (with security on, the client must StartTls)."""
+        return f"pb://{self.host}:{self.pb_port}" if self._pb is not None else None
+
     def _start(self, port: int) -> None:
         httpd = _HTTPServer((self.host, port), _Handler)
         httpd.riak = self
+        if self._pb_wanted is not None:  # the PB port serves, and goes down, with the HTTP one
+            try:
+                self._start_pb()
+            except OSError:
+                httpd.server_close()
+                raise
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"riak-test-{httpd.server_address[1]}", daemon=True)
         self._thread.start()
+
+    def _start_pb(self) -> None:
+        if self._pb is not None:
+            return self._pb.listen()  # on the port it had
+        from riaktq_testing.riak_sim.pb_front import PBListener  # needs protobuf
+        self._pb = PBListener(self, self._pb_wanted)
 
     def start(self) -> "RiakTestServer":
         """Serve (again): a no-op while serving -- the constructor already
@@ -118,6 +144,8 @@ class RiakTestServer:
             return
         httpd.shutdown()
         httpd.server_close()
+        if self._pb is not None:
+            self._pb.close()
         with self._conns_lock:
             conns = list(self._conns)
         for conn in conns:  # kill keep-alive connections too: a dead node answers nothing
