@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from riaktq_cli import Queue, config as riaktq_config
 from riaktq_cli.errors import RiaktqError, StoreError
@@ -34,7 +34,7 @@ from riaktq_cli.store import open_store
 from riaktq_cli.task import DONE, FINISHED
 from tests.sim import world
 
-IDS = ("a", "b", "c")
+IDS = ("a", "b")
 NAMES = ("w1", "w2")
 SETTLE_ROUNDS = 80
 ENDS = ("close", "restart")
@@ -77,10 +77,20 @@ class ProtocolMachine(RuleBasedStateMachine):
     def _pick(self, items, index):
         return items[index % len(items)] if items else None
 
+    @initialize()
+    def a_scheduler_and_a_worker(self):
+        """Where every deployment starts; the rules add, stop and kill more."""
+        self.scheduler_starts()
+        self.worker_starts(NAMES[0])
+
     # --- the operator ----------------------------------------------------------------
-    @rule(task_id=st.sampled_from(IDS), delay=st.sampled_from([None, None, 0.5, 3.0]),
-          retry=st.integers(0, 1))
-    def open(self, task_id, delay, retry):
+    @rule(task_id=st.sampled_from(IDS), delay=st.sampled_from([None, None, None, None, 0.5, 3.0]),
+          retry=st.integers(0, 1), removed_first=st.booleans())
+    def open(self, task_id, delay, retry, removed_first=False):
+        """Open a task (`removed_first`: rm the id at once before, as a
+        script that re-creates a task does)."""
+        if removed_first:
+            self.rm(task_id)
         data = f"{task_id}#{self._next()}".encode()
         try:
             self.queue.open(task_id, data, retry=retry, delay=delay)
@@ -99,25 +109,20 @@ class ProtocolMachine(RuleBasedStateMachine):
         if task is None or task.in_ != self.ledger.get(task_id):
             self.ledger.pop(task_id, None)
 
-    @rule(task_id=st.sampled_from(IDS))
     def cancel(self, task_id):
         self._operator(lambda: self.queue.cancel([task_id], reason="sim"))
 
-    @rule(task_id=st.sampled_from(IDS))
     def requeue(self, task_id):
         self._operator(lambda: self.queue.requeue([task_id]))
 
-    @rule(paused=st.booleans())
     def pause(self, paused):
         self._operator(self.queue.pause if paused else self.queue.resume)
 
-    @rule(status=st.sampled_from(FINISHED))
     def purge(self, status):
         self._operator(lambda: self.queue.purge(status, 0))
         for task_id in [i for i in self.ledger if self.observer.get_task(i) is None]:
             del self.ledger[task_id]          # purged: finished, so allowed to go
 
-    @rule(name=st.sampled_from(NAMES))
     def forget(self, name):
         self._operator(lambda: self.queue.forget_instance(name))
 
@@ -128,30 +133,25 @@ class ProtocolMachine(RuleBasedStateMachine):
             pass
 
     # --- schedulers ---------------------------------------------------------------------
-    @rule()
     def scheduler_starts(self):
         owner = f"s{self._next()}"
         self.schedulers.append(world.SimScheduler(self._store(owner), owner))
 
-    @rule(i=st.integers(0, 3))
     def scheduler_iterates(self, i):
         s = self._pick(self.schedulers, i)
         if s is not None:
             s.step()
 
-    @rule(i=st.integers(0, 3))
     def lease_renewal(self, i):
         s = self._pick(self.schedulers, i)
         if s is not None:
             s.renew()
 
-    @rule(i=st.integers(0, 3))
     def scheduler_killed(self, i):
         s = self._pick(self.schedulers, i)
         if s is not None:
             self.schedulers.remove(s)         # memory lost, lease left to expire
 
-    @rule(i=st.integers(0, 3))
     def scheduler_stops(self, i):
         s = self._pick(self.schedulers, i)
         if s is not None:
@@ -159,7 +159,6 @@ class ProtocolMachine(RuleBasedStateMachine):
             s.release()                       # SIGTERM: lets the lease go
 
     # --- workers ------------------------------------------------------------------------
-    @rule(name=st.sampled_from(NAMES))
     def worker_starts(self, name):
         pid = 1000 + self._next()
         self.live_pids.add(pid)
@@ -167,7 +166,6 @@ class ProtocolMachine(RuleBasedStateMachine):
         if w.start():
             self.workers.append(w)
 
-    @rule(i=st.integers(0, 3))
     def worker_steps(self, i):
         w = self._pick(self.workers, i)
         if w is not None:
@@ -181,27 +179,80 @@ class ProtocolMachine(RuleBasedStateMachine):
         if w is not None:
             w.runner.finish(outcome)
 
-    @rule(i=st.integers(0, 3))
     def worker_killed(self, i):
         w = self._pick(self.workers, i)
         if w is not None:
             self.workers.remove(w)
             w.end()                           # kill -9: no last record
 
-    @rule(i=st.integers(0, 3))
     def worker_asked_to_stop(self, i):
         w = self._pick(self.workers, i)
         if w is not None:
             w.stop.set()                      # SIGTERM: it drains in its next steps
+
+    @rule(seconds=st.sampled_from([0.1, 0.5]))
+    def everyone_steps(self, seconds):
+        """A moment of normal life: time passes, each scheduler and each
+        worker takes a step (handlers keep running)."""
+        self.clock.advance(seconds)
+        self._workers_step()
+        for s in list(self.schedulers):
+            s.step()
+        self._workers_step()
+
+    def _workers_step(self):
+        for w in list(self.workers):
+            w.step()
+            if w.gone:
+                self.workers.remove(w)
 
     # --- the world ----------------------------------------------------------------------
     @rule(seconds=st.sampled_from([0.05, 0.3, 1.0, 2.5, 5.0]))
     def time_passes(self, seconds):
         self.clock.advance(seconds)
 
-    @rule(how=st.sampled_from(["before", "after"]))
     def next_write_fails(self, how):
         self.faults.arm(how)
+
+    # --- how often each thing happens: one rule per kind of event, so that
+    # --- disruptions do not drown the work they disrupt ------------------------------
+    @rule(action=st.sampled_from(["cancel", "requeue", "requeue", "pause", "resume", "resume", "purge done",
+                                  "purge failed", "forget w1", "forget w2"]),
+          task_id=st.sampled_from(IDS))
+    def operator(self, action, task_id):
+        if action in ("cancel", "requeue"):
+            getattr(self, action)(task_id)
+        elif action in ("pause", "resume"):
+            self.pause(action == "pause")
+        else:
+            verb, what = action.split()
+            getattr(self, verb)(what)
+
+    @rule(action=st.sampled_from(["iterates", "iterates", "renews"]), i=st.integers(0, 3))
+    def scheduler(self, action, i):
+        (self.scheduler_iterates if action == "iterates" else self.lease_renewal)(i)
+
+    @rule(i=st.integers(0, 3))
+    def worker(self, i):
+        self.worker_steps(i)
+
+    @rule(what=st.sampled_from(["scheduler starts", "scheduler killed", "scheduler stops", "worker starts",
+                                "worker killed", "worker asked to stop", "write fails before",
+                                "write fails after"]),
+          i=st.integers(0, 3))
+    def disruption(self, what, i):
+        if what == "scheduler starts":
+            self.scheduler_starts()
+        elif what.startswith("scheduler"):
+            (self.scheduler_killed if what.endswith("killed") else self.scheduler_stops)(i)
+        elif what == "worker starts":
+            self.worker_starts(NAMES[i % len(NAMES)])
+        elif what == "worker killed":
+            self.worker_killed(i)
+        elif what == "worker asked to stop":
+            self.worker_asked_to_stop(i)
+        else:
+            self.next_write_fails(what.split()[-1])
 
     # --- invariants ---------------------------------------------------------------------
     @invariant()
@@ -269,6 +320,9 @@ class ProtocolMachine(RuleBasedStateMachine):
                 w.step()
                 if w.gone:
                     self.workers.remove(w)
+            self.epochs_never_decrease()
+            self.results_belong_to_their_task()
+            self.nothing_opened_is_lost()
             pending = [t for t in self._tasks() if t.status not in FINISHED]
             if not pending:
                 return
