@@ -38,6 +38,9 @@ IDS = ("a", "b")
 NAMES = ("w1", "w2")
 SETTLE_ROUNDS = 80
 ENDS = ("close", "restart")
+# SIM_SKIP=epochs leaves the epoch invariant out: to show that the liveness
+# check alone finds what a reused epoch does (a stuck queue).
+SKIP = set(filter(None, os.environ.get("SIM_SKIP", "").split(",")))
 
 
 class ProtocolMachine(RuleBasedStateMachine):
@@ -258,6 +261,8 @@ class ProtocolMachine(RuleBasedStateMachine):
     @invariant()
     def epochs_never_decrease(self):
         ProtocolMachine.stats["steps"] += 1
+        if "epochs" in SKIP:
+            return
         top = max((c.get("epoch", 0) for c in self.observer.read_lease()), default=0)
         assert top >= self.top_epoch, f"lease epoch went from {self.top_epoch} down to {top}"
         self.top_epoch = top

@@ -155,8 +155,7 @@ class SimStore:
         return self._write(self._store.swap_lease, choose)
 
     def clear_lease(self, owner):
-        from riaktq_cli.lease import released
-        return self.swap_lease(lambda copies: released(copies, owner))
+        return self._write(self._store.clear_lease, owner)
 
     def _note(self, kind, docs):
         if kind == INBOX:
@@ -201,7 +200,8 @@ class SimScheduler:
         self.store = store
         self.sched = Scheduler(store, instance_timeout=INSTANCE_TIMEOUT, prefetch=2, events=NoEvents(),
                                owner=owner, retry_delay=0.5, retry_delay_max=2.0)
-        self.sched.lease = Lease(store, owner, ttl=INSTANCE_TIMEOUT / 2, floor=self.sched._epoch_floor)
+        floor = getattr(self.sched, "_epoch_floor", None)      # as SchedulerLoop.run makes it
+        self.sched.lease = Lease(store, owner, ttl=INSTANCE_TIMEOUT / 2, **({"floor": floor} if floor else {}))
         self.sched.lease._thread = _NoThread()     # renewals come from the simulation
         self.outage = Outage(f"scheduler {owner}")
 
