@@ -277,6 +277,9 @@ class ProtocolMachine(RuleBasedStateMachine):
             if task.status == DONE:
                 assert task.out == world.handler_output(task.in_), \
                     f"task {task.id} (in {task.in_!r}) is done with {task.out!r}: another incarnation's result"
+            if task.out is not None and task.out.startswith(world.failure_output(b"")):
+                assert task.out == world.failure_output(task.in_), \
+                    f"task {task.id} (in {task.in_!r}) failed with {task.out!r}: another incarnation's result"
             ends = [e[3] for e in task.history if e[1] in ENDS or (e[1] == "cancel" and e[2] is not None)]
             assert len(ends) == len(set(ends)), f"task {task.id}: a run ended twice: {task.history}"
 

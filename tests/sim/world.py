@@ -198,7 +198,7 @@ class SimScheduler:
     def __init__(self, store, owner):
         self.owner = owner
         self.store = store
-        self.sched = Scheduler(store, instance_timeout=INSTANCE_TIMEOUT, prefetch=2, events=NoEvents(),
+        self.sched = Scheduler(store, instance_timeout=INSTANCE_TIMEOUT, prefetch=4, events=NoEvents(),
                                owner=owner, retry_delay=0.5, retry_delay_max=2.0)
         floor = getattr(self.sched, "_epoch_floor", None)      # as SchedulerLoop.run makes it
         self.sched.lease = Lease(store, owner, ttl=INSTANCE_TIMEOUT / 2, **({"floor": floor} if floor else {}))
@@ -291,7 +291,7 @@ class FakeRunner:
         if outcome == "done":
             self._end_head("done", handler_output(protocol.entry_input(entry)))
         elif outcome == "failed":
-            self._end_head("failed", b"boom")
+            self._end_head("failed", failure_output(protocol.entry_input(entry)))
         else:
             self._end_head(protocol.CRASHED, b"handler process died (killed by SIGKILL)")
         self._settle()
@@ -354,6 +354,11 @@ def handler_output(data):
     """What the simulated handler returns for `data`: tells whose input a
     committed result was made from."""
     return b"out:" + data
+
+
+def failure_output(data):
+    """What the simulated handler fails with, naming its input too."""
+    return b"boom:" + data
 
 
 class SimWorker:
