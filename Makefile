@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-1
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench soak clean
 
 $(STAMP): setup.cfg pyproject.toml
 	rm -f $(VENV)/.installed*
@@ -35,6 +35,12 @@ $(HUEY_STAMP): $(STAMP)
 
 bench: compile $(HUEY_STAMP)
 	$(BIN)/python -m scripts.bench $(ARGS)
+
+# The protocol simulation (tests/sim/) for MINUTES minutes, a random seed per round;
+# a failure prints its seed and Hypothesis's shrunk steps: make soak MINUTES=20
+MINUTES ?= 20
+soak: compile
+	$(BIN)/python -m tests.sim.soak --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info

@@ -6,7 +6,9 @@ it for as long as asked, with a random seed per round (tests/sim/soak.py).
 SIM_EXAMPLES and SIM_STEPS override the bounds.
 """
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -17,7 +19,7 @@ from tests.sim.machine import ProtocolMachine
 
 # (examples, steps per example) per store: the Riak test server answers over
 # HTTP, so fewer there.
-BOUNDS = {"sqlite": (60, 40), "riak": (15, 30)}
+BOUNDS = {"sqlite": (100, 50), "riak": (20, 40)}
 
 
 def machine_for(backend, riak_url=None):
@@ -41,4 +43,9 @@ def test_the_protocol_under_every_interleaving(backend, request):
         if REAL_RIAK:
             pytest.skip("the simulation runs on the Riak test server (a real node is too slow for it)")
         url = request.getfixturevalue("riak_url")
-    run_state_machine_as_test(machine_for(backend, url), settings=simulation_settings(backend))
+    ProtocolMachine.stats.update(examples=0, steps=0)
+    try:
+        run_state_machine_as_test(machine_for(backend, url), settings=simulation_settings(backend))
+    finally:
+        if os.environ.get("SIM_STATS_FILE"):      # for make soak's count
+            Path(os.environ["SIM_STATS_FILE"]).write_text(json.dumps(ProtocolMachine.stats))
