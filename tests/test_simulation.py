@@ -19,7 +19,7 @@ from tests.sim.machine import ProtocolMachine
 
 # (examples, steps per example) per store: the Riak test server answers over
 # HTTP, so fewer there.
-BOUNDS = {"sqlite": (100, 50), "riak": (20, 40)}
+BOUNDS = {"sqlite": (250, 50), "riak": (20, 40)}
 
 
 def machine_for(backend, riak_url=None):
