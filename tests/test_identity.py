@@ -30,6 +30,7 @@ def test_a_clean_restart_after_a_failover_keeps_the_queue_moving(procs, store):
     first = procs.start("scheduler", name="first")
     assert procs.run("open", "t1", "--in", "a").returncode == 0
     wait_until(lambda: status(store, "t1") == "done", message="t1 done under the first scheduler")
+    assert store.get_task("t1").inc is not None          # `open`'s fast lane stamps it too
     procs.stop(first, signal.SIGKILL)                 # lease left to expire
     second = procs.start("scheduler", name="second")
     assert procs.run("open", "t2", "--in", "b").returncode == 0
