@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-1
 
-.PHONY: demo test bench clean proto
+.PHONY: demo test bench soak clean proto
 
 $(STAMP): setup.cfg pyproject.toml
 	rm -f $(VENV)/.installed*
@@ -45,6 +45,12 @@ proto: $(STAMP)
 	$(BIN)/pip install --quiet '$(GRPC_TOOLS)'
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. riaktq_cli/riak/pb/riak.proto
 	$(BIN)/python -c "from google.protobuf.internal import api_implementation as a; print('protobuf implementation:', a.Type())"
+
+# The protocol simulation (tests/sim/) for MINUTES minutes, a random seed per round;
+# a failure prints its seed and Hypothesis's shrunk steps: make soak MINUTES=20
+MINUTES ?= 20
+soak: compile
+	$(BIN)/python -m tests.sim.soak --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info

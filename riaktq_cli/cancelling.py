@@ -60,8 +60,8 @@ def withdraw(inboxes, instances, live, marked, dirty):
 
 def held_runs(record):
     """(id, run) of every run the record shows: queued, at hand, in the outbox."""
-    runs = {protocol.run_key(item) for item in _taken_items(record)}
-    runs.update(protocol.run_key(r) for r in record.get("outbox", []))
+    runs = {protocol.run_key(item)[:2] for item in _taken_items(record)}
+    runs.update(protocol.run_key(r)[:2] for r in record.get("outbox", []))
     return runs
 
 

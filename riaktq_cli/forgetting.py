@@ -48,7 +48,7 @@ def gone_for(record, now, timeout_us):
 def leftovers(record, inbox, assigned):
     """What the scheduler must still do for this instance: (results not
     committed, nextup tasks naming it)."""
-    committed = {tuple(k) for k in (inbox or {}).get("committed", [])}
+    committed = protocol.committed_keys(inbox)
     results = sum(1 for r in record.get("outbox", []) if protocol.run_key(r) not in committed)
     return results, assigned
 

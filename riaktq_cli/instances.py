@@ -29,7 +29,7 @@ def instance_rows(store, timeout_s, pause=False):
             status = "lost"
         gone = status in ("lost", protocol.STOPPED)
         current = None if gone else record.get("current")
-        committed = {tuple(k) for k in inbox.get("committed", [])}
+        committed = protocol.committed_keys(inbox)
         outbox = [r for r in record.get("outbox", []) if protocol.run_key(r) not in committed]
         rows.append({
             "name": name, "tags": record.get("tags", []), "status": status,

@@ -10,7 +10,13 @@ then the smallest owner name.
 Taking the lease over (as opposed to renewing it) starts a new epoch, one
 above any epoch seen. The scheduler writes its epoch into every inbox and
 workers ignore inboxes from an older epoch, so a scheduler that lost its
-lease without knowing it yet cannot hand out work.
+lease without knowing it yet cannot hand out work. Hence epochs only grow:
+the lease document is never deleted -- a scheduler that lets go writes its
+copy back expired (`released`), keeping its epoch for the next holder to
+count from -- and a takeover also counts from a floor (the highest epoch
+the workers' records and the inboxes show), for a store whose lease
+document was deleted (by an older riaktq, which deleted it on release, or
+by hand).
 
 On a store without compare-and-set (Riak), a takeover is confirmed only
 after `settle` seconds, longer than any lease write may take: a competing
@@ -49,19 +55,20 @@ def winner(copies, now):
     return min(live, key=lambda c: (-c.get("epoch", 0), c.get("since", 0), c.get("owner", "")))
 
 
-def decide(copies, owner, now, ttl_us):
+def decide(copies, owner, now, ttl_us, floor=0):
     """What `owner` does with the lease copies it read.
 
     Returns (write, doc): write False means another owner holds it and doc
     is that holder's copy; True means write doc: a renewal (same epoch and
-    `since`) if `owner` holds it, else a takeover with a new epoch.
+    `since`) if `owner` holds it, else a takeover with a new epoch, above
+    every copy's (expired ones too) and above `floor`.
     """
     held = winner(copies, now)
     if held is not None and held["owner"] != owner:
         return False, held
     if held is not None:
         return True, dict(held, expires=now + ttl_us)
-    top = max((c.get("epoch", 0) for c in copies), default=0)
+    top = max([c.get("epoch", 0) for c in copies] + [floor])
     return True, {"owner": owner, "expires": now + ttl_us, "since": now, "epoch": top + 1}
 
 
@@ -123,11 +130,25 @@ def shortest_timeout(times, settles, settle=None):
     return timeout
 
 
+def released(copies, owner):
+    """The copy `owner` writes to let go of the lease, or None if the newest
+    copy (expired or not) is not its own: the same copy, expired. Deleting
+    it would forget the epoch, and the next takeover would start from 1
+    again, below what the workers have seen (they would ignore it)."""
+    newest = min(copies, key=lambda c: (-c.get("epoch", 0), c.get("since", 0), c.get("owner", "")), default=None)
+    if newest is None or newest.get("owner") != owner:
+        return None
+    return dict(newest, expires=0)
+
+
 class Lease:
     """Holds (or waits for) the scheduler lease of one store."""
 
-    def __init__(self, store, owner, ttl, settle=None):
+    def __init__(self, store, owner, ttl, settle=None, floor=None):
         self.store = store
+        # floor(): the highest epoch seen outside the lease document (the
+        # workers' records, the inboxes); asked before a takeover only.
+        self.floor = floor
         self.owner = owner
         self.ttl = ttl                       # seconds a written lease lasts
         self.tick = max(0.05, ttl * RENEW_SHARE)  # renew this often while held
@@ -163,15 +184,16 @@ class Lease:
     def attempt(self):
         """Take or renew the lease once; True if we hold it afterwards.
         Store errors propagate: the caller decides how to wait."""
-        started = time.monotonic()
         was_held = self._held
+        floor = self._floor(now_us()) if not was_held else 0   # before the clock: not a lease request
+        started = time.monotonic()
         decision = {}
 
         def choose(copies):
             # the term counts from here, where the write is sent (the fetch
             # before it may have taken a good part of the term already)
             decision["sent"], decision["now"] = time.monotonic(), now_us()
-            write, doc = decide(copies, self.owner, decision["now"], int(self.ttl * 1e6))
+            write, doc = decide(copies, self.owner, decision["now"], int(self.ttl * 1e6), floor)
             decision["write"], decision["doc"] = write, doc
             return doc if write else None
 
@@ -231,6 +253,16 @@ class Lease:
         if left <= 0:
             return self.tick    # lapsed already (a failing store): nothing to save by hurrying
         return max(RENEW_MIN, min(self.tick, left - self.times["fetch"] - self.times["write"]))
+
+    def _floor(self, now):
+        """The epoch floor, read only when a takeover is possible (nobody
+        holds the lease): a standby behind a live holder pays nothing."""
+        if self.floor is None:
+            return 0
+        held = winner(self.store.read_lease(), now)
+        if held is not None and held["owner"] != self.owner:
+            return 0
+        return self.floor()
 
     def _lose(self, holder):
         with self._lock:

@@ -11,25 +11,33 @@ commits a result only if the task is still `nextup` on that instance *for
 that run*, so a result of an older run -- from an instance presumed dead,
 or from a second process under the same name -- is never committed.
 
+Identity of a task: an id can be removed and opened again while a run of
+the old task is under way, and the new task starts again at run 1. So the
+task carries its incarnation (`inc`, a random stamp made at open) and the
+entry, the queue items and the result carry it too: a run is (id, run,
+inc), and a result commits only to the incarnation it ran. Records written
+before stamps existed have none (None): they match a task without one, as
+(id, run) did then.
+
 Fencing: the inbox carries the `epoch` of the scheduler lease it was written
 under and the `token` of the worker process it addresses. A worker ignores
 an inbox from an older epoch (a scheduler that lost its lease and does not
 know it yet) and entries addressed to another process's token (a second
 process started under its name, or its predecessor).
 
-Inbox:    {"seq", "epoch", "token", "entries": [entry], "committed": [[id, run]],
+Inbox:    {"seq", "epoch", "token", "entries": [entry], "committed": [[id, run, inc]],
            "cancel": [[id, run, seq]]: runs `riaktq cancel` stops (cancelling.py)}
-Entry:    {"seq", "id", "run", "in" (base64), "tags", "time_limit" (s or null)}
+Entry:    {"seq", "id", "run", "inc", "in" (base64), "tags", "time_limit" (s or null)}
 Instance: {"name", "token", "replaces" (a dead predecessor's token), "handler", "tags", "host", "pid", "started",
-           "heartbeat", "status", "taken", "epoch", "queue": [{"id", "seq", "run"}],
-           "current": {"id", "seq", "run", "since"} | null, "outbox": [result]}
+           "heartbeat", "status", "taken", "epoch", "queue": [{"id", "seq", "run", "inc"}],
+           "current": {"id", "seq", "run", "inc", "since"} | null, "outbox": [result]}
 Handover: an instance record stored under `<name>~<token>` (never an
           instance name: `~` is not allowed in one) with "handover_of": name.
           A process that finds another live process under its name leaves,
           and first writes its outbox there, where the other cannot
           overwrite it; the scheduler commits it as the name's results and
           deletes the record once nothing in it is left to commit.
-Result:   {"id", "run", "seq", "status", "out" (base64), "sat", "laf"}
+Result:   {"id", "run", "inc", "seq", "status", "out" (base64), "sat", "laf"}
           status is done or failed (closed; failed counts against `retry`),
           RETURNED: a run the worker hands back unstarted or stopped by its
           shutdown grace (rolled back, not counted as an attempt), or
@@ -64,7 +72,7 @@ def empty_inbox():
 
 
 def inbox_entry(seq, task):
-    return {"seq": seq, "id": task.id, "run": task.run,
+    return {"seq": seq, "id": task.id, "run": task.run, "inc": task.inc,
             "in": base64.b64encode(task.in_).decode("ascii"),
             "tags": list(task.tags), "time_limit": task.time_limit}
 
@@ -74,12 +82,25 @@ def entry_input(entry):
 
 
 def run_key(item):
-    """Identity of one run: (task id, run number), for entries and results."""
-    return (item["id"], item.get("run", 0))
+    """Identity of one run: (task id, run number, incarnation), for entries,
+    queue items and results (None for one written before stamps)."""
+    return (item["id"], item.get("run", 0), item.get("inc"))
+
+
+def run_of(task):
+    """The run key of a task's current run (see run_key)."""
+    return (task.id, task.run, task.inc)
+
+
+def committed_keys(inbox):
+    """The run keys an inbox lists as committed; an [id, run] item of an
+    inbox written before stamps is a run without one."""
+    return {(k[0], k[1], k[2] if len(k) > 2 else None) for k in (inbox or {}).get("committed", [])}
 
 
 def make_result(entry, status, out, sat, laf):
-    return {"id": entry["id"], "run": entry.get("run", 0), "seq": entry["seq"], "status": status,
+    return {"id": entry["id"], "run": entry.get("run", 0), "inc": entry.get("inc"), "seq": entry["seq"],
+            "status": status,
             "out": base64.b64encode(out).decode("ascii"), "sat": sat, "laf": laf}
 
 
@@ -123,10 +144,10 @@ def instance_record(*, name, token, handler, tags, host, pid, started, heartbeat
         "name": name, "token": token, "handler": handler, "tags": list(tags), "host": host,
         "pid": pid, "started": started, "heartbeat": heartbeat, "status": status, "taken": taken,
         "epoch": epoch,
-        "queue": [{"id": e["id"], "seq": e["seq"], "run": e.get("run", 0)} for e in queue],
+        "queue": [{"id": e["id"], "seq": e["seq"], "run": e.get("run", 0), "inc": e.get("inc")} for e in queue],
         "current": None if current is None else {
             "id": current[0]["id"], "seq": current[0]["seq"], "run": current[0].get("run", 0),
-            "since": current[1]},
+            "inc": current[0].get("inc"), "since": current[1]},
         "outbox": list(outbox), "replaces": replaces,
         **({"handover_of": handover_of} if handover_of else {}),
         **({"log_lost": log_lost} if log_lost else {}),

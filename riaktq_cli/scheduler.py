@@ -88,7 +88,7 @@ class Scheduler(SchedulerLoop):
         self._shielded |= doubted
         # What each instance certainly has not started, judged before the
         # inboxes change below: losing those runs costs no attempt.
-        unstarted = {name: {task_id for task_id, _ in protocol.unstarted_runs(self._inboxes[name], record)}
+        unstarted = {name: {key[0] for key in protocol.unstarted_runs(self._inboxes[name], record)}
                      for name, record in instances.items()}
         dirty = set()
         summary = {"commit": 0, "restart": 0, "assign": 0, "rollback": 0}
@@ -131,11 +131,12 @@ class Scheduler(SchedulerLoop):
         runs = {}
         for name, record in instances.items():
             if not protocol.is_live(record, now, self.timeout_us) and record.get("current"):
-                runs[record["current"]["id"]] = (name, record["current"].get("run", 0))
+                current = record["current"]
+                runs[current["id"]] = (name, current.get("run", 0), current.get("inc"))
         for task in (self.store.get_tasks(list(runs)) if runs else {}).values():
-            name, run = runs[task.id]
+            name, run, inc = runs[task.id]
             last = task.history[-1] if task.history else None
-            if task.status in transitions.FINISHED and task.run == run and last is not None and \
+            if task.status in transitions.FINISHED and (task.run, task.inc) == (run, inc) and last is not None and \
                     last[1] in ("close", "cancel") and last[2] == name and last[3] == run:
                 self.events.emit(last[1], task, instance=name)
 
@@ -160,7 +161,7 @@ class Scheduler(SchedulerLoop):
         # assignee; a handover's results count as its name's.
         fresh = {}
         for name, record in instances.items():
-            done = {tuple(k) for k in self._inboxes[name]["committed"]}
+            done = protocol.committed_keys(self._inboxes[name])
             for result in record.get("outbox", []):
                 if protocol.run_key(result) not in done:
                     fresh.setdefault(result["id"], []).append((name, result))
@@ -173,8 +174,10 @@ class Scheduler(SchedulerLoop):
 
         def apply(task):
             results = fresh[task.id]
-            mine = next((r for name, r in results if name == task.assignee and r.get("run", 0) == task.run),
-                        None)
+            # the current run of this incarnation (an id opened again starts
+            # again at run 1: a run of the removed task must not commit here)
+            mine = next((r for name, r in results
+                         if name == task.assignee and protocol.run_key(r) == protocol.run_of(task)), None)
             if task.status == transitions.NEXTUP and mine is not None:
                 new, kinds[task.id] = self._apply_result(task, mine)
                 return new
@@ -374,7 +377,7 @@ def _noting(change, read):
 def _landed(task, result):
     """True if `result` was already applied to `task` (an earlier write
     whose answer was lost, or a scheduler that died before its event)."""
-    return (result["status"] != protocol.RETURNED and task.run == result.get("run", 0)
+    return (result["status"] != protocol.RETURNED and protocol.run_of(task) == protocol.run_key(result)
             and task.status != transitions.NEXTUP
             and (task.sat, task.laf) == (result["sat"], result["laf"]))
 

@@ -14,6 +14,7 @@ from riaktq_cli import metrics, scheduler_settings
 from riaktq_cli.errors import StoreError, StoreUnavailable
 from riaktq_cli.lease import TTL_SHARE, Lease, LeaseLost
 from riaktq_cli.outage import Outage
+from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
 
@@ -42,7 +43,7 @@ class SchedulerLoop:
         changed -- a task opened, a result in an outbox -- at most every
         WATCH_TICK; `interval` is then the longest wait, not the only one.
         """
-        self.lease = Lease(self.store, self.owner, ttl=self.instance_timeout * TTL_SHARE)
+        self.lease = Lease(self.store, self.owner, ttl=self.instance_timeout * TTL_SHARE, floor=self._epoch_floor)
         outage = Outage("scheduler")
         self._lapsed_since = None   # monotonic time the lease stopped being confirmed, while it is not
         try:
@@ -56,6 +57,13 @@ class SchedulerLoop:
         finally:
             self.lease.release()
         return True
+
+    def _epoch_floor(self):
+        """The highest epoch the workers' records and the inboxes show: a
+        takeover counts from it too, so a lease document that was deleted
+        cannot make epochs start again below what the workers have seen."""
+        records = [*self.store.list_records(INSTANCE).values(), *self.store.list_records(INBOX).values()]
+        return max((record.get("epoch") or 0 for record in records), default=0)
 
     def _take_lease(self, outage, stop, once, interval):
         """One attempt at the lease; on success start a fresh view."""

@@ -6,6 +6,7 @@ place and is the same on SQLite and Riak. See DESIGN.md section 1.
 """
 
 import binascii
+import os
 
 from riaktq_cli import history as hist
 from riaktq_cli.errors import TransitionError
@@ -19,7 +20,7 @@ FINISHED = (DONE, FAILED)
 STATUS_RANK = {TODO: 0, NEXTUP: 1, DONE: 2, FAILED: 2}
 
 FIELDS = ("id", "status", "priority", "retry", "assignee", "in_", "out", "sat", "laf", "cat", "tags", "rev",
-          "run", "lost", "max_attempts", "time_limit", "due", "retry_delay", "history", "cancel")
+          "run", "lost", "max_attempts", "time_limit", "due", "retry_delay", "history", "cancel", "inc")
 
 
 class Task:
@@ -35,7 +36,7 @@ class Task:
 
     def __init__(self, id, status=TODO, priority=0, retry=0, assignee=None, in_=b"", out=None,
                  sat=None, laf=None, cat=0, tags=(), rev=0, run=0, lost=0, max_attempts=None,
-                 time_limit=None, due=None, retry_delay=None, history=(), cancel=None):
+                 time_limit=None, due=None, retry_delay=None, history=(), cancel=None, inc=None):
         self.id = id
         self.status = status
         self.priority = priority
@@ -70,11 +71,17 @@ class Task:
         # On a nextup task it asks the scheduler to withdraw or stop the run;
         # every way the run can end then ends the task failed "cancelled".
         self.cancel = cancel
+        # inc: the incarnation, a random stamp made at open. An id can be
+        # removed and opened again while a run of the old task is under
+        # way; entries and results carry the stamp, and a result commits
+        # only to the incarnation it ran (None: a task opened before
+        # stamps existed, matched by id and run as then).
+        self.inc = inc
 
     def _values(self):
         return (self.id, self.status, self.priority, self.retry, self.assignee, self.in_, self.out,
                 self.sat, self.laf, self.cat, self.tags, self.rev, self.run, self.lost,
-                self.max_attempts, self.time_limit, self.due, self.retry_delay, self.history, self.cancel)
+                self.max_attempts, self.time_limit, self.due, self.retry_delay, self.history, self.cancel, self.inc)
 
     def __eq__(self, other):
         return isinstance(other, Task) and self._values() == other._values()
@@ -94,6 +101,7 @@ class Task:
         copy.run, copy.lost, copy.max_attempts, copy.time_limit = \
             self.run, self.lost, self.max_attempts, self.time_limit
         copy.due, copy.retry_delay, copy.history, copy.cancel = self.due, self.retry_delay, self.history, self.cancel
+        copy.inc = self.inc
         for name, value in changes.items():
             setattr(copy, name, value)
         copy.rev = self.rev + 1
@@ -114,7 +122,7 @@ class Task:
             "tags": list(self.tags), "rev": self.rev,
             "run": self.run, "lost": self.lost, "max_attempts": self.max_attempts,
             "time_limit": self.time_limit, "due": self.due, "retry_delay": self.retry_delay,
-            "history": hist.to_record(self.history), "cancel": self.cancel,
+            "history": hist.to_record(self.history), "cancel": self.cancel, "inc": self.inc,
         }
 
     @classmethod
@@ -130,7 +138,7 @@ class Task:
             run=int(rec.get("run") or 0), lost=int(rec.get("lost") or 0),
             max_attempts=rec.get("max_attempts"), time_limit=rec.get("time_limit"),
             due=rec.get("due"), retry_delay=rec.get("retry_delay"),
-            history=hist.from_record(rec.get("history")), cancel=rec.get("cancel"),
+            history=hist.from_record(rec.get("history")), cancel=rec.get("cancel"), inc=rec.get("inc"),
         )
 
     # --- human/JSON view (DESIGN: in/out as text when UTF-8) --------------
@@ -231,7 +239,13 @@ def new_task(task_id, data, *, priority=0, retry=0, tags=(), now, max_attempts=N
     return Task(id=task_id, status=TODO, priority=priority, retry=retry,
                 in_=bytes(data), cat=now, tags=tags, rev=1, max_attempts=max_attempts,
                 time_limit=check_time_limit(time_limit), due=due if due is not None and due > now else None,
-                retry_delay=check_retry_delay(retry_delay))
+                retry_delay=check_retry_delay(retry_delay), inc=new_incarnation())
+
+
+def new_incarnation():
+    """A stamp for one incarnation of a task id (see Task.inc): 64 random
+    bits, so an id opened again never carries the stamp of its last life."""
+    return binascii.b2a_hex(os.urandom(8)).decode("ascii")
 
 
 def ready(task):

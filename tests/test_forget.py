@@ -31,7 +31,7 @@ def nextup_on(store, task_id, name):
     """A task assigned to `name` (run 1) and the inbox entry it was sent as."""
     assert store.create_tasks([make_task(task_id, b"x")]) == [None]
     store.update_tasks([task_id], lambda t: T.assign(t, name))
-    entry = {"seq": 1, "id": task_id, "run": 1, "in": "", "tags": []}
+    entry = {"seq": 1, "id": task_id, "run": 1, "inc": store.get_task(task_id).inc, "in": "", "tags": []}
     store.put_record("inbox", name, {**protocol.empty_inbox(), "seq": 1, "token": f"tok-{name}"})
     return entry
 
@@ -81,7 +81,7 @@ def test_instances_forget_by_hand(procs, store):
     store.put_record("instance", "gone", record("gone", long_ago, taken=1, outbox=[done_result(entry)]))
     nextup_on(store, "still-assigned", "gone-too")
     store.put_record("instance", "gone-too", record("gone-too", long_ago, taken=1, current={
-        "id": "still-assigned", "seq": 1, "run": 1, "since": long_ago}))
+        "id": "still-assigned", "seq": 1, "run": 1, "inc": store.get_task("still-assigned").inc, "since": long_ago}))
 
     refused = procs.run("instances", "--forget", "alive", "--forget", "gone", "--forget", "gone-too",
                         "--forget", "nobody")

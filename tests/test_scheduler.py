@@ -58,8 +58,9 @@ def test_commit_closes_restarts_and_lists_committed(store):
     # restarted, then assigned again in the same iteration (the slot is free)
     assert (bad.retry, bad.priority, bad.out) == (0, -1, b"ValueError: no")
     inbox = store.get_record("inbox", "w")
-    # committed results are keyed by (id, run): each task's first run
-    assert sorted(map(tuple, inbox["committed"])) == [("bad", 1), ("ok", 1)]
+    # committed results are keyed by (id, run, incarnation): each task's first run
+    assert sorted(tuple(k[:2]) for k in inbox["committed"]) == [("bad", 1), ("ok", 1)]
+    assert {k[2] for k in inbox["committed"]} == {ok.inc, bad.inc}
     # a second look at the same outbox commits nothing twice
     assert s.iteration()["commit"] == 0 and store.get_task("ok").rev == ok.rev
 
@@ -73,7 +74,7 @@ def test_result_of_a_task_no_longer_held_is_dropped_silently(store):
     store.delete_task("a")
     store.put_record("instance", "w", instance("w", taken=1, outbox=[protocol.make_result(entry, "done", b"", 1, 1)]))
     assert s.iteration()["commit"] == 0
-    assert store.get_record("inbox", "w")["committed"] == [["a", 1]]
+    assert store.get_record("inbox", "w")["committed"] == [["a", 1, entry["inc"]]]
 
 
 def test_rollback_when_instance_lost_or_not_holding(store):
@@ -160,7 +161,7 @@ def test_only_the_assignees_result_is_committed(store):
     s.iteration()
     task = store.get_task("a")
     assert (task.status, task.out, task.assignee) == ("done", b"new", "new")
-    assert store.get_record("inbox", "old")["committed"] == [["a", 1]]
+    assert store.get_record("inbox", "old")["committed"] == [["a", 1, task.inc]]
 
 
 class FlakyWrites:

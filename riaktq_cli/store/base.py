@@ -195,9 +195,11 @@ class Store(ABC):
         (replacing every copy) unless None; return the copies visible after
         the write (on Riak a concurrent writer's copy can be among them)."""
 
-    @abstractmethod
     def clear_lease(self, owner):
-        """Remove the lease if `owner` holds it."""
+        """Give the lease up if `owner` holds it: its copy stays, expired,
+        so the next takeover's epoch counts from it (lease.released)."""
+        from riaktq_cli.lease import released
+        self.swap_lease(lambda copies: released(copies, owner))
 
     # --- change detection ------------------------------------------------------
     def data_version(self):

@@ -122,11 +122,3 @@ class RiakRecords:
                              json.dumps(doc).encode(), JSON, vclock=obj.vclock if obj else None,
                              indexes={"kind_bin": SCHEDULER}, returnbody=True)
         return self._lease_copies(stored) if stored is not None else [doc]
-
-    def clear_lease(self, owner):
-        obj = self._guard(self.client.fetch, self.btype, self.bucket(SCHEDULER), LEASE_NAME)
-        copies = self._lease_copies(obj)
-        # the newest copy, expired or not: ours to delete only if it is ours
-        lease = max(copies, key=lambda c: (c.get("epoch", 0), c.get("since", 0)), default=None)
-        if lease and lease["owner"] == owner:
-            self._guard(self.client.delete, self.btype, self.bucket(SCHEDULER), LEASE_NAME, vclock=obj.vclock)

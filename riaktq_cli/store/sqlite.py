@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     due INTEGER,
     retry_delay REAL,
     history TEXT,
-    cancel TEXT
+    cancel TEXT,
+    inc TEXT
 );
 -- Only ready tasks (todo, not waiting for a due time) are in the todo
 -- order, so a backlog of delayed tasks costs the scheduler no scan; those
@@ -63,12 +64,12 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 COLUMNS = ("id, status, priority, retry, assignee, in_, out, sat, laf, cat, tags, rev, run, lost, max_attempts,"
-           " time_limit, due, retry_delay, history, cancel")
+           " time_limit, due, retry_delay, history, cancel, inc")
 MARKS = ",".join("?" * len(COLUMNS.split(",")))
 # Columns added after the first release, for databases made before them.
 ADDED_COLUMNS = (("run", "INTEGER NOT NULL DEFAULT 0"), ("lost", "INTEGER NOT NULL DEFAULT 0"),
                  ("max_attempts", "INTEGER"), ("time_limit", "REAL"), ("due", "INTEGER"),
-                 ("retry_delay", "REAL"), ("history", "TEXT"), ("cancel", "TEXT"))
+                 ("retry_delay", "REAL"), ("history", "TEXT"), ("cancel", "TEXT"), ("inc", "TEXT"))
 ENDED = "coalesce(json_extract(history, '$[#-1][0]'), sat + laf)"   # task.ended_at, as tasks_ended has it
 READY = "status = 'todo' AND due IS NULL"   # repeats the partial indexes' WHERE, so SQLite uses them
 
@@ -78,13 +79,13 @@ def _row_to_task(row):
                 in_=bytes(row[5]), out=None if row[6] is None else bytes(row[6]),
                 sat=row[7], laf=row[8], cat=row[9], tags=_tags_from_text(row[10]), rev=row[11],
                 run=row[12], lost=row[13], max_attempts=row[14], time_limit=row[15], due=row[16],
-                retry_delay=row[17], history=history.from_text(row[18]), cancel=row[19])
+                retry_delay=row[17], history=history.from_text(row[18]), cancel=row[19], inc=row[20])
 
 
 def _task_to_row(t):
     return (t.id, t.status, t.priority, t.retry, t.assignee, t.in_, t.out,
             t.sat, t.laf, t.cat, _tags_to_text(t.tags), t.rev, t.run, t.lost, t.max_attempts, t.time_limit,
-            t.due, t.retry_delay, history.to_text(t.history), t.cancel)
+            t.due, t.retry_delay, history.to_text(t.history), t.cancel, t.inc)
 
 
 # Tags are stored as a JSON list. Most tasks have none; for those the
@@ -350,16 +351,6 @@ class SqliteStore(Store):
                        (SCHEDULER, LEASE_NAME, json.dumps(doc)))
             return [doc]
         return self._write(work)
-
-    def clear_lease(self, owner):
-        import json
-
-        def work(db):
-            row = db.execute("SELECT doc FROM records WHERE kind = ? AND name = ?",
-                             (SCHEDULER, LEASE_NAME)).fetchone()
-            if row and json.loads(row[0])["owner"] == owner:
-                db.execute("DELETE FROM records WHERE kind = ? AND name = ?", (SCHEDULER, LEASE_NAME))
-        self._write(work)
 
     def data_version(self):
         return self._read("PRAGMA data_version")[0][0]

@@ -25,14 +25,16 @@ from riaktq_cli.logs import info_line
 class Cancelling:
     def cancel(self, items):
         """The inbox's `cancel` list ([id, run, seq] items); main thread."""
-        keys = {(item[0], item[1]) for item in items}
+        keys = {tuple(item[:3]) for item in items}
         with self._lock:
             changed, self._cancel = keys != self._cancel, keys
         if changed and keys:
             self._wake()
 
     def _cancelled(self, entry):
-        return protocol.run_key(entry) in self._cancel
+        # [id, run, seq]: the seq tells a run of a task opened again under
+        # the same id (whose run numbers start again) from the cancelled one
+        return (entry["id"], entry.get("run", 0), entry["seq"]) in self._cancel
 
     def _apply_cancels(self):
         """Runner thread: act on the cancel list (see the module's docstring)."""

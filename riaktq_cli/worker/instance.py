@@ -340,7 +340,7 @@ class Worker:
             return  # from a scheduler that lost its lease: fenced off
         if epoch != self.epoch:
             self.epoch = epoch
-        committed = {tuple(k) for k in inbox.get("committed", [])}
+        committed = protocol.committed_keys(inbox)
         if committed:
             kept = [r for r in self.outbox if protocol.run_key(r) not in committed]
             if len(kept) != len(self.outbox):
