@@ -160,8 +160,6 @@ def server_url(server, transport):
     """The test server's address on one API (pbs:// when it speaks TLS)."""
     if transport == "http":
         return server.url
-    if getattr(server, "pb_url", None):
-        return server.pb_url
     return f"{'pbs' if server.tls is not None else 'pb'}://127.0.0.1:{server.pb_port}"
 
 

@@ -151,7 +151,7 @@ def test_results_rows_variants_and_missing_reasons():
             "params": {"tasks": 10}} in rows
     assert {"workload": "raw-put", "system": RIAK, "value": 900.0, "unit": "requests/s",
             "params": {"requests": 5, "connections": 16}} in rows
-    assert len(rows) == len(required(figures)) == 3 * 3
+    assert len(rows) == len(required(figures)) == 3 * len(SYSTEMS)
     assert all(r["value"] is not None or r["reason"] for r in rows)
     assert results.value("raw-put", RIAK, 16) == 900.0 and results.value("raw-put", RIAK, 1) is None
     with pytest.raises(ValueError):

@@ -242,3 +242,32 @@ def test_tls_report_over_starttls(secure):
     report = client.tls_report(secure.url)
     assert report.error is None and report.verified and report.protocol.startswith("TLSv1")
     assert client.tls_report(secure.url.replace("pbs://", "pb://")) is None
+
+
+def test_init_probe_finds_the_pb_port(nodes, secure):
+    from riaktq_cli.riak.pb.probe import pb_address_for
+    plain = nodes()
+    assert pb_address_for("http://127.0.0.1:8098", port=plain.port) == plain.url
+    assert pb_address_for("https://127.0.0.1:8443", port=secure.port) == secure.url
+    closed = nodes()
+    closed.close()
+    assert pb_address_for("http://127.0.0.1:8098", port=closed.port) is None
+    not_riak = nodes({MessageCode.PING_REQ: lambda r, s: CLOSE})
+    assert pb_address_for("http://127.0.0.1:8098", port=not_riak.port) is None
+
+
+def test_check_warns_with_the_figure_when_each_request_rechecks_the_password():
+    import time
+    from types import SimpleNamespace
+    from riaktq_cli.store.riak_check import _password_cost
+    store = SimpleNamespace(btype=T, prefix="riaktq")
+
+    def client(seconds):
+        return SimpleNamespace(fetch=lambda *a, **k: time.sleep(seconds))
+    lines = list(_password_cost(store, client(0.12), "https://n:8443"))
+    assert len(lines) == 1 and lines[0][0] is None
+    ms = int(lines[0][1].split(": ")[2].split(" ms")[0])
+    assert 110 <= ms < 1000
+    assert lines[0][1].startswith("node https://n:8443: each request re-checks the password: ")
+    assert lines[0][1].endswith("ms; use pbs:// (Protocol Buffers, port 8087: one check per connection)")
+    assert list(_password_cost(store, client(0), "https://n:8443")) == []

@@ -11,7 +11,7 @@ bucket of the workspace's own prefix, and deleted afterwards.
 import json
 
 from scripts.bench.procs import log
-from scripts.bench.results import HUEY, RIAK, SQLITE, Figure
+from scripts.bench.results import HUEY, RIAK, RIAK_PB, SQLITE, Figure
 from scripts.bench.sites import Workspace
 
 GROUP = "raw"
@@ -27,6 +27,7 @@ BODY = json.dumps({"id": "t00000000", "status": "todo", "priority": 0, "retry": 
 
 def run(ctx):
     ctx.riaktq_run(["raw-put", "raw-get"], RIAK, lambda s: _raw(ctx))
+    ctx.riaktq_run(["raw-put", "raw-get"], RIAK_PB, lambda s: _raw_pb(ctx))
     for name in ("raw-put", "raw-get"):
         ctx.results.na(name, SQLITE, "a Riak figure")
         ctx.results.na(name, HUEY, "a Riak figure")
@@ -54,4 +55,35 @@ def _raw(ctx):
             ctx.results.add("raw-get", RIAK, n / took, params, variant=conns)
             log(f"raw GET, {conns} connection(s): {n / took:,.0f}/s")
     finally:
+        ws.close()
+
+
+def _raw_pb(ctx):
+    """The same PUTs and GETs over Riak's PB API, through riaktq's own PB client (pooled,
+    one thread per connection): the PB counterpart of the urllib3 figures above."""
+    from riaktq_cli.riak import RiakClient
+    n = 200 if ctx.quick else 2000
+    ws = Workspace(ctx, RIAK_PB, "raw-pb")
+    btype, bucket = ws.btype, f"{ws.prefix}_raw"
+    params = {"requests": n, "client": "riaktq PB client, one thread per connection",
+              "body_bytes": len(BODY)}
+    client = RiakClient([ws.url], pool_size=max(CONNECTIONS), timeout=30.0)
+    try:
+        written = {}
+        for conns in CONNECTIONS:
+            keys = [f"b{conns}-{i:06d}" for i in range(n)]
+            ws.raw_keys.extend(keys)
+
+            def put(key):
+                client.store(btype, bucket, key, BODY, indexes={"status_bin": "todo", "statuscat_bin": f"todo:{key}"})
+            took = ws.http.parallel(put, keys, conns)
+            written[conns] = keys
+            ctx.results.add("raw-put", RIAK_PB, n / took, params, variant=conns)
+            log(f"raw PB PUT, {conns} connection(s): {n / took:,.0f}/s")
+        for conns in CONNECTIONS:
+            took = ws.http.parallel(lambda key: client.fetch(btype, bucket, key), written[CONNECTIONS[0]], conns)
+            ctx.results.add("raw-get", RIAK_PB, n / took, params, variant=conns)
+            log(f"raw PB GET, {conns} connection(s): {n / took:,.0f}/s")
+    finally:
+        client.close()
         ws.close()
