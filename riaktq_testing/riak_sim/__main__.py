@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="a user for --secure (default grants: all riaktq needs and more)")
     parser.add_argument("--http-port", type=int, default=None,
                         help="with --secure: also the node's plain-HTTP listener (it answers 426)")
+    parser.add_argument("--pb-port", type=int, default=None,
+                        help="also serve Riak's Protocol Buffers API on this port (0 picks one; "
+                             "with --secure: StartTls, then RpbAuthReq); prints a second line "
+                             "\"listening on pb://HOST:PORT\"")
+    parser.add_argument("--auth-failure-delay", type=float, default=5.0, metavar="SECONDS",
+                        help="with --secure: how long a failed PB RpbAuthReq takes (Riak: 5)")
     args = parser.parse_args(argv)
     types = dict(_parse_type(s) for s in args.type) if args.type else None
     delete_mode = int(args.delete_mode) if args.delete_mode.isdigit() else args.delete_mode
@@ -53,11 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.secure:
         tls = _make_tls_files(args.host, args.secure)
         security = _parse_users(args.user)
+        security.auth_failure_delay = args.auth_failure_delay
     servers = []
     try:
         servers.append(RiakTestServer(args.port, args.host, types=types, backend_2i=not args.no_2i,
                                       delete_mode=delete_mode, idle_timeout=args.idle_timeout,
-                                      tls=tls, security=security))
+                                      tls=tls, security=security, pb_port=args.pb_port))
         if args.secure and args.http_port is not None:
             servers.append(RiakTestServer(args.http_port, args.host, share_with=servers[0],
                                           idle_timeout=args.idle_timeout, security=security))
@@ -72,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = f" (plain HTTP {servers[1].url})" if len(servers) > 1 else ""
     ca = f" CA {args.secure}/ca.pem" if args.secure else ""
     print(f"listening on {servers[0].url}{extra}{ca}", flush=True)
+    if servers[0].pb_url:
+        print(f"listening on {servers[0].pb_url}", flush=True)
     while not done.wait(0.1):
         pass
     for server in servers:

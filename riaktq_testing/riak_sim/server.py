@@ -60,6 +60,9 @@ class RiakTestServer:
     ``tls``: a server SSLContext (see ``server_tls_context``): the node speaks
     HTTPS.  ``security``: a ``Security`` -- Riak security enabled; a node
     without ``tls`` then answers 426 (the plain listener of a secure node).
+    ``pb_port``: also serve Riak's Protocol Buffers API on that port (0 picks
+    one; see ``pb_front``), over the same data, faults and security -- with
+    security on, PB needs StartTls (``tls``) then an RpbAuthReq.
     """
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", *,
@@ -67,7 +70,7 @@ class RiakTestServer:
                  delete_mode: int | str = 3000, shuffle_unsorted: bool = True,
                  share_with: "RiakTestServer | None" = None, idle_timeout: float | None = None,
                  seed: int = 0, tls: ssl.SSLContext | None = None,
-                 security: Security | None = None):
+                 security: Security | None = None, pb_port: int | None = None):
         self.tls = tls
         self.security = security
         self.store = share_with.store if share_with is not None else _Store(types, delete_mode)
@@ -86,15 +89,33 @@ class RiakTestServer:
         self.host = host
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._pb = None
         self._start(port)
         self.port = self._httpd.server_address[1]
         self.node_name = f"riak@{host}:{self.port}"
+        if pb_port is not None:
+            from riaktq_testing.riak_sim.pb_front import PBListener  # needs protobuf
+            try:
+                self._pb = PBListener(self, pb_port)
+            except OSError:
+                self.stop()
+                raise
 
     # -- lifecycle -----------------------------------------------------
 
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def pb_port(self) -> int | None:
+        """The node's PB port, or None when it serves HTTP only."""
+        return self._pb.port if self._pb is not None else None
+
+    @property
+    def pb_url(self) -> str | None:
+        """``pb://host:port`` (with security on, the client must StartTls)."""
+        return f"pb://{self.host}:{self.pb_port}" if self._pb is not None else None
 
     def _start(self, port: int) -> None:
         httpd = _HTTPServer((self.host, port), _Handler)
@@ -116,6 +137,8 @@ class RiakTestServer:
             return
         httpd.shutdown()
         httpd.server_close()
+        if self._pb is not None:
+            self._pb.close()
         with self._conns_lock:
             conns = list(self._conns)
         for conn in conns:  # kill keep-alive connections too: a dead node answers nothing
@@ -138,7 +161,10 @@ class RiakTestServer:
                 self._stopping.clear()
                 for _ in range(50):
                     try:
-                        self._start(self.port)
+                        if self._httpd is None:
+                            self._start(self.port)
+                        if self._pb is not None:
+                            self._pb.listen()
                         break
                     except OSError:
                         time.sleep(0.02)
