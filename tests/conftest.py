@@ -67,7 +67,7 @@ def riak_server(tmp_path_factory):
     if SECURE_TEST_SERVER:
         server = secure_test_server(tmp_path_factory.mktemp("riak-tls"))
     else:
-        server = RiakTestServer(port=0)
+        server = RiakTestServer(port=0, pb_port=0)
     server.start()
     server.listings = 0
     plain_reset = server.reset_counts
@@ -108,10 +108,13 @@ def secure_test_server(directory, **kwargs):
     security = Security()
     security.add_user(TEST_USER, TEST_PASSWORD, Security.ALL)
     security.add_user(READER, READER_PASSWORD, ["riak_kv.get", "riak_kv.index"])
+    # Riak answers a failed PB login after 5 s; the tests need not wait that long.
+    security.auth_failure_delay = 0.05
+    kwargs.setdefault("pb_port", 0)
     server = RiakTestServer(port=0, tls=server_tls_context(str(server_pem)), security=security,
                             **kwargs)
     server.ca_file = str(ca_file)
-    for transport in TRANSPORTS if getattr(server, "pb_port", None) else ("http",):
+    for transport in TRANSPORTS if server.pb_port else ("http",):
         RIAK_CREDENTIALS[server_url(server, transport)] = (TEST_USER, TEST_PASSWORD, server.ca_file)
     return server
 

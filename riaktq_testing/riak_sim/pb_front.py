@@ -206,6 +206,7 @@ class _PBConnection(KVRequestsMixin):
             node._count("dropped")
             return False
         if fail:
+            node._count(f"status_{fail[1]}")
             text = _FAIL_TEXTS.get(fail[1]) or fail[2].decode("utf-8", "replace").strip() \
                 or f"Error: {fail[1]}"
             self._send(error_frame(text))
