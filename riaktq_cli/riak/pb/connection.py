@@ -21,6 +21,7 @@ Riak's text, and transport.py decides what it means.
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import struct
@@ -197,6 +198,15 @@ class PbConnection:
         """
         req = riak_pb2.RpbAuthReq(user=user.encode("utf-8"), password=password.encode("utf-8"))
         self.request(MessageCode.AUTH_REQ, req, MessageCode.AUTH_RESP, timeout=timeout)
+
+    def closed_by_peer(self) -> bool:
+        """True when an idle connection can be read from: the node closed it (or sent
+        something unasked, which makes it unusable too)."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable) or bool(self._buf)
 
     def close(self) -> None:
         self.broken = True

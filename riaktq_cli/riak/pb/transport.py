@@ -82,9 +82,17 @@ class PbPool:
         self._closed = False
 
     def acquire(self) -> PbConnection:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
+        """An idle connection that is still open, else a new one. An idle connection has
+        nothing to read; if it has, the node closed it (restart, idle timeout): a request
+        sent on it would fail, so it is dropped here, as urllib3 does for HTTP."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    break
+                conn = self._idle.pop()
+            if not conn.closed_by_peer():
+                return conn
+            conn.close()
         return self._opener(self)
 
     def release(self, conn: PbConnection) -> None:
