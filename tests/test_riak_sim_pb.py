@@ -8,6 +8,7 @@ what the transcripts cannot: one model behind both fronts, the fault
 switches, the auth-failure delay switch, node outages, idle cost.
 """
 
+import base64
 import os
 import socket
 import ssl
@@ -86,8 +87,8 @@ def secure_server(tmp_path_factory):
         str(directory / "server.pem"))
     security = _parse_users(TRANSCRIPT_USERS)
     security.auth_failure_delay = 0.05
-    server = RiakTestServer(port=0, pb_port=0, tls=server_tls_context(str(directory / "server.pem")),
-                            security=security)
+    tls = server_tls_context(str(directory / "server.pem"))
+    server = RiakTestServer(port=0, pb_port=0, tls=tls, security=security)
     server.ca_file = str(directory / "ca.pem")
     yield server
     server.stop()
@@ -168,14 +169,14 @@ def http(server, method, path, body=None, headers=None):
 def test_both_fronts_serve_one_model(server):
     """A PB write is an HTTP read (indexes, usermeta, vclock) and back."""
     client = PBClient(server)
-    req = pb.RpbPutReq(bucket=b"b", type=b"riaktq", key=b"k", return_body=True, content=pb.RpbContent(
-        value=b"v1", content_type=b"text/plain", usermeta=[pb.RpbPair(key=b"who", value=b"me")],
-        indexes=[pb.RpbPair(key=b"status_bin", value=b"todo")]))
+    content = pb.RpbContent(value=b"v1", content_type=b"text/plain",
+                            usermeta=[pb.RpbPair(key=b"who", value=b"me")],
+                            indexes=[pb.RpbPair(key=b"status_bin", value=b"todo")])
+    req = pb.RpbPutReq(bucket=b"b", type=b"riaktq", key=b"k", return_body=True, content=content)
     written = client.call(11, req, pb.RpbPutResp)
     status, headers, body = http(server, "GET", "/types/riaktq/buckets/b/keys/k")
     assert (status, body, headers["X-Riak-Index-status_bin"]) == (200, b"v1", "todo")
     assert headers["X-Riak-Meta-who"] == "me"
-    import base64
     assert base64.b64decode(headers["X-Riak-Vclock"]) == written.vclock
     status, _, _ = http(server, "PUT", "/types/riaktq/buckets/b/keys/k", b"v2",
                         {"Content-Type": "text/plain", "X-Riak-Vclock": headers["X-Riak-Vclock"]})

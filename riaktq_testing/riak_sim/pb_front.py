@@ -29,6 +29,7 @@ from google.protobuf.message import DecodeError
 
 from riaktq_cli.riak.pb.codes import MESSAGE_OF_CODE, MessageCode as Code
 from riaktq_testing.riak_sim.faults import _FAULT_KINDS
+from riaktq_testing.riak_sim.pb_index import IndexRequestsMixin
 from riaktq_testing.riak_sim.pb_kv import KVRequestsMixin
 from riaktq_testing.riak_sim.pb_wire import CRASH_PREFIX, PBCrash, PBError, error_frame, frame, pb
 
@@ -88,9 +89,9 @@ class _Closed(Exception):
     """The peer went away (or the node closed the connection)."""
 
 
-class _PBConnection(KVRequestsMixin):
+class _PBConnection(KVRequestsMixin, IndexRequestsMixin):
     """One client connection: framing, security state, fault switches and
-    dispatch to the request handlers (``KVRequestsMixin``)."""
+    dispatch to the request handlers (``KVRequestsMixin``, ``IndexRequestsMixin``)."""
 
     # code -> (handler name, count kind); the request's class is MESSAGE_OF_CODE's
     _ROUTES = {
@@ -173,9 +174,8 @@ class _PBConnection(KVRequestsMixin):
 
     def _handle(self, code: int, payload: bytes) -> bool:
         """Answer one frame; False closes the connection."""
-        node = self.node
         if self.state == "plain":
-            if code == Code.START_TLS and node.tls is not None:
+            if code == Code.START_TLS and self.node.tls is not None:
                 self._send(frame(Code.START_TLS))
                 self._start_tls()
                 self.state = "tls"
@@ -195,10 +195,18 @@ class _PBConnection(KVRequestsMixin):
             self._send(error_frame(f"Unknown message code: {code}"))
             return True
         handler, kind = route
-        node._count(kind)
-        fail = slow = drop = None
+        self.node._count(kind)
         if kind in _FAULT_KINDS:
-            fail, slow, drop = node._faults.take(kind)
+            return self._with_faults(kind, lambda: self._answer(code, payload, handler))
+        out, keep_open = self._answer(code, payload, handler)
+        self._send(out)
+        return keep_open
+
+    def _with_faults(self, kind: str, answer) -> bool:
+        """The node's fault switches around one object/2i request, as the
+        HTTP front applies them (``FaultsMixin``)."""
+        node = self.node
+        fail, slow, drop = node._faults.take(kind)
         if slow and not slow[2]:
             node._count("slowed")
             node._stopping.wait(slow[1])
@@ -211,7 +219,18 @@ class _PBConnection(KVRequestsMixin):
                 or f"Error: {fail[1]}"
             self._send(error_frame(text))
             return True
-        keep_open = True
+        out, keep_open = answer()
+        if drop:  # applied, then the connection is lost: the write may have landed
+            node._count("dropped")
+            return False
+        if slow and slow[2]:  # applied, then answered late
+            node._count("slowed")
+            node._stopping.wait(slow[1])
+        self._send(out)
+        return keep_open
+
+    def _answer(self, code: int, payload: bytes, handler: str) -> tuple[bytes, bool]:
+        """(frames to send, whether the connection stays open)."""
         try:
             request = None
             message = MESSAGE_OF_CODE.get(code)
@@ -222,24 +241,15 @@ class _PBConnection(KVRequestsMixin):
                 except DecodeError as exc:
                     raise PBCrash("error:{gpb_error,\n    {decoding_failure,\n     {"
                                   f"{message.__name__},\n      {exc}}}}}}}:[]") from None
-            out = getattr(self, handler)(request)
+            return getattr(self, handler)(request), True
         except PBError as exc:
-            out = error_frame(exc.text)
+            return error_frame(exc.text), True
         except PBCrash as exc:
-            out, keep_open = error_frame(CRASH_PREFIX + exc.text), False
-        except _Closed:
-            return False
+            return error_frame(CRASH_PREFIX + exc.text), False
+        except (_Closed, OSError):
+            raise
         except Exception as exc:  # a bug here: crash the connection as Riak would
-            out = error_frame(f"{CRASH_PREFIX}error:{{{type(exc).__name__},{exc!r}}}:[]")
-            keep_open = False
-        if drop:  # applied, then the connection is lost: the write may have landed
-            node._count("dropped")
-            return False
-        if slow and slow[2]:  # applied, then answered late
-            node._count("slowed")
-            node._stopping.wait(slow[1])
-        self._send(out)
-        return keep_open
+            return error_frame(f"{CRASH_PREFIX}error:{{{type(exc).__name__},{exc!r}}}:[]"), False
 
     def _authenticate(self, payload: bytes) -> bool:
         node = self.node
