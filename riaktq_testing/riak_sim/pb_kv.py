@@ -46,13 +46,21 @@ class KVRequestsMixin:
         btype = text_of(msg.type) if has_field(msg, "type") else "default"
         return btype, text_of(msg.bucket) if has_field(msg, "bucket") else ""
 
-    def _check_names(self, msg, *, type_too: bool = False) -> None:
-        if has_field(msg, "bucket") and not msg.bucket:
-            raise PBError("Bucket cannot be zero-length")
-        if has_field(msg, "key") and not msg.key:
-            raise PBError("Key cannot be zero-length")
-        if type_too and has_field(msg, "type") and not msg.type:
-            raise PBError("Type cannot be zero-length")
+    def _kv_target(self, msg, perm: str, *, check_names: bool = True) -> tuple[str, str]:
+        """(type, bucket) of a KV request, after Riak's checks: empty names
+        (get and put only), the user's grant, the bucket type's existence."""
+        if check_names:
+            if has_field(msg, "bucket") and not msg.bucket:
+                raise PBError("Bucket cannot be zero-length")
+            if has_field(msg, "key") and not msg.key:
+                raise PBError("Key cannot be zero-length")
+            if has_field(msg, "type") and not msg.type:
+                raise PBError("Type cannot be zero-length")
+        btype, bucket = self._names(msg)
+        self._allow(perm, btype, bucket)
+        if not self._known_type(btype):
+            raise PBError("no_type")
+        return btype, bucket
 
     def _allow(self, perm: str, btype: str, bucket: str | None = None) -> None:
         security = self.node.security
@@ -116,11 +124,7 @@ class KVRequestsMixin:
             out.deleted = True
 
     def _get(self, msg):
-        self._check_names(msg, type_too=True)
-        btype, bucket = self._names(msg)
-        self._allow("riak_kv.get", btype, bucket)
-        if not self._known_type(btype):
-            raise PBError("no_type")
+        btype, bucket = self._kv_target(msg, "riak_kv.get")
         self._check_quorums(msg, btype, bucket, ("r", "pr", "node_confirms"))
         resp = pb.RpbGetResp()
         if not has_field(msg, "key") or len(msg.key) > _MAX_KEY_BYTES:
@@ -165,11 +169,7 @@ class KVRequestsMixin:
         return sorted(entries)
 
     def _put(self, msg):
-        self._check_names(msg, type_too=True)
-        btype, bucket = self._names(msg)
-        self._allow("riak_kv.put", btype, bucket)
-        if not self._known_type(btype):
-            raise PBError("no_type")
+        btype, bucket = self._kv_target(msg, "riak_kv.put")
         if not msg.HasField("content"):
             raise PBCrash("error:{badrecord,undefined}:[{riak_pb_kv_codec,\n  decode_content,\n"
                           "  1,\n  [{file,\"src/riak_pb_kv_codec.erl\"}]}]")
@@ -217,10 +217,7 @@ class KVRequestsMixin:
 
     def _delete(self, msg):
         # Riak checks neither empty names nor (without a vclock) existence here.
-        btype, bucket = self._names(msg)
-        self._allow("riak_kv.delete", btype, bucket)
-        if not self._known_type(btype):
-            raise PBError("no_type")
+        btype, bucket = self._kv_target(msg, "riak_kv.delete", check_names=False)
         self._check_quorums(msg, btype, bucket, ("rw", "r", "w", "pr", "pw", "dw"))
         clock = _clock_from_pb(msg)
         key = text_of(msg.key)
@@ -237,10 +234,7 @@ class KVRequestsMixin:
     # -- listing and props -------------------------------------------------
 
     def _list_keys(self, msg):
-        btype, bucket = self._names(msg)
-        self._allow("riak_kv.list_keys", btype, bucket)
-        if not self._known_type(btype):
-            raise PBError("no_type")
+        btype, bucket = self._kv_target(msg, "riak_kv.list_keys", check_names=False)
         store = self.node.store
         with store.lock:
             b = store.bucket(btype, bucket)
