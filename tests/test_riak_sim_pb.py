@@ -225,6 +225,24 @@ def test_a_node_taken_down_refuses_and_closes_pb_connections(server):
     assert PBClient(server).call(1) == 2
 
 
+def test_a_stopping_node_no_longer_knows_the_kv_codes(server):
+    """Between `riak stop` and closing its ports, riak_kv has deregistered
+    its PB services (riak_kv_app:prep_stop): a GET is an unknown code, while
+    ping (riak_api's own) still answers."""
+    client = PBClient(server)
+    set_stopping = getattr(server, "set_stopping", None)  # issue 23's switch, once merged
+    if set_stopping is None:
+        def set_stopping(on):
+            server._faults.stopping = on
+    set_stopping(True)
+    try:
+        assert get(client, b"k").errmsg == b"Unknown message code: 9"
+        assert client.call(1) == 2
+    finally:
+        set_stopping(False)
+    assert get(client, b"k").ListFields() == []
+
+
 def test_three_failed_logins_close_the_connection_after_the_switchable_delay(secure_server):
     client = PBClient(secure_server)
     client.starttls(secure_server.ca_file)

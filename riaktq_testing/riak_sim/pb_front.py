@@ -36,6 +36,12 @@ from riaktq_testing.riak_sim.pb_wire import CRASH_PREFIX, PBCrash, PBError, erro
 _MAX_FRAME = 64 * 1024 * 1024
 _MAX_AUTH_FAILURES = 3  # riak_api_pb_server closes the connection on the third
 
+# The codes riak_kv serves (riak_kv_app's ?SERVICES): a stopping node has
+# deregistered them (prep_stop), so they are unknown codes; riak_api's ping
+# and server info, and the bucket props services, still answer.
+_KV_CODES = frozenset({Code.GET_CLIENT_ID_REQ, Code.GET_REQ, Code.PUT_REQ, Code.DEL_REQ,
+                       Code.LIST_KEYS_REQ, Code.INDEX_REQ})
+
 # What an HTTP fault status means to a PB client: Riak's own PB error texts.
 _FAIL_TEXTS = {503: "timeout", 500: "overload"}
 
@@ -191,6 +197,10 @@ class _PBConnection(KVRequestsMixin, IndexRequestsMixin):
             self._send(error_frame("Security not enabled; STARTTLS not allowed."))
             return True
         route = self._ROUTES.get(code)
+        stopping = getattr(self.node._faults, "stopping", False)  # issue 23's switch
+        if route is not None and code in _KV_CODES and stopping:
+            self.node._count("stopping")  # a node between `riak stop` and closing its ports
+            route = None
         if route is None:
             self._send(error_frame(f"Unknown message code: {code}"))
             return True

@@ -89,17 +89,10 @@ class RiakTestServer:
         self.host = host
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._pb = None
+        self._pb, self._pb_wanted = None, pb_port  # the PB listener, made by _start
         self._start(port)
         self.port = self._httpd.server_address[1]
         self.node_name = f"riak@{host}:{self.port}"
-        if pb_port is not None:
-            from riaktq_testing.riak_sim.pb_front import PBListener  # needs protobuf
-            try:
-                self._pb = PBListener(self, pb_port)
-            except OSError:
-                self.stop()
-                raise
 
     # -- lifecycle -----------------------------------------------------
 
@@ -120,10 +113,22 @@ class RiakTestServer:
     def _start(self, port: int) -> None:
         httpd = _HTTPServer((self.host, port), _Handler)
         httpd.riak = self
+        if self._pb_wanted is not None:  # the PB port serves, and goes down, with the HTTP one
+            try:
+                self._start_pb()
+            except OSError:
+                httpd.server_close()
+                raise
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"riak-test-{httpd.server_address[1]}", daemon=True)
         self._thread.start()
+
+    def _start_pb(self) -> None:
+        if self._pb is not None:
+            return self._pb.listen()  # on the port it had
+        from riaktq_testing.riak_sim.pb_front import PBListener  # needs protobuf
+        self._pb = PBListener(self, self._pb_wanted)
 
     def start(self) -> "RiakTestServer":
         """Serve (again): a no-op while serving -- the constructor already
@@ -161,10 +166,7 @@ class RiakTestServer:
                 self._stopping.clear()
                 for _ in range(50):
                     try:
-                        if self._httpd is None:
-                            self._start(self.port)
-                        if self._pb is not None:
-                            self._pb.listen()
+                        self._start(self.port)
                         break
                     except OSError:
                         time.sleep(0.02)
