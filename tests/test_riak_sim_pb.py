@@ -243,6 +243,38 @@ def test_a_stopping_node_no_longer_knows_the_kv_codes(server):
     assert get(client, b"k").ListFields() == []
 
 
+def test_2i_over_pb_misses_recent_keys_while_a_rejoined_node_catches_up(server):
+    """Issue 23's handoff fault is in the model: PB's 2i answers show it too."""
+    if not hasattr(server, "rejoin"):
+        pytest.skip("the rejoin fault (issue 23) is not on this branch")
+    client = PBClient(server)
+
+    def write(key):
+        content = pb.RpbContent(value=b"x", indexes=[pb.RpbPair(key=b"s_bin", value=b"t")])
+        client.call(11, pb.RpbPutReq(bucket=b"h", type=b"riaktq", key=key, content=content))
+
+    def listed():
+        query = pb.RpbIndexReq(bucket=b"h", type=b"riaktq", index=b"s_bin", qtype=0, key=b"t")
+        return set(client.call(25, query, pb.RpbIndexResp).keys)
+
+    old = [b"old%d" % i for i in range(10)]
+    for key in old:
+        write(key)
+    server.rejoin(30, since=time.time())
+    new = [b"new%d" % i for i in range(10)]
+    for key in new:
+        write(key)
+    try:
+        seen = listed()
+        assert set(old) <= seen and not set(new) <= seen
+        found = client.call(9, pb.RpbGetReq(bucket=b"h", type=b"riaktq", key=new[0]),
+                            pb.RpbGetResp)
+        assert found.content  # a GET still finds it
+    finally:
+        server.settle()
+    assert listed() == set(old + new)
+
+
 def test_three_failed_logins_close_the_connection_after_the_switchable_delay(secure_server):
     client = PBClient(secure_server)
     client.starttls(secure_server.ca_file)

@@ -149,13 +149,16 @@ class IndexRequestsMixin:
 def _scan(store, query: _IndexQuery) -> list[tuple]:
     """[(term, key)] of the query, from the lists the HTTP front reads too;
     while the cluster hands data to a rejoined node (``store.handoff``, a
-    model-level fault of issue 23) without what its coverage misses."""
+    model-level fault of issue 23) without what this query's coverage
+    misses -- as the HTTP front's ``IndexMixin._index`` does."""
     with store.lock:
         b = store.bucket(query.btype, query.bucket)
         hidden = []
         handoff = getattr(store, "handoff", None)
         if handoff is not None and handoff.active() and b is not None:
-            hidden.append(lambda key: store.hidden_from_2i(query.bucket, key, b.objects.get(key)))
+            covered = handoff.coverage()  # this query's plan
+            hidden.append(lambda key: store.hidden_from_2i(query.bucket, key, b.objects.get(key),
+                                                           covered))
         return IndexMixin._index_scan(b, query.fieldname, query.is_range, query.start, query.end,
                                       query.cont, query.regex, query.limit, *hidden)
 
