@@ -271,3 +271,20 @@ def test_check_warns_with_the_figure_when_each_request_rechecks_the_password():
     assert lines[0][1].startswith("node https://n:8443: each request re-checks the password: ")
     assert lines[0][1].endswith("ms; use pbs:// (Protocol Buffers, port 8087: one check per connection)")
     assert list(_password_cost(store, client(0), "https://n:8443")) == []
+
+
+def test_a_stopping_node_is_a_node_failure_not_an_answer(nodes):
+    """A stopping Riak deregisters riak_kv's PB codes first: its "Unknown message code" is
+    the PB analogue of a stopping web server's 404 -- nothing applied, try the next node."""
+    stopping = nodes({MessageCode.GET_REQ: lambda r, s: error("Unknown message code: 9"),
+                      MessageCode.PUT_REQ: lambda r, s: error("Unknown message code: 11")})
+    good = nodes({MessageCode.GET_REQ: lambda r, s: (MessageCode.GET_RESP, riak_pb2.RpbGetResp()),
+                  MessageCode.PUT_REQ: lambda r, s: error("match_found")})
+    client = client_for(stopping.url, good.url, retries=3)
+    assert client.fetch(T, B, "k") is None
+    assert client.transport.nodes[0].down_until > 0  # skipped for a while
+    with pytest.raises(RiakConflict) as info:
+        client.store(T, B, "k", b"{}", if_none_match=True)
+    assert info.value.after_retry is False  # the stopping node applied nothing
+    with pytest.raises(RiakUnavailable, match=r"stopping \(riak_kv not serving\)"):
+        client_for(stopping.url, retries=1).fetch(T, B, "k")

@@ -23,6 +23,17 @@ _BUSY_WORDS = ("timeout", "overload", "insufficient_vnodes", "all_nodes_down",
                "pr_val_unsatisfied", "pw_val_unsatisfied")
 
 
+# A stopping node deregisters riak_kv's PB services first (riak_kv_app:prep_stop), so it
+# answers every KV request with this while ping still works: the PB analogue of the HTML 404
+# a stopping node's web server gives. The request was not applied.
+STOPPING = "Unknown message code:"
+
+
+def is_stopping(text: str) -> bool:
+    """A node that no longer serves KV requests (shutting down): try another, skip it."""
+    return text.startswith(STOPPING)
+
+
 def is_busy(text: str) -> bool:
     """A transient refusal: the same request may work now on another node, or later."""
     head = text.lstrip("{")

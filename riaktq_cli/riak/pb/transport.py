@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from ..errors import RiakUnavailable, ssl_error_of, tls_refusal
 from ..security import Secret, TlsSettings, make_ssl_context, redact_url
 from ..transport import Node, Transport, _Attempts, warn_log
-from .answers import is_busy, refusal_of
+from .answers import is_busy, is_stopping, refusal_of
 from .connection import PbConnectFailed, PbConnection, PbConnectionLost, PbErrorAnswer
 
 log = logging.getLogger("riaktq.riak")
@@ -207,13 +207,17 @@ class PbTransport(Transport):
                 conn = target.pool.acquire()
                 result = op(conn)
             except PbErrorAnswer as exc:
-                self._mark_ok(target)
                 final = refusal_of(target.url, exc.text, self.username)
                 if final is not None:
+                    self._mark_ok(target)
                     raise final from None
                 if is_busy(exc.text):
                     self._busy(state, target, exc.text)
                     continue
+                if is_stopping(exc.text):
+                    self._failed(state, target, PbConnectFailed("stopping (riak_kv not serving)"))
+                    continue
+                self._mark_ok(target)
                 exc.maybe_applied = state.maybe_applied
                 raise
             except (PbConnectFailed, PbConnectionLost) as exc:
