@@ -40,6 +40,7 @@ FIGURES = [
     Figure("drain-steady", "tasks/s", "drain from the first assign (Riak: lease settle excluded)"),
     Figure("drain-defaults", "tasks/s", "drain, no flags/config beyond the worker count"),
     Figure("drain-vs-raw-put", "×", "drain / raw PUT rate at 16 connections (Riak)", ratio=False),
+    Figure("drain-pbs", "tasks/s", "drain over pbs:// (StartTls + auth; test server)", ratio=False),
 ]
 TUNED = ["drain", "drain-wall", "drain-cpu", "drain-steady"]
 
@@ -47,6 +48,13 @@ TUNED = ["drain", "drain-wall", "drain-cpu", "drain-steady"]
 def run(ctx):
     for system in ctx.riaktq_systems() + [RIAK_PB]:
         ctx.riaktq_run(TUNED, system, lambda s: _repeat(ctx, s, _riaktq_once))
+    if ctx.riak.is_node:
+        ctx.results.na("drain-pbs", RIAK_PB, "measured on the test server (--secure); for a real node "
+                       "see the README")
+    else:
+        ctx.riaktq_run(["drain-pbs"], RIAK_PB, lambda s: _secure_once(ctx))
+    for system in (SQLITE, RIAK, HUEY):
+        ctx.results.na("drain-pbs", system, "the Riak store over PB with security on")
     ctx.riaktq_run(["drain-defaults"], SQLITE, lambda s: _riaktq_defaults(ctx, s))
     for system in RIAK_SYSTEMS:
         ctx.results.na("drain-defaults", system, "measured on riaktq-sqlite and huey-sqlite only")
@@ -106,6 +114,20 @@ def _riaktq_once(ctx, system):
     return _riaktq_drain(ctx, system, flags, ["--poll", fmt_ms(a.drain_poll)], params)
 
 
+def _secure_once(ctx):
+    """The tuned drain over pbs:// against the test server with security on: every process
+    authenticates once per connection, then works as on plain PB."""
+    a = ctx.args
+    flags = ["--prefetch", str(a.drain_prefetch), "--interval", fmt_ms(a.drain_interval)]
+    params = {"tasks": ctx.n_for(RIAK_PB), "workers": ctx.k, "handler": "echo", "prefetch": a.drain_prefetch,
+              "interval": fmt_ms(a.drain_interval), "poll": fmt_ms(a.drain_poll), "security": "TLS 1.2 + user"}
+    run = _riaktq_drain(ctx, RIAK_PB, flags, ["--poll", fmt_ms(a.drain_poll)], params, secure=True)
+    log(f"drain over pbs://: {run['rate']:.0f} tasks/s")
+    plain = ctx.results.value("drain", RIAK_PB)
+    note = f"; {run['rate'] / plain:.2f}× the plain PB drain of this run" if plain else ""
+    ctx.results.add("drain-pbs", RIAK_PB, run["rate"], params, "1 run" + note + run["note"])
+
+
 def _riaktq_defaults(ctx, system):
     bound = ctx.args.defaults_seconds or (10.0 if ctx.quick else 90.0)
     params = {"tasks": ctx.n_for(system), "workers": ctx.k, "handler": "echo", "flags": "none",
@@ -117,11 +139,11 @@ def _riaktq_defaults(ctx, system):
                     + (" (stopped at the time bound)" if run["done"] < run["n"] else "") + run["note"])
 
 
-def _riaktq_drain(ctx, system, sched_flags, worker_flags, params, bound=None):
+def _riaktq_drain(ctx, system, sched_flags, worker_flags, params, bound=None, secure=False):
     """One drain: fill, start scheduler and workers, wait for all done (or
     `bound` seconds), stop them. CPU per process group from /proc."""
     n = params["tasks"]
-    ws = Workspace(ctx, system, f"drain-{system}")
+    ws = Workspace(ctx, system, f"drain-{system}", secure=secure)
     events = None
     try:
         fill(ws, n)

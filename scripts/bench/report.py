@@ -69,6 +69,8 @@ def checks(results, quick):
     # Meaningful on a real node only: the test server is Python, its PB and HTTP fronts alike.
     check("drain on Riak, PB / HTTP (same run; a real node)", r(v("drain", RIAK_PB), v("drain", RIAK)),
           "≥ 1.3×", lambda x: x >= 1.3)
+    check("drain on Riak, pbs:// (TLS + auth) / pb:// (test server)", r(v("drain-pbs", RIAK_PB), v("drain", RIAK_PB)),
+          "≥ 0.5×", lambda x: x >= 0.5)
     check("scheduler+workers CPU per task on Riak, PB / HTTP", r(v("drain-cpu", RIAK_PB), v("drain-cpu", RIAK)),
           "< 1.0×", lambda x: x < 1.0)
     check("latency p99 on Riak, interval 100ms", v("latency-p99", RIAK), "< 300 ms", lambda x: x < 300, "{:.0f} ms")

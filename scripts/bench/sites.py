@@ -30,9 +30,13 @@ class TestServer:
     """`python -m riaktq_testing.riak_sim --port 0` in a process of its own (with
     `pb`, `--pb-port 0` too: `pb_url` is then its Protocol Buffers address)."""
 
-    def __init__(self, workdir, pb=False):
+    def __init__(self, workdir, pb=False, secure=False):
         log_path = Path(workdir) / "riak-server.log"
         extra = ["--pb-port", "0"] if pb else []
+        self.ca_file = None
+        if secure:  # Riak security on: TLS (a CA made into workdir) and the transcripts' users
+            extra += ["--secure", str(Path(workdir) / "tls")]
+            self.ca_file = str(Path(workdir) / "tls" / "ca.pem")
         self.proc = PROCS.start([sys.executable, "-m", TEST_SERVER, "--port", "0", *extra], cwd=workdir,
                                 log_path=log_path, stdout=subprocess.PIPE, text=True)
         ready, _, _ = select.select([self.proc.stdout], [], [], 30.0)
@@ -53,6 +57,9 @@ class TestServer:
                 self.close()
                 raise RuntimeError(f"test server gave no PB port: {second.strip()[:200]!r}")
             self.pb_url = second.split("listening on ", 1)[1].strip()
+            if secure:  # the client asks for StartTls on pbs:// addresses
+                self.pb_url = self.pb_url.replace("pb://", "pbs://", 1)
+        self.url = self.url.split(" ", 1)[0]  # a secure server adds "CA <file>"
 
     def close(self):
         PROCS.stop(self.proc, timeout=5.0)
@@ -110,7 +117,10 @@ class Workspace:
     clean-up on a real node); `ws.http` is the plain HTTP view of the node.
     """
 
-    def __init__(self, ctx, system, tag):
+    # The user the test server's --secure grants everything (as in the 09 transcripts).
+    SECURE_USER = ("riaktq", "s3cret-pw")
+
+    def __init__(self, ctx, system, tag, secure=False):
         self.system = system
         self.dir = Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=ctx.root))
         self.server = None
@@ -127,7 +137,7 @@ class Workspace:
                 if self.target.is_node:
                     http_url, pb_url = self.target.url, self.target.pb_url
                 else:
-                    self.server = TestServer(self.dir, pb=pb)
+                    self.server = TestServer(self.dir, pb=pb, secure=secure)
                     http_url, pb_url = self.server.url, self.server.pb_url
                 # the node's counters and the clean-up always go over HTTP
                 url = pb_url if pb else http_url
@@ -137,6 +147,12 @@ class Workspace:
                 self.http = RiakHTTP(http_url)
                 text = (f'[store]\nbackend = "riak"\n[riak]\nnodes = ["{url}"]\n'
                         f'bucket_type = "{self.btype}"\nprefix = "{self.prefix}"\n')
+                if secure:
+                    password_file = self.dir / "riak-password"
+                    password_file.write_text(self.SECURE_USER[1] + "\n")
+                    password_file.chmod(0o600)
+                    text += (f'username = "{self.SECURE_USER[0]}"\npassword_file = "{password_file}"\n'
+                             f'ca_file = "{self.server.ca_file}"\n')
             self.config = self.dir / "riaktq.toml"
             self.config.write_text(text)
             from riaktq_cli.config import load
