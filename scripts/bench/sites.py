@@ -51,8 +51,9 @@ class TestServer:
         self.url = first.split("listening on ", 1)[1].strip()
         self.pb_url = None
         if pb:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 10.0)
-            second = self.proc.stdout.readline() if ready else ""
+            # printed right after the first line (often read with it into the buffer, so
+            # select() on the pipe would not see it): read it directly
+            second = self.proc.stdout.readline()
             if not second.startswith("listening on pb://"):
                 self.close()
                 raise RuntimeError(f"test server gave no PB port: {second.strip()[:200]!r}")
