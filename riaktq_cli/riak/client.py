@@ -40,6 +40,7 @@ class RiakClient(ObjectCalls, IndexQueries):
     """
 
     api = "http"
+    transport_class = Transport
 
     def __new__(cls, nodes: list[str] | str = (), *args, **kwargs):
         """``pb://`` / ``pbs://`` nodes make a PbClient: the same calls over Riak's
@@ -72,7 +73,7 @@ class RiakClient(ObjectCalls, IndexQueries):
         self.username = username
         self._secret = password
         self.tls = tls or TlsSettings()
-        self.transport = Transport(nodes, timeout=timeout, retries=retries, backoff=backoff,
+        self.transport = self.transport_class(nodes, timeout=timeout, retries=retries, backoff=backoff,
                                    backoff_max=backoff_max, pool_size=pool_size,
                                    username=username, password=password, tls=self.tls,
                                    ssl_context=_ssl_context, quiet=_quiet)

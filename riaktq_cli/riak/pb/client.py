@@ -22,14 +22,13 @@ from __future__ import annotations
 import base64
 import binascii
 import socket
-import ssl
 from typing import Any
 
 from ..client import RiakClient
 from ..errors import RiakConflict, RiakError
 from ..objects import RiakObject, Sibling, index_terms
 from ..queries import IndexPage, check_index_query
-from ..security import Secret, TlsReport, TlsSettings, make_ssl_context, tls_probe
+from ..security import TlsReport, make_ssl_context, tls_probe
 from . import riak_pb2
 from .answers import request_error
 from .codes import QUORUM_ALL, QUORUM_DEFAULT, QUORUM_ONE, QUORUM_QUORUM, MessageCode
@@ -109,33 +108,8 @@ class PbClient(RiakClient):
     ``pb://`` or ``pbs://``). Safe to share between threads.
     """
 
-    def __init__(self, nodes: list[str], timeout: float = 5.0, retries: int = 4,
-                 backoff: float = 0.05, backoff_max: float = 2.0, pool_size: int = 4, *,
-                 username: str | None = None, password: Secret | str | None = None,
-                 tls: TlsSettings | None = None, _ssl_context: ssl.SSLContext | None = None,
-                 _quiet: bool = False):
-        if isinstance(nodes, str):
-            nodes = [nodes]
-        if not nodes:
-            raise ValueError("riak: at least one node URL is needed")
-        if isinstance(password, str):
-            password = Secret(password)
-        if (username is None) != (password is None):
-            raise ValueError("riak: username and password go together")
-        self.username = username
-        self._secret = password
-        self.tls = tls or TlsSettings()
-        self.transport = PbTransport(nodes, timeout=timeout, retries=retries, backoff=backoff,
-                                     backoff_max=backoff_max, pool_size=pool_size,
-                                     username=username, password=password, tls=self.tls,
-                                     ssl_context=_ssl_context, quiet=_quiet)
-
     api = "pb"
-
-    def for_node(self, node: str) -> "PbClient":
-        return PbClient([node], timeout=self.transport.timeout, retries=0, pool_size=1,
-                        username=self.username, password=self._secret, tls=self.tls,
-                        _ssl_context=self.transport.ssl_context, _quiet=True)
+    transport_class = PbTransport
 
     def tls_report(self, node: str) -> TlsReport | None:
         """A TlsReport of one StartTls handshake with ``node`` (None for pb://)."""

@@ -26,8 +26,8 @@ from typing import Callable, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import RiakUnavailable, ssl_error_of, tls_refusal
-from ..security import Secret, TlsSettings, make_ssl_context, redact_url
-from ..transport import Node, Transport, _Attempts, warn_log
+from ..security import Secret, make_ssl_context, redact_url
+from ..transport import Node, Transport, _Attempts
 from .answers import is_busy, is_stopping, refusal_of
 from .connection import PbConnectFailed, PbConnection, PbConnectionLost, PbErrorAnswer
 
@@ -120,39 +120,22 @@ class PbPool:
 class PbTransport(Transport):
     """Sends PB requests to any node of one cluster; safe to share between threads.
 
-    Shares node choice, skipping and backoff with the HTTP transport; only how a request
-    travels differs. ``retries`` further attempts after the first, ``timeout`` bounds
+    Shares settings, node choice, skipping and backoff with the HTTP transport; only how a
+    request travels differs. ``retries`` further attempts after the first, ``timeout`` bounds
     connecting and each answer.
     """
 
-    def __init__(self, nodes: list[str], *, timeout: float, retries: int, backoff: float,
-                 backoff_max: float, pool_size: int, username: str | None,
-                 password: Secret | None, tls: TlsSettings,
-                 ssl_context: ssl.SSLContext | None, quiet: bool):
-        # Not Transport.__init__: that one builds urllib3 pools.
-        self.username = username
-        self._password = password
-        self.tls = tls
-        self.ssl_context = ssl_context
-        self.timeout = float(timeout)
-        self.retries = max(0, int(retries))
-        self.backoff = float(backoff)
-        self.backoff_max = float(backoff_max)
-        self.pool_size = max(1, int(pool_size))
-        self._lock = threading.Lock()
-        self._rr = 0
-        self.nodes: list[Node] = []
-        for url in dict.fromkeys(normalize_pb_node(raw) for raw in nodes):
-            if url.startswith("pbs://") and self.ssl_context is None:
-                self.ssl_context = make_ssl_context(self.tls)
-            self.nodes.append(Node(url, PbPool(url, self.pool_size, self._open)))
-        if not quiet:
-            tls_nodes = [n.url for n in self.nodes if n.url.startswith("pbs://")]
-            if tls_nodes and not self.tls.verify:
-                warn_log.warning(
-                    "WARNING: riak: TLS certificate verification is OFF (verify = false): anyone "
-                    "on the network path can pose as %s and read the password; set ca_file "
-                    "instead", ", ".join(tls_nodes))
+    normalize = staticmethod(normalize_pb_node)
+    TLS_SCHEME = "pbs://"
+
+    def __init__(self, nodes: list[str], *, password: Secret | None, **settings):
+        self._password = password  # for RpbAuthReq (HTTP keeps only its header)
+        super().__init__(nodes, password=password, **settings)
+
+    def _make_pool(self, url: str) -> PbPool:  # type: ignore[override]
+        if url.startswith("pbs://") and self.ssl_context is None:
+            self.ssl_context = make_ssl_context(self.tls)
+        return PbPool(url, self.pool_size, self._open)
 
     # -- connections --------------------------------------------------------------------
 
