@@ -288,3 +288,13 @@ def test_a_stopping_node_is_a_node_failure_not_an_answer(nodes):
     assert info.value.after_retry is False  # the stopping node applied nothing
     with pytest.raises(RiakUnavailable, match=r"stopping \(riak_kv not serving\)"):
         client_for(stopping.url, retries=1).fetch(T, B, "k")
+
+
+def test_init_probes_only_behind_riaks_standard_http_port(monkeypatch):
+    from riaktq_cli.riak.pb import probe
+    asked = []
+    monkeypatch.setattr(probe, "pb_address_for", lambda url: asked.append(url) or "pb://h:8087")
+    assert probe.pb_address_for_standard_node("http://h:8098") == "pb://h:8087"
+    assert probe.pb_address_for_standard_node("https://h:8443") == "pb://h:8087"
+    assert probe.pb_address_for_standard_node("http://127.0.0.1:40123") is None  # a test server
+    assert asked == ["http://h:8098", "https://h:8443"]

@@ -10,7 +10,7 @@ from riaktq_cli.output import escape
 
 @click.command("init")
 @click.argument("path", required=False, metavar="[PATH]")
-@click.option("--riak", "riak_url", metavar="URL", help="Configure the Riak store with this node, e.g. pb://127.0.0.1:8087 or http://127.0.0.1:8098 (pbs:// or https:// for a node with security on); an http(s):// node that also answers on PB port 8087 is written as pb(s)://.")
+@click.option("--riak", "riak_url", metavar="URL", help="Configure the Riak store with this node, e.g. pb://127.0.0.1:8087 or http://127.0.0.1:8098 (pbs:// or https:// for a node with security on); an http(s):// node on Riak's port 8098 (or 8443) that also answers on PB port 8087 is written as pb(s)://.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.pass_obj
 def init_cmd(app, path, riak_url, force):
@@ -27,8 +27,8 @@ def init_cmd(app, path, riak_url, force):
     if riak_url:
         riak_url = config.check_node_url(riak_url, "--riak")
         if riak_url.startswith(("http://", "https://")):
-            from riaktq_cli.riak.pb.probe import pb_address_for
-            pb_url = pb_address_for(riak_url)
+            from riaktq_cli.riak.pb.probe import pb_address_for_standard_node
+            pb_url = pb_address_for_standard_node(riak_url)
             if pb_url:
                 click.echo(f"{riak_url} also answers on Riak's Protocol Buffers port: using "
                            f"{pb_url} (faster; see README)")
