@@ -424,3 +424,54 @@ def test_init_riak_https_writes_the_security_keys_commented(tmp_path):
     for key in ("username", "password_file", "ca_file", "cert_file", "key_file", "verify"):
         assert f"# {key} = " in text
     assert config.load(str(target)).get("riak", "nodes") == ["https://riak1.example:8443"]
+
+
+# --------------------------------------------------------------------------
+# The same over Riak's PB API (pbs://): StartTls, one authentication per connection
+
+
+PB_REFUSALS = {
+    "wrong password": dict(password="not-the-password",
+                           line="riak: authentication failed for user 'riaktq' at {pbs}"),
+    "read-only user": dict(user=READER, password=READER_PASSWORD,
+                           line="riak: permission denied: user 'reader' lacks riak_kv.put on bucket type riaktq"),
+    "TLS required": dict(node="pb", line="riak: this node requires TLS (security is enabled): use {pbs} "
+                                         "instead of {pb}"),
+    "unknown CA": dict(ca=None, line="riak: certificate of {pbs} not trusted (set ca_file)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PB_REFUSALS))
+def test_pb_refusal_is_one_line_from_open_and_check(secure, tmp_path, case):
+    from tests.conftest import server_url
+    pbs = server_url(secure.server, "pb")
+    pb = pbs.replace("pbs://", "pb://")
+    spec = PB_REFUSALS[case]
+    cfg = secure_config(tmp_path / "riaktq.toml", pb if spec.get("node") == "pb" else pbs,
+                        user=spec.get("user", TEST_USER), password=spec.get("password", TEST_PASSWORD),
+                        ca=spec.get("ca", secure.ca))
+    line = spec["line"].format(pbs=pbs, pb=pb)
+    procs = Processes(tmp_path, cfg)
+    result = procs.run("open", "a", "--in", "x")
+    assert result.returncode == 3 and one_line(result) == f"riaktq: error: {line}"
+    result = procs.run("check")
+    out = result.stdout.decode()
+    assert result.returncode == 1 and "Traceback" not in out + result.stderr.decode()
+    if case == "read-only user":
+        assert "riak admin security grant riak_kv.put on riaktq to reader" in out
+    else:
+        assert line[len("riak: "):] in out
+
+
+def test_check_over_pbs_reports_the_api_tls_user_and_grants(secure, tmp_path):
+    from tests.conftest import server_url
+    pbs = server_url(secure.server, "pb")
+    cfg = secure_config(tmp_path / "riaktq.toml", pbs, ca=secure.ca)
+    result = Processes(tmp_path, cfg).run("check")
+    out = result.stdout.decode()
+    assert result.returncode == 0, out + result.stderr.decode()
+    assert f"✓ node {pbs}: transport Protocol Buffers (one authentication per connection)" in out
+    assert f"✓ node {pbs}: TLSv1.2, certificate verified (O=trustme" in out
+    assert f"✓ node {pbs}: authenticated as user 'riaktq'" in out
+    assert "riak_core.get_bucket, riak_core.get_bucket_type on bucket type riaktq" in out
+    assert "re-checks the password" not in out  # that warning is for HTTPS
