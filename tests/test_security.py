@@ -97,7 +97,26 @@ def open_batch(procs, tmp_path, ids, payload="0.02"):
 
 
 def test_lifecycle_over_https_with_auth_survives_kill_9(secure, run, tmp_path):
-    store, procs = run.store, run.procs
+    lifecycle_survives_kill_9(run.store, run.procs, tmp_path)
+    assert secure.server.counts["status_401"] == 0 and secure.server.counts["status_403"] == 0
+
+
+def test_lifecycle_over_pbs_with_auth_survives_kill_9(secure, tmp_path):
+    """The same over Riak's PB API with TLS and a user: each connection authenticates once."""
+    from tests.conftest import server_url
+    cfg = secure_config(tmp_path / "riaktq.toml", server_url(secure.server, "pb"), ca=secure.ca)
+    store = open_store(config.load(str(cfg)))
+    procs = Processes(tmp_path, cfg)
+    try:
+        lifecycle_survives_kill_9(store, procs, tmp_path)
+    finally:
+        procs.cleanup()
+        store.close()
+    counts = secure.server.counts
+    assert counts["auth_failed"] == 0 and counts["status_401"] == 0 and counts["pb_connections"] > 0
+
+
+def lifecycle_survives_kill_9(store, procs, tmp_path):
     ids = [f"s{i}" for i in range(100)]
     open_batch(procs, tmp_path, ids, payload="0.03")
     events = [tmp_path / "ev0.jsonl"]
@@ -121,7 +140,6 @@ def test_lifecycle_over_https_with_auth_survives_kill_9(secure, run, tmp_path):
     # (a scheduler that takes over emits the closes it may have missed).
     per_task = closes([e for path in events for e in read_events(path)])
     assert set(per_task.values()) == {1} and set(per_task) == set(ids)
-    assert secure.server.counts["status_401"] == 0 and secure.server.counts["status_403"] == 0
 
 
 def test_check_reports_tls_user_and_grants(secure, tmp_path):
