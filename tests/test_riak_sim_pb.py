@@ -194,6 +194,8 @@ def test_fault_switches_apply_to_pb_requests(server):
     server.fail_next(1, kinds="get")
     assert get(client, b"f").errmsg == b"timeout"  # a 503 fault is Riak's PB timeout
     assert get(client, b"f").ListFields() == []  # once
+    server.fail_next(1, status=500, kinds="get")
+    assert get(client, b"f").errmsg == b"{error,overload}"  # not busy: may have landed
     server.drop_next(1, after=True, kinds="put")
     client.send(11, pb.RpbPutReq(bucket=b"b", type=b"riaktq", key=b"f",
                                  content=pb.RpbContent(value=b"landed")))

@@ -42,8 +42,11 @@ _MAX_AUTH_FAILURES = 3  # riak_api_pb_server closes the connection on the third
 _KV_CODES = frozenset({Code.GET_CLIENT_ID_REQ, Code.GET_REQ, Code.PUT_REQ, Code.DEL_REQ,
                        Code.LIST_KEYS_REQ, Code.INDEX_REQ})
 
-# What an HTTP fault status means to a PB client: Riak's own PB error texts.
-_FAIL_TEXTS = {503: "timeout", 500: "overload"}
+# fail_next's statuses on PB: a 503 is Riak's "busy" answer, its PB text
+# `timeout` (retried elsewhere); any other status an error a client cannot
+# take for busy -- the fault's body as the text, HTTP's "Error:" cut off
+# (500: `{error,overload}`) -- so a write that got it may have landed.
+_BUSY_TEXT = "timeout"
 
 
 class PBListener:
@@ -172,7 +175,11 @@ class _PBConnection(KVRequestsMixin, IndexRequestsMixin):
         self.node._track(self.sock, False)
         raw = self.sock
         raw.settimeout(5)
-        self.sock = self.node.tls.wrap_socket(raw, server_side=True)
+        try:
+            self.sock = self.node.tls.wrap_socket(raw, server_side=True)
+        except (OSError, ssl.SSLError):
+            self.node._count("tls_failed")  # e.g. a client that does not trust our CA
+            raise _Closed() from None
         self.sock.settimeout(self.node.idle_timeout or None)
         self.node._track(self.sock, True)
 
@@ -225,8 +232,9 @@ class _PBConnection(KVRequestsMixin, IndexRequestsMixin):
             return False
         if fail:
             node._count(f"status_{fail[1]}")
-            text = _FAIL_TEXTS.get(fail[1]) or fail[2].decode("utf-8", "replace").strip() \
-                or f"Error: {fail[1]}"
+            body = fail[2].decode("utf-8", "replace").strip()
+            text = _BUSY_TEXT if fail[1] == 503 else \
+                body.removeprefix("Error:").strip() or f"Error: {fail[1]}"
             self._send(error_frame(text))
             return True
         out, keep_open = answer()
