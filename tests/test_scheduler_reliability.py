@@ -406,10 +406,7 @@ def test_a_riak_write_error_other_than_503_is_may_have_landed(store, fault_serve
     s = scheduler(store)
     s.iteration()
     run_once(store, s, "w", "done", b"ok")
-    if store.client.api == "pb":  # PB's 500 is "overload", retried as busy: another error
-        fault_server.fail_next(1, status=502, body="{error,badarg}", kinds=["put"])
-    else:
-        fault_server.fail_next(1, status=500, kinds=["put"])   # the close write gets a 500
+    fault_server.fail_next(1, status=500, kinds=["put"])   # the close write gets a 500
     s.iteration()
     committed = store.get_record("inbox", "w")["committed"]
     assert ["a", 1] not in committed and store.get_task("a").status == "nextup"
