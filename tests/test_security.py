@@ -221,14 +221,20 @@ def test_refusal_is_one_line_from_open_tasks_and_check(secure, tmp_path, case):
         assert result.returncode == 0, result.stderr
     else:
         assert result.returncode == 3 and one_line(result) == f"riaktq: error: {line}"
+    out = check_fails_on_refusal(procs, case)
+    if case != "read-only user":
+        node = secure.plain_url if case == "plain HTTP" else secure.url
+        assert f"✗ node {node}: {line[len('riak: '):]}" in out
+
+
+def check_fails_on_refusal(procs, case):
+    """`riaktq check` under a refusal: exit 1, no traceback, the grant a reader lacks; its output."""
     result = procs.run("check")
     out = result.stdout.decode()
     assert result.returncode == 1 and "Traceback" not in out + result.stderr.decode()
     if case == "read-only user":
         assert "riak admin security grant riak_kv.put on riaktq to reader" in out
-    else:
-        node = secure.plain_url if case == "plain HTTP" else secure.url
-        assert f"✗ node {node}: {line[len('riak: '):]}" in out
+    return out
 
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
@@ -472,12 +478,8 @@ def test_pb_refusal_is_one_line_from_open_and_check(secure, tmp_path, case):
     procs = Processes(tmp_path, cfg)
     result = procs.run("open", "a", "--in", "x")
     assert result.returncode == 3 and one_line(result) == f"riaktq: error: {line}"
-    result = procs.run("check")
-    out = result.stdout.decode()
-    assert result.returncode == 1 and "Traceback" not in out + result.stderr.decode()
-    if case == "read-only user":
-        assert "riak admin security grant riak_kv.put on riaktq to reader" in out
-    else:
+    out = check_fails_on_refusal(procs, case)
+    if case != "read-only user":
         assert line[len("riak: "):] in out
 
 
