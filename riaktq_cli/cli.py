@@ -43,6 +43,9 @@ COMMANDS = {
     "observe": ("riaktq_cli.commands.observer", "observe_cmd"),
     "stats": ("riaktq_cli.commands.observer", "stats_cmd"),
     "requeue": ("riaktq_cli.commands.task_changes", "requeue_cmd"),
+    "limit": ("riaktq_cli.commands.limits", "limit_cmd"),
+    "limits": ("riaktq_cli.commands.limits", "limits_cmd"),
+    "schedules": ("riaktq_cli.commands.limits", "schedules_cmd"),
 }
 
 

@@ -77,6 +77,22 @@ class PartialUpdate(StoreUnavailable):
         self.failed = failed
 
 
+class NotSettled(StoreError):
+    """A change selected by status refused while the store's listings may
+    be partial (a Riak cluster catching up); `--force` overrides."""
+
+
+class PartialCreate(StoreUnavailable):
+    """No node answered for some creates of a batch; the others were each
+    sent on their own (Riak) and may have landed. `results` is parallel to
+    the tasks: None (created), the error that refused it (DuplicateTask),
+    or a StoreUnavailable (not opened)."""
+
+    def __init__(self, message, results):
+        super().__init__(message)
+        self.results = results
+
+
 class TaskExists(RiaktqError):
     """A task with this id already exists (open refuses to replace it)."""
 

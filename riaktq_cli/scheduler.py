@@ -28,9 +28,12 @@ from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import PartialUpdate
 from riaktq_cli.forgetting import Forgetter
 from riaktq_cli.lease import LeaseLost
+from riaktq_cli.limits import TagLimits
 from riaktq_cli.pausing import Pauses
 from riaktq_cli.prefetch import Prefetch
 from riaktq_cli.scheduler_loop import SchedulerLoop
+from riaktq_cli.sightings import Sightings
+from riaktq_cli.schedules import Periodic
 from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
@@ -42,7 +45,7 @@ DEFAULT_FORGET_AFTER = 86400.0
 class Scheduler(SchedulerLoop):
     def __init__(self, store, *, instance_timeout, prefetch, events, owner=None,
                  max_attempts=DEFAULT_MAX_ATTEMPTS, retry_delay=0.0, retry_delay_max=3600.0, keep_finished=None,
-                 forget_after=DEFAULT_FORGET_AFTER):
+                 forget_after=DEFAULT_FORGET_AFTER, schedules=()):
         self.store, self.events, self.max_attempts = store, events, max_attempts
         self.instance_timeout, self.timeout_us = instance_timeout, seconds_to_us(instance_timeout)
         self.prefetch = Prefetch(prefetch)
@@ -51,6 +54,10 @@ class Scheduler(SchedulerLoop):
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.pauses = Pauses(store, self.owner)
         self.forgetter = Forgetter(store, forget_after, self.timeout_us)
+        self.sightings = Sightings(store, self.timeout_us)   # a short listing is no loss
+        self._shielded = set()   # names whose tasks this iteration must not roll back
+        self.periodic = Periodic(store, schedules)   # [[schedule]]: tasks opened at their slots
+        self.limits = TagLimits(store, self.owner)   # concurrency and rate per tag, across instances
         self.lease = None     # set by run(); iteration() alone (tests) writes epoch 0
         # The scheduler is the only writer of inboxes: it keeps them in
         # memory and reads them from the store only when it takes the lease.
@@ -70,6 +77,7 @@ class Scheduler(SchedulerLoop):
         # someone else changed since (rm) before it writes them again.
         nextup = self.store.nextup_states()
         expected = {task_id: assignee for task_id, assignee, _ in nextup}
+        instances, self._shielded = self.sightings.fill(instances, set(expected.values()), now)
         for name, record in instances.items():
             if name not in self._inboxes:
                 self._inboxes[name] = self._load_inbox(name, record)
@@ -85,6 +93,8 @@ class Scheduler(SchedulerLoop):
         if self._taken_over:
             self._taken_over = False
             self._reemit_lost_ends(instances, now)
+            self.periodic.restart(now)
+            self.limits.restart()
         self._address(instances, dirty)
         finished, busy = self._commit(instances, handovers, dirty, summary)
         self.prefetch.observe(time.monotonic(), finished, held_before, busy)
@@ -93,12 +103,15 @@ class Scheduler(SchedulerLoop):
         cancelling.withdraw(self._inboxes, instances, live, {i: a for i, a, marked in nextup if marked}, dirty)
         self.due.release(now, self._update)      # due tasks join the todo order first
         self.pauses.current()   # the pause record: read at most once a second
+        self.limits.refresh(expected, now)   # the limits record likewise; in flight from the nextup read
         self._assign(live, dirty, summary)
         self._write_inboxes(dirty)
         self._rollback(instances, live, expected, unstarted, summary)
         self.pauses.confirm()
-        self.forgetter.sweep(instances, self._inboxes, self._unsaved, expected)
+        self.limits.confirm()
+        self.sightings.forget(self.forgetter.sweep(instances, self._inboxes, self._unsaved, expected))
         self.daily.step(now, self._check_lease)  # keep_finished: a batch at most
+        summary["opened"] = self.periodic.step(now, self._check_lease)
         summary["instances"] = len(live)
         return summary
 
@@ -252,7 +265,8 @@ class Scheduler(SchedulerLoop):
                 free[name] = slots
         if not free or self.pauses.state["all"]:
             return
-        picks = pick_tasks(self.store, free, {n: self.pauses.offered(live[n].get("tags", [])) for n in free})
+        picks = pick_tasks(self.store, free, {n: self.limits.offered(self.pauses.offered(live[n].get("tags", [])))
+                                              for n in free}, self.limits)
         if not picks:
             return
 
@@ -262,7 +276,9 @@ class Scheduler(SchedulerLoop):
                 return None
             return transitions.assign(task, name)
 
-        for _old, new in self._update(list(picks), assign, "assign")[0]:
+        written = self._update(list(picks), assign, "assign")[0]
+        self.limits.assigned([new for _old, new in written], self._check_lease)
+        for _old, new in written:
             inbox = self._inboxes[new.assignee]
             inbox["seq"] += 1
             inbox["entries"].append(protocol.inbox_entry(inbox["seq"], new))
@@ -309,7 +325,7 @@ class Scheduler(SchedulerLoop):
     def _rollback(self, instances, live, expected, unstarted, summary):
         held = self._holdings(instances, live)
         lost = [task_id for task_id, assignee in expected.items()
-                if task_id not in held.get(assignee, ())]
+                if task_id not in held.get(assignee, ()) and assignee not in self._shielded]
         if not lost:
             return
         kinds = {}

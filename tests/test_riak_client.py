@@ -13,7 +13,6 @@ import json
 import threading
 import time
 from contextlib import closing
-from pathlib import Path
 
 import pytest
 import urllib3
@@ -752,22 +751,13 @@ def test_credentials_never_travel_over_plain_http(riak_test_server, secure_node,
     assert seen[0] is None and seen[1].startswith("Basic ")  # only over https
 
 
-def transcripts_dir():
-    from tests.conftest import ROOT
-    for candidate in (ROOT.parent / "shared" / "riak-transcripts", Path("/work/shared/riak-transcripts")):
-        if (candidate / "replay.py").exists():
-            return candidate
-    return None
-
-
 def test_secure_server_answers_as_the_recorded_secure_node(secure_node):
     """The 09/09b transcripts (a real Riak 3.2.2 with security on) replayed
     against the test server: every status, header and body as recorded."""
     import subprocess
     import sys
-    where = transcripts_dir()
-    if where is None:
-        pytest.skip("the Riak transcripts are not beside this checkout")
+    from tests.shared_files import transcripts
+    where = transcripts()
     server, plain, ca = secure_node
     result = subprocess.run([sys.executable, str(where / "replay.py"), "http://127.0.0.1:1",
                              "--skip-cluster", "--only", "09*", "--https-url", server.url, "--ca", ca,

@@ -101,6 +101,19 @@ class RiakClient(ObjectCalls, IndexQueries):
         """Close every pooled connection."""
         self.transport.close()
 
+    def node_stats(self, node: str) -> dict:
+        """``GET /stats`` of one node (JSON); RiakUnavailable if it does not
+        answer as Riak.  Not covered by Riak security, but credentials go
+        along as on every request."""
+        target = next(n for n in self.transport.nodes if n.url == normalize_node(node))
+        resp, _ = self.transport.call("GET", "/stats", headers={"Accept": ACCEPT_JSON}, node=target)
+        if resp.status != 200:
+            raise unexpected("GET", "/stats", resp)
+        try:
+            return json.loads(resp.data)
+        except ValueError:
+            raise RiakError("riak: GET /stats: answer is not JSON") from None
+
     def ping(self) -> None:
         """Succeed if any node answers ``GET /ping``; else RiakUnavailable."""
         resp, _ = self.transport.call("GET", "/ping")

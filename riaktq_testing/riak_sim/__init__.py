@@ -29,7 +29,10 @@ One module per part:
   for what they do (403); over plain HTTP they get 426 (transcripts 09, 09b);
 * ``faults``   -- ``fail_next``, ``slow_next``, ``drop_next``,
   ``sibling_storm``; with ``set_down`` and ``security.set_password`` (a
-  password changed under a running client) on the server;
+  password changed under a running client) on the server; a node that is
+  stopping (``set_stopping``, ``stop_like_riak``: webmachine's 404 page to
+  everything, then refused) and a rejoin (``rejoin``: a ``Handoff`` during
+  which 2i leaves out what was written meanwhile, and /stats says so);
 * ``control``  -- ``/__test__/...``: the same switches for other processes;
 * ``pb_front`` -- the Protocol Buffers API (``pb_port=``): frames, StartTls
   then RpbAuthReq with security on, the same fault switches; requests in

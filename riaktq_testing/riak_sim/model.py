@@ -187,6 +187,17 @@ class _Store:
         self.buckets: dict[tuple[str, str], _Bucket] = {}
         self.delete_mode = delete_mode
         self._actors = 0
+        self.nodes: list = []  # the RiakTestServers serving this data (the ring's members)
+        self.handoff = None  # faults.Handoff after a simulated rejoin
+
+    def hidden_from_2i(self, bucket: str, key: str, obj, covered) -> bool:
+        """Whether a 2i query that reads partitions ``covered`` from a
+        rejoined node leaves this object out (faults.Handoff)."""
+        handoff = self.handoff
+        if handoff is None or obj is None:
+            return False
+        written = max((s.lastmod for s in obj.siblings), default=0.0)
+        return handoff.hides(bucket, key, written, covered)
 
     def new_actor(self) -> str:
         with self.lock:

@@ -10,7 +10,7 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 
-from riaktq_testing.riak_sim.faults import _Faults, _kinds
+from riaktq_testing.riak_sim.faults import Handoff, _Faults, _kinds
 from riaktq_testing.riak_sim.front import _Handler
 from riaktq_testing.riak_sim.model import _Store
 from riaktq_testing.riak_sim.security import Security
@@ -93,6 +93,8 @@ class RiakTestServer:
         self._start(port)
         self.port = self._httpd.server_address[1]
         self.node_name = f"riak@{host}:{self.port}"
+        with self.store.lock:
+            self.store.nodes.append(self)  # a member of the ring (cluster_stats)
 
     # -- lifecycle -----------------------------------------------------
 
@@ -184,6 +186,9 @@ class RiakTestServer:
         self._stopping.set()
         with self._state_lock:
             self._close_listener()
+        with self.store.lock:  # gone for good: no longer a member of the ring
+            if self in self.store.nodes:
+                self.store.nodes.remove(self)
 
     def __enter__(self) -> "RiakTestServer":
         return self
@@ -241,7 +246,52 @@ class RiakTestServer:
             self._faults.storm += n
 
     def clear_faults(self) -> None:
+        """Every fault switch of this node off, and any handoff settled."""
         self._faults.clear()
+        self.settle()
+
+    # -- a node leaving and coming back (faults.Handoff) ----------------
+
+    def set_stopping(self, stopping: bool) -> None:
+        """While True the node answers webmachine's 404 page to everything,
+        as a Riak node does between `riak stop` and closing its listener."""
+        self._faults.stopping = stopping
+
+    def stop_like_riak(self, stopping_for: float = 1.0, down_for: float | None = None,
+                       handoff_for: float = 0.0) -> threading.Thread:
+        """`riak stop` in the background: 404 pages for ``stopping_for``
+        seconds, then connections refused; with ``down_for``, back after
+        that long and rejoined (``rejoin``: 2i misses what was written
+        meanwhile for ``handoff_for`` seconds).  Returns the thread."""
+        def run():
+            went = time.time()
+            self.set_stopping(True)
+            if self._stopping.wait(stopping_for):
+                return
+            self.set_down(True)
+            self.set_stopping(False)
+            if down_for is None or self._stopping.wait(down_for):
+                return
+            self.set_down(False)
+            self.rejoin(handoff_for, since=went)
+        thread = threading.Thread(target=run, name=f"riak-stop-{self.port}", daemon=True)
+        thread.start()
+        return thread
+
+    def rejoin(self, handoff_for: float, since: float | None = None) -> None:
+        """This node is back in the ring and the cluster hands it its data
+        for ``handoff_for`` seconds: 2i answers through every node leave out
+        its share of the keys written since ``since`` (default: 30 s ago),
+        GETs still find them, /stats shows handoffs in flight."""
+        now = time.time()
+        with self.store.lock:
+            self.store.handoff = Handoff(self.node_name, now - 30.0 if since is None else since,
+                                         now + handoff_for, len(self.store.nodes))
+
+    def settle(self) -> None:
+        """Handoff done: 2i answers are whole again."""
+        with self.store.lock:
+            self.store.handoff = None
 
     # -- inspection for tests ------------------------------------------
 
