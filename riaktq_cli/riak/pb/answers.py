@@ -8,8 +8,8 @@ the store and ``riaktq check`` need not know which API was used.
 
 from __future__ import annotations
 
-from ..errors import (_DENIED, RiakAuthFailed, RiakBadRequest, RiakError, RiakHttpsRequired,
-                      RiakPermissionDenied, RiakRefused, RiakTlsError, one_line)
+from ..errors import (RiakAuthFailed, RiakBadRequest, RiakError, RiakHttpsRequired, RiakRefused,
+                      RiakTlsError, one_line, permission_denied)
 from .connection import CRASH_PREFIX
 
 STARTTLS_FIRST = "Security is enabled, please STARTTLS first"
@@ -56,14 +56,7 @@ def refusal_of(node: str, text: str, username: str | None) -> RiakRefused | None
         plain_url = "pb://" + node.split("://", 1)[-1]
         return RiakTlsError(f"riak: {node} has security off, so it offers no TLS on PB: use "
                             f"{plain_url} (or turn Riak security on)", node=node, body=text)
-    denied = _DENIED.search(text)
-    if denied:
-        user, perm = denied["user"], denied["perm"]
-        btype = denied["target"].split("/", 1)[0]
-        return RiakPermissionDenied(
-            f"riak: permission denied: user '{user}' lacks {perm} on bucket type {btype}",
-            node=node, user=user, permission=perm, btype=btype, body=one_line(text))
-    return None
+    return permission_denied(node, text)
 
 
 def unknown_type(text: str) -> bool:
