@@ -11,7 +11,8 @@ The wire: each message, both ways, is a frame -- 4-byte big-endian length
 encoded and decoded with the generated messages of the client's riak.proto
 (``riaktq_cli.riak.pb.riak_pb2``); the framing is ours.
 
-One thread per connection, blocking reads: an idle connection costs no CPU.
+One thread per connection, blocking reads: an idle connection costs no CPU
+(and, as on Riak, is never closed for idling: ``idle_timeout`` is HTTP's).
 A connection's state follows Riak's riak_api_pb_server: with security on,
 nothing but RpbStartTls until TLS is up, nothing but RpbAuthReq until
 authenticated (three failed attempts close the connection); requests that
@@ -133,8 +134,6 @@ class _PBConnection(KVRequestsMixin, IndexRequestsMixin):
         node._count("pb_connections")
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if node.idle_timeout:
-                self.sock.settimeout(node.idle_timeout)
             while True:
                 code, payload = self._read_frame()
                 if not self._handle(code, payload):
@@ -180,7 +179,7 @@ class _PBConnection(KVRequestsMixin, IndexRequestsMixin):
         except (OSError, ssl.SSLError):
             self.node._count("tls_failed")  # e.g. a client that does not trust our CA
             raise _Closed() from None
-        self.sock.settimeout(self.node.idle_timeout or None)
+        self.sock.settimeout(None)
         self.node._track(self.sock, True)
 
     # -- one request ---------------------------------------------------
