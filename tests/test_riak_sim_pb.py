@@ -322,18 +322,26 @@ def test_idle_pb_connections_cost_no_cpu(server):
         client.close()
 
 
-def test_the_command_line_serves_pb(tmp_path):
+def test_the_command_line_serves_pb_on_every_node(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "riaktq_testing.riak_sim", "--port", "0",
-                             "--pb-port", "0"], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+                             "--pb-port", "0", "--nodes", "2"],
+                            stdout=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        assert proc.stdout.readline().startswith("listening on http://127.0.0.1:")
-        line = proc.stdout.readline()
-        assert line.startswith("listening on pb://127.0.0.1:"), line
-        port = int(line.rsplit(":", 1)[1])
-        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        sock.sendall(struct.pack(">IB", 1, 1))
-        assert sock.recv(16) == struct.pack(">IB", 1, 2)
-        sock.close()
+        lines = [proc.stdout.readline() for _ in range(4)]
+        schemes = [line.split("//")[0] for line in lines]
+        assert schemes == ["listening on http:", "listening on pb:"] * 2
+        first, second = (int(line.rsplit(":", 1)[1]) for line in lines[1::2])
+        put_on = socket.create_connection(("127.0.0.1", first), timeout=5)
+        payload = pb.RpbPutReq(bucket=b"b", key=b"k", content=pb.RpbContent(value=b"v")) \
+            .SerializeToString()
+        put_on.sendall(struct.pack(">IB", len(payload) + 1, 11) + payload)
+        assert put_on.recv(16) == struct.pack(">IB", 1, 12)
+        get_on = socket.create_connection(("127.0.0.1", second), timeout=5)
+        payload = pb.RpbGetReq(bucket=b"b", key=b"k").SerializeToString()
+        get_on.sendall(struct.pack(">IB", len(payload) + 1, 9) + payload)
+        assert b"v" in get_on.recv(4096)  # one data set behind both nodes
+        put_on.close()
+        get_on.close()
     finally:
         proc.terminate()
         proc.wait(timeout=10)

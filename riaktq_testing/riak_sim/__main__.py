@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
                              "\"listening on pb://HOST:PORT\"")
     parser.add_argument("--auth-failure-delay", type=float, default=5.0, metavar="SECONDS",
                         help="with --secure: how long a failed PB RpbAuthReq takes (Riak: 5)")
+    parser.add_argument("--nodes", type=int, default=1, metavar="N",
+                        help="a cluster of N nodes over one data set: the others on free ports "
+                             "(HTTP, and PB with --pb-port), each printed on its own lines")
     args = parser.parse_args(argv)
     types = dict(_parse_type(s) for s in args.type) if args.type else None
     delete_mode = int(args.delete_mode) if args.delete_mode.isdigit() else args.delete_mode
@@ -68,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.secure and args.http_port is not None:
             servers.append(RiakTestServer(args.http_port, args.host, share_with=servers[0],
                                           idle_timeout=args.idle_timeout, security=security))
+        others = [RiakTestServer(0, args.host, share_with=servers[0], backend_2i=not args.no_2i,
+                                 idle_timeout=args.idle_timeout, tls=tls, security=security,
+                                 pb_port=None if args.pb_port is None else 0)
+                  for _ in range(args.nodes - 1)]
+        servers.extend(others)
     except OSError as exc:
         print(f"riak_sim: cannot listen on {args.host}: {exc.strerror or exc}", file=sys.stderr)
         for server in servers:
@@ -76,11 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    extra = f" (plain HTTP {servers[1].url})" if len(servers) > 1 else ""
+    extra = f" (plain HTTP {servers[1].url})" if len(servers) > 1 + len(others) else ""
     ca = f" CA {args.secure}/ca.pem" if args.secure else ""
     print(f"listening on {servers[0].url}{extra}{ca}", flush=True)
-    if servers[0].pb_url:
-        print(f"listening on {servers[0].pb_url}", flush=True)
+    for node in [servers[0], *others]:
+        if node is not servers[0]:
+            print(f"listening on {node.url}", flush=True)
+        if node.pb_url:
+            print(f"listening on {node.pb_url}", flush=True)
     while not done.wait(0.1):
         pass
     for server in servers:
