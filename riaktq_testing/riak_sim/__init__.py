@@ -48,6 +48,7 @@ One module per part:
     python -m riaktq_testing.riak_sim --port 0 --secure /tmp/riak-tls --http-port 0
         # HTTPS with security on, users as in the 09 transcripts, CA in /tmp/riak-tls/ca.pem
     python -m riaktq_testing.riak_sim --port 0 --pb-port 0  # and "listening on pb://..."
+    python -m riaktq_testing.riak_sim --port 0 --pb-port 0 --nodes 3  # a 3-node cluster
 """
 
 from riaktq_testing.riak_sim.security import Security, server_tls_context
