@@ -26,7 +26,7 @@ def _parse_type(spec: str) -> tuple[str, dict]:
     return name, props
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Riak KV HTTP test server (riaktq tests)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8098, help="0 picks a free port")
@@ -55,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=1, metavar="N",
                         help="a cluster of N nodes over one data set: the others on free ports "
                              "(HTTP, and PB with --pb-port), each printed on its own lines")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     types = dict(_parse_type(s) for s in args.type) if args.type else None
     delete_mode = int(args.delete_mode) if args.delete_mode.isdigit() else args.delete_mode
     tls = security = None
