@@ -17,7 +17,7 @@ import shlex
 import signal
 import subprocess
 
-from riaktq_cli.durations import parse_duration
+from riaktq_cli.core.durations import parse_duration
 
 STDERR_TAIL = 500
 

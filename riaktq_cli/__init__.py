@@ -3,7 +3,7 @@
 The store (embedded SQLite or Riak KV) is the only thing the processes share;
 see docs/architecture.md for how scheduler and workers talk through it.
 
-Applications use the Python API (riaktq_cli/api.py, README "Use from
+Applications use the Python API (riaktq_cli/api/queue.py, README "Use from
 Python"):
 
     from riaktq_cli import Queue, TaskExists
@@ -17,9 +17,9 @@ fast `riaktq open` pay for none of them.
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Queue": "riaktq_cli.api", "Outcome": "riaktq_cli.api", "make_task": "riaktq_cli.api_input",
-    "Task": "riaktq_cli.task",
-    **{name: "riaktq_cli.errors" for name in (
+    "Queue": "riaktq_cli.api.queue", "Outcome": "riaktq_cli.api.outcomes", "make_task": "riaktq_cli.api.inputs",
+    "Task": "riaktq_cli.core.task",
+    **{name: "riaktq_cli.core.errors" for name in (
         "RiaktqError", "TaskExists", "NoSuchTask", "BadInput", "BadTasks", "WrongStatus", "WaitTimeout",
         "QueueClosed", "ConfigError", "StoreError", "StoreUnavailable", "StoreRefused", "PartialUpdate",
         "HandlerError", "AlreadyFinished", "Refused")},
@@ -28,12 +28,27 @@ __all__ = ["__version__", *_EXPORTS]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
-    from riaktq_cli.api import Outcome, Queue  # noqa: F401
-    from riaktq_cli.api_input import make_task  # noqa: F401
-    from riaktq_cli.errors import (AlreadyFinished, BadInput, BadTasks, ConfigError, HandlerError,  # noqa: F401
-                                   NoSuchTask, PartialUpdate, QueueClosed, Refused, RiaktqError, StoreError,
-                                   StoreRefused, StoreUnavailable, TaskExists, WaitTimeout, WrongStatus)
-    from riaktq_cli.task import Task  # noqa: F401
+    from riaktq_cli.api.outcomes import Outcome  # noqa: F401
+    from riaktq_cli.api.queue import Queue  # noqa: F401
+    from riaktq_cli.api.inputs import make_task  # noqa: F401
+    from riaktq_cli.core.errors import (
+        AlreadyFinished,
+        BadInput,
+        BadTasks,
+        ConfigError,
+        HandlerError,
+        PartialUpdate,
+        QueueClosed,
+        Refused,
+        RiaktqError,
+        StoreError,
+        StoreRefused,
+        StoreUnavailable,
+        TaskExists,
+        WaitTimeout,
+        WrongStatus,
+    )
+    from riaktq_cli.core.task import Task  # noqa: F401
 
 
 def __getattr__(name):

@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from riaktq_cli import config as config_mod  # noqa: E402
-from riaktq_cli.errors import StoreUnavailable  # noqa: E402
+from riaktq_cli.config import loading as config_mod  # noqa: E402
+from riaktq_cli.core.errors import StoreUnavailable  # noqa: E402
 from riaktq_cli.store import open_store  # noqa: E402
 
 

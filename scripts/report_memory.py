@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from riaktq_cli import task as transitions  # noqa: E402
-from riaktq_cli.clock import now_us  # noqa: E402
+from riaktq_cli.core import task as transitions  # noqa: E402
+from riaktq_cli.core.clock import now_us  # noqa: E402
 from riaktq_cli.store.sqlite import SqliteStore  # noqa: E402
 
 CHUNK = 10_000
@@ -112,13 +112,13 @@ def main():
               f"worst {max(times):.3f}s; counts {figures['counts']}, closed last minute "
               f"{figures['closed_last_minute']}, last hour {figures['closed_last_hour']}")
 
-        from riaktq_cli import stats
+        from riaktq_cli.api import figures
         gathered = []
         for _ in range(args.runs):
             started = time.monotonic()
-            stats.gather(store, 30.0)
+            figures.gather(store, 30.0)
             gathered.append(time.monotonic() - started)
-        print(f"stats.gather alone (in process): best {min(gathered) * 1000:.1f}ms, "
+        print(f"figures.gather alone (in process): best {min(gathered) * 1000:.1f}ms, "
               f"worst {max(gathered) * 1000:.1f}ms")
         store.close()
         return 0 if verdict == "ok" else 1

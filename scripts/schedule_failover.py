@@ -40,9 +40,9 @@ def start(config, workdir, name):
 
 def holder_of(config):
     """The pid in the lease holder's owner name (host:pid), if any."""
-    from riaktq_cli import config as config_file
-    from riaktq_cli.clock import now_us
-    from riaktq_cli.lease import winner
+    from riaktq_cli.config import loading as config_file
+    from riaktq_cli.core.clock import now_us
+    from riaktq_cli.scheduler.lease import winner
     from riaktq_cli.store import open_store
     store = open_store(config_file.load(str(config)))
     try:

@@ -217,11 +217,11 @@ def security_lines(directory, user, password, ca_file=None):
 
 def riak_client(url, **kwargs):
     """A RiakClient for a test node, with its credentials when security is on."""
-    from riaktq_cli.riak import RiakClient, TlsSettings
+    from riaktq_cli.riak import connect, TlsSettings
     creds = RIAK_CREDENTIALS.get(str(url).rstrip("/"))
     if creds is not None:
         kwargs.update(username=creds[0], password=creds[1], tls=TlsSettings(ca_file=creds[2]))
-    return RiakClient([url], **kwargs)
+    return connect([url], **kwargs)
 
 
 def take_lease(store, owner, ttl_us, now):
@@ -229,7 +229,7 @@ def take_lease(store, owner, ttl_us, now):
     time, through the store's swap_lease and the lease rule every store
     shares (lease.decide): (held, the holder's copy). Lease.attempt does
     the same with the real clock and a settle wait; tests want `now`."""
-    from riaktq_cli.lease import decide, winner
+    from riaktq_cli.scheduler.lease import decide, winner
     decision = {}
 
     def choose(copies):
@@ -264,7 +264,7 @@ def config_file(tmp_path, backend, request):
 
 @pytest.fixture
 def store(config_file):
-    from riaktq_cli import config
+    from riaktq_cli.config import loading as config
     from riaktq_cli.store import open_store
     s = open_store(config.load(str(config_file)))
     yield s

@@ -1,4 +1,4 @@
-"""The Python API (riaktq_cli/api.py) on both stores: each method, each
+"""The Python API (riaktq_cli/api/queue.py) on both stores: each method, each
 exception, paging, waiting, sharing one Queue between threads -- and the
 rule that the commands reach the store only through it."""
 
@@ -8,11 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from riaktq_cli import (BadInput, BadTasks, ConfigError, NoSuchTask, Queue, QueueClosed, RiaktqError,
-                        StoreUnavailable, Task, TaskExists, WaitTimeout, WrongStatus)
-from riaktq_cli import task as T
-from riaktq_cli.clock import now_us
-from riaktq_cli.errors import DuplicateTask, TaskNotFound
+from riaktq_cli import (
+    BadInput,
+    BadTasks,
+    ConfigError,
+    NoSuchTask,
+    Queue,
+    QueueClosed,
+    RiaktqError,
+    StoreUnavailable,
+    Task,
+    TaskExists,
+    WaitTimeout,
+    WrongStatus,
+)
+from riaktq_cli.core import task as T
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.core.errors import DuplicateTask, TaskNotFound
 from tests.conftest import ROOT, wait_until
 
 
@@ -330,7 +342,7 @@ def test_one_queue_shared_by_8_threads_loses_nothing(queue):
 # --- the commands stand on the API ----------------------------------------------------------
 
 def test_no_command_imports_a_store():
-    """Every command reads and changes tasks through riaktq_cli.api, never a store module."""
+    """Every command reads and changes tasks through riaktq_cli.api.queue, never a store module."""
     offenders = []
     for path in sorted((ROOT / "riaktq_cli" / "commands").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):

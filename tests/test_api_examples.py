@@ -35,7 +35,7 @@ def call(app, path, body=b""):
 
 
 def test_readme_web_service_and_handler_package(procs, tmp_path, config_file, monkeypatch):
-    from riaktq_cli import handler_api
+    from riaktq_cli.worker import handler_api
     files = readme_files()
     assert {"app.py", "mypkg/__init__.py", "mypkg/resize.py"} <= set(files)
     for name, source in files.items():

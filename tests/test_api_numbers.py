@@ -8,8 +8,8 @@ import math
 import pytest
 
 from riaktq_cli import BadInput, BadTasks, Queue
-from riaktq_cli import task as T
-from riaktq_cli.clock import now_us
+from riaktq_cli.core import task as T
+from riaktq_cli.core.clock import now_us
 
 from tests.test_api import finish
 

@@ -8,11 +8,11 @@ import os
 import signal
 import time
 
-from riaktq_cli import protocol, task as T
-from riaktq_cli.api_input import make_task
-from riaktq_cli.clock import now_us
-from riaktq_cli.events import EventSink
-from riaktq_cli.scheduler import Scheduler
+from riaktq_cli.core import protocol, task as T
+from riaktq_cli.api.inputs import make_task
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.scheduler.events import EventSink
+from riaktq_cli.scheduler.iteration import Scheduler
 from tests.conftest import wait_until
 
 DAY_US = 86400 * 1_000_000

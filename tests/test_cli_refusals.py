@@ -8,7 +8,7 @@ import os
 import pytest
 
 from riaktq_cli import BadInput, Queue
-from riaktq_cli import task as T
+from riaktq_cli.core import task as T
 from tests.test_cancel import lines, opened
 
 NOT_UTF8 = os.fsdecode(b"job-\xff")     # what Python makes of the bytes a shell passes

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from riaktq_cli import task as T
-from riaktq_cli.api_input import make_task
-from riaktq_cli.clock import now_us
+from riaktq_cli.core import task as T
+from riaktq_cli.api.inputs import make_task
+from riaktq_cli.core.clock import now_us
 from tests.conftest import wait_until
 
 DAY_US = 86400 * 1_000_000

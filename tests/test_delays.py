@@ -13,11 +13,12 @@ import signal
 
 import pytest
 
-from riaktq_cli import config, task as T
-from riaktq_cli.api_input import make_task
-from riaktq_cli.clock import now_us
-from riaktq_cli.events import EventSink
-from riaktq_cli.scheduler import Scheduler
+from riaktq_cli.config import loading as config
+from riaktq_cli.core import task as T
+from riaktq_cli.api.inputs import make_task
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.scheduler.events import EventSink
+from riaktq_cli.scheduler.iteration import Scheduler
 from riaktq_cli.store import open_store
 from tests.conftest import Processes, read_events, wait_until, write_config
 

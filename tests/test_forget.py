@@ -7,12 +7,12 @@ import json
 import os
 import signal
 
-from riaktq_cli import protocol, task as T
-from riaktq_cli.api_input import make_task
-from riaktq_cli.clock import now_us
-from riaktq_cli.errors import PartialUpdate
-from riaktq_cli.events import EventSink
-from riaktq_cli.scheduler import Scheduler
+from riaktq_cli.core import protocol, task as T
+from riaktq_cli.api.inputs import make_task
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.core.errors import PartialUpdate
+from riaktq_cli.scheduler.events import EventSink
+from riaktq_cli.scheduler.iteration import Scheduler
 from tests.conftest import wait_until
 
 HOUR_US = 3600 * 1_000_000

@@ -2,8 +2,8 @@
 
 import pytest
 
-from riaktq_cli.errors import HandlerError
-from riaktq_cli.handler import load_handler
+from riaktq_cli.core.errors import HandlerError
+from riaktq_cli.worker.handler import load_handler
 
 
 def test_echo_and_str_results():

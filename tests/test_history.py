@@ -10,9 +10,9 @@ import json
 import signal
 import sqlite3
 
-from riaktq_cli import history, task as T
-from riaktq_cli.api_input import make_task
-from riaktq_cli.clock import now_us
+from riaktq_cli.core import history, task as T
+from riaktq_cli.api.inputs import make_task
+from riaktq_cli.core.clock import now_us
 from riaktq_cli.store.sqlite import SqliteStore
 from tests.conftest import read_events, wait_until
 

@@ -11,10 +11,11 @@ import signal
 
 import pytest
 
-from riaktq_cli import config, task as T
-from riaktq_cli.api_input import make_task
-from riaktq_cli.clock import now_us
-from riaktq_cli.housekeeping import RECORD, DailyPurge, utc_day
+from riaktq_cli.config import loading as config
+from riaktq_cli.core import task as T
+from riaktq_cli.api.inputs import make_task
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.scheduler.housekeeping import RECORD, DailyPurge, utc_day
 from riaktq_cli.store import open_store
 from tests.conftest import Processes, wait_until, write_config
 

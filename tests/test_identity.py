@@ -11,11 +11,12 @@ opened again under a removed id is a task of its own.
 
 import signal
 
-from riaktq_cli import Queue, protocol
-from riaktq_cli import task as T
-from riaktq_cli.events import EventSink
-from riaktq_cli.lease import Lease
-from riaktq_cli.scheduler import Scheduler
+from riaktq_cli import Queue
+from riaktq_cli.core import protocol
+from riaktq_cli.core import task as T
+from riaktq_cli.scheduler.events import EventSink
+from riaktq_cli.scheduler.lease import Lease
+from riaktq_cli.scheduler.iteration import Scheduler
 from riaktq_cli.store.base import LEASE_NAME, SCHEDULER
 from tests.conftest import wait_until
 
@@ -44,7 +45,7 @@ def test_a_clean_restart_after_a_failover_keeps_the_queue_moving(procs, store):
 
 
 def test_a_released_lease_keeps_its_epoch_and_a_deleted_one_counts_from_the_workers(store):
-    from riaktq_cli.lease import released
+    from riaktq_cli.scheduler.lease import released
     lease = Lease(store, "a", ttl=5.0, settle=0.0)
     assert lease.attempt() and lease.epoch == 1
     lease.release()
@@ -112,5 +113,5 @@ def test_a_result_without_a_stamp_commits_only_to_a_task_without_one(store):
 
 
 def _now():
-    from riaktq_cli.clock import now_us
+    from riaktq_cli.core.clock import now_us
     return now_us()

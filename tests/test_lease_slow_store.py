@@ -12,7 +12,7 @@ LATENCY = 0.3
 
 
 def times(fetch, write, read):
-    from riaktq_cli.lease import RequestTimes
+    from riaktq_cli.scheduler.lease import RequestTimes
     measured = RequestTimes()
     for kind, seconds in (("fetch", fetch), ("write", write), ("read", read)):
         measured.note(kind, seconds)
@@ -20,7 +20,7 @@ def times(fetch, write, read):
 
 
 def test_the_shortest_timeout_covers_a_takeover_and_a_renewal():
-    from riaktq_cli.lease import covers, shortest_timeout
+    from riaktq_cli.scheduler.lease import covers, shortest_timeout
     slow = times(LATENCY, LATENCY, LATENCY)
     assert not covers(1.5, slow, settles=True)           # instance_timeout 3s: term 1.5 s
     assert shortest_timeout(slow, settles=True) == 8      # with headroom for slower answers

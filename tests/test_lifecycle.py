@@ -60,7 +60,7 @@ def test_500_tasks_through_4_workers(store, procs, tmp_path):
     tasks = store.get_tasks([f"task-{i}" for i in range(500)])
     assert all(task.out == task.in_ == f"payload {i} ü".encode() for i, task in
                ((int(k.split("-")[1]), v) for k, v in tasks.items()))
-    from riaktq_cli.supervisor import short_host
+    from riaktq_cli.worker.supervisor import short_host
     # --count without --prefix: HANDLER-HOST-i, so two machines never share names
     assert {task.assignee for task in tasks.values()} == {f"echo-{short_host()}-{i}" for i in range(1, 5)}
     wait_until(lambda: len(closes(read_events(events))) == 500, timeout=10, message="500 close events")

@@ -8,12 +8,12 @@ import signal
 
 import pytest
 
-from riaktq_cli import limits
-from riaktq_cli.api import Queue
-from riaktq_cli.assigning import SCAN_MIN, pick_tasks
-from riaktq_cli.clock import now_us
-from riaktq_cli.errors import BadInput
-from riaktq_cli.task import new_task
+from riaktq_cli.scheduler import limits
+from riaktq_cli.api.queue import Queue
+from riaktq_cli.scheduler.assigning import SCAN_MIN, pick_tasks
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.core.errors import BadInput
+from riaktq_cli.core.task import new_task
 from tests.conftest import read_events, wait_until
 
 ENDS = ("close", "restart", "rollback", "cancel")
@@ -134,7 +134,7 @@ def test_rate_holds_in_every_window_through_a_kill_9(procs, store, queue, tmp_pa
 def test_a_new_holder_counts_what_its_predecessor_assigned(store):
     """Killed after its assign writes, before it wrote the window down: the
     successor finds the tasks nextup, reads their tags and assign times."""
-    from riaktq_cli import task as transitions
+    from riaktq_cli.core import task as transitions
     now = now_us()
     store.create_tasks([new_task(f"t{n}", b"", tags=["db"], now=now) for n in range(3)])
     store.update_tasks(["t0", "t1", "t2"], lambda t: transitions.assign(t, "w1"))
@@ -154,9 +154,9 @@ def test_an_idle_iteration_reads_the_limits_at_most_once_a_second(store, backend
     """The limits record adds one GET per READ_EVERY to an idle iteration;
     with a limit set, the tasks in flight cost nothing more (their tags are
     known from the assign), and no write happens without an assign."""
-    from riaktq_cli import pausing
-    from riaktq_cli.events import EventSink
-    from riaktq_cli.scheduler import Scheduler
+    from riaktq_cli.scheduler import pausing
+    from riaktq_cli.scheduler.events import EventSink
+    from riaktq_cli.scheduler.iteration import Scheduler
     if backend != "riak" or riak_server is None:
         pytest.skip("counts the requests the Riak test server sees")
     limits.change(store, "db", concurrency=1, rate="5/1h")

@@ -6,11 +6,12 @@ import time
 
 import pytest
 
-from riaktq_cli import housekeeping, inbox_reads, protocol
-from riaktq_cli.api_input import make_task
-from riaktq_cli.clock import now_us, seconds_to_us
-from riaktq_cli.events import EventSink
-from riaktq_cli.scheduler import Scheduler
+from riaktq_cli.scheduler import housekeeping, inbox_reads
+from riaktq_cli.core import protocol
+from riaktq_cli.api.inputs import make_task
+from riaktq_cli.core.clock import now_us, seconds_to_us
+from riaktq_cli.scheduler.events import EventSink
+from riaktq_cli.scheduler.iteration import Scheduler
 from tests.test_housekeeping import finished
 from tests.test_node_churn import assigned_to_w1, held, live_record
 
@@ -64,7 +65,7 @@ def test_an_inbox_read_empty_is_believed_only_after_a_while(store, monkeypatch):
                                                                                "since": now_us()},
                                             queue=[{"id": "b", "seq": 2, "run": 1}]))
     clock = [now_us()]
-    monkeypatch.setattr("riaktq_cli.scheduler.now_us", lambda: clock[0])
+    monkeypatch.setattr("riaktq_cli.scheduler.iteration.now_us", lambda: clock[0])
     found_again = reads_empty(store, "inbox", "w1")
     s = taker(store, timeout=3600.0)
     assert store.create_tasks([make_task("c", b"z")]) == [None]
@@ -110,7 +111,7 @@ def test_a_shielded_instance_keeps_its_pending_entries_until_it_is_gone(store, m
     together, and what it had not taken costs no attempt."""
     timeout = 2.0
     clock = [now_us()]
-    monkeypatch.setattr("riaktq_cli.scheduler.now_us", lambda: clock[0])
+    monkeypatch.setattr("riaktq_cli.scheduler.iteration.now_us", lambda: clock[0])
     s = assigned_to_w1(store, timeout=timeout)
     start, timeout_us = clock[0], seconds_to_us(timeout)
     store.delete_record("instance", "w1")        # its heartbeats no read finds
@@ -171,7 +172,7 @@ def test_a_purge_after_a_rejoin_waits_for_the_handoff(fault_server, store):
 def test_a_pause_read_empty_keeps_assignment_paused(store, monkeypatch):
     """The pause record is never deleted and its version only grows: read
     empty (or older), it is a read that missed, no resume."""
-    from riaktq_cli import pausing
+    from riaktq_cli.scheduler import pausing
     monkeypatch.setattr(pausing, "READ_EVERY", 0.0)
     pausing.change(store, True)
     assert store.create_tasks([make_task("a", b"x")]) == [None]

@@ -6,11 +6,12 @@ import time
 
 import pytest
 
-from riaktq_cli import forgetting, protocol, task as T
-from riaktq_cli.api_input import make_task
-from riaktq_cli.clock import now_us
-from riaktq_cli.events import EventSink
-from riaktq_cli.scheduler import Scheduler
+from riaktq_cli.scheduler import forgetting
+from riaktq_cli.core import protocol, task as T
+from riaktq_cli.api.inputs import make_task
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.scheduler.events import EventSink
+from riaktq_cli.scheduler.iteration import Scheduler
 
 
 def live_record(name):
@@ -70,7 +71,7 @@ def test_the_forgetter_deletes_nothing_on_a_read_that_comes_back_empty(store):
 def test_rejoining_node_hides_the_instance_from_2i_and_nothing_is_rolled_back(fault_server, config_file):
     """The Riak test server's handoff fault: 2i leaves out what was written
     since the node went down; a GET still finds it."""
-    from riaktq_cli import config
+    from riaktq_cli.config import loading as config
     from riaktq_cli.store import open_store
     store = open_store(config.load(str(config_file)))
     try:
@@ -107,11 +108,11 @@ def test_a_batch_opened_while_a_node_stops_opens_every_line_and_loses_nothing(fa
 def test_a_stopping_node_is_skipped_and_alone_it_is_unavailable(fault_server):
     """Its 404 page is no "not found": the request goes to another node,
     and with none left the call says no node answered (exit 3)."""
-    from riaktq_cli.riak import RiakClient, RiakError, RiakUnavailable
+    from riaktq_cli.riak import connect, RiakError, RiakUnavailable
     from riaktq_testing.riak_sim import RiakTestServer
     other = RiakTestServer(port=0, share_with=fault_server)
-    both = RiakClient([other.url, fault_server.url], timeout=1.0, backoff=0.01)
-    alone = RiakClient([other.url], timeout=1.0, retries=2, backoff=0.01)
+    both = connect([other.url, fault_server.url], timeout=1.0, backoff=0.01)
+    alone = connect([other.url], timeout=1.0, retries=2, backoff=0.01)
     try:
         both.store("riaktq", "churn", "k", b"v", indexes={"status_bin": "churn"})
         other.set_stopping(True)
@@ -249,8 +250,8 @@ def test_open_batch_names_the_lines_not_opened_when_no_node_answers(fault_server
 
 
 def test_a_batch_cut_short_names_what_did_not_land():
-    from riaktq_cli.commands.tasks import _batch_cut_short
-    from riaktq_cli.errors import DuplicateTask, PartialCreate, StoreUnavailable
+    from riaktq_cli.cli.commands.tasks import _batch_cut_short
+    from riaktq_cli.core.errors import DuplicateTask, PartialCreate, StoreUnavailable
     down = StoreUnavailable("riak: no node answered")
     cut = PartialCreate(str(down), [None, down, DuplicateTask("t3"), down, None])
     chunk = [(n, {}) for n in range(1, 6)]

@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from riaktq_cli import clock, task as T
-from riaktq_cli.cli import cli
-from riaktq_cli.clock import seconds_to_us
-from riaktq_cli.config import ObserverQuery
-from riaktq_cli.errors import RiaktqError, StoreUnavailable
-from riaktq_cli.daily import DAY_US, DailySchedule, Observer
+from riaktq_cli.core import clock, task as T
+from riaktq_cli.cli.main import cli
+from riaktq_cli.core.clock import seconds_to_us
+from riaktq_cli.config.loading import ObserverQuery
+from riaktq_cli.core.errors import RiaktqError, StoreUnavailable
+from riaktq_cli.views.observer import DAY_US, DailySchedule, Observer
 from riaktq_cli.store.base import INSTANCE
 from tests.terminal import read_pty, spawn_in_pty
 
@@ -453,9 +453,9 @@ def test_requeue_bad_arguments(config_file, args):
 
 
 def test_requeued_tasks_run_again(store, config_file):
-    from riaktq_cli.events import EventSink
-    from riaktq_cli.handler import load_handler
-    from riaktq_cli.scheduler import Scheduler
+    from riaktq_cli.scheduler.events import EventSink
+    from riaktq_cli.worker.handler import load_handler
+    from riaktq_cli.scheduler.iteration import Scheduler
     from riaktq_cli.worker import Worker
 
     now = clock.now_us()
@@ -494,7 +494,7 @@ def busy_queue(store, monkeypatch):
     """A queue at a fixed moment: finished tasks at known times, one instance."""
     now = clock.now_us()
     monkeypatch.setattr(clock, "now_us", lambda: now)
-    monkeypatch.setattr("riaktq_cli.instances.now_us", lambda: now)
+    monkeypatch.setattr("riaktq_cli.api.figures.now_us", lambda: now)
     ago = lambda seconds: now - seconds_to_us(seconds)  # noqa: E731
     put(store, "done-30s", T.DONE, ago(H), sat=ago(40), laf=seconds_to_us(10))
     put(store, "done-10m", T.DONE, ago(H), sat=ago(10 * M), laf=0)

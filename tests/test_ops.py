@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from riaktq_cli import clock, task as T
+from riaktq_cli.core import clock, task as T
 from riaktq_cli.store.base import INBOX, INSTANCE
 from tests.conftest import ROOT, wait_until
 from tests.terminal import read_pty, spawn_in_pty
@@ -164,8 +164,8 @@ def test_scheduler_serves_metrics_while_it_runs(store, procs, tmp_path):
 
 
 def test_counting_store_counts_errors_by_kind(store):
-    from riaktq_cli import metrics
-    from riaktq_cli.errors import StoreUnavailable
+    from riaktq_cli.views import metrics
+    from riaktq_cli.core.errors import StoreUnavailable
 
     registry = metrics.enable()
     counted = metrics.CountingStore(store)
@@ -224,7 +224,7 @@ def test_log_lines_escape_controls_and_never_raise():
     import errno
     import logging
 
-    from riaktq_cli import logs
+    from riaktq_cli.runtime import logs
 
     class Broken(io.StringIO):
         def write(self, text):
@@ -321,7 +321,7 @@ def test_instance_records_are_escaped_in_instances_and_stats(store, config_file)
 
 
 def test_display_helpers():
-    from riaktq_cli.output import display, escape
+    from riaktq_cli.core.output import display, escape
     assert escape("ok é 漢") == "ok é 漢"
     assert escape("a\x1bb\x9bc\u202ed\x00") == "a\\x1bb\\x9bc\\u202ed\\x00"
     assert escape("a\nb\tc\r", keep_newlines=True) == "a\nb\tc\\r"
@@ -396,8 +396,8 @@ def test_views_judge_liveness_with_the_schedulers_timeout(store, procs, config_f
 # --- observe remembers --------------------------------------------------------------------
 
 def test_restarted_observer_runs_nothing_twice(store):
-    from riaktq_cli.config import ObserverQuery
-    from riaktq_cli.daily import Observer
+    from riaktq_cli.config.loading import ObserverQuery
+    from riaktq_cli.views.observer import Observer
 
     now = clock.now_us()
     put(store, "old", T.TODO, cat=now - 3600 * 10**6)
@@ -438,7 +438,7 @@ def test_exit_codes_for_what_a_user_types(store, config_file, tmp_path):
 
 
 def test_every_command_has_examples_and_version():
-    from riaktq_cli.cli import COMMANDS
+    from riaktq_cli.cli.main import COMMANDS
     for name in COMMANDS:
         result = run(name, "--help")
         assert result.returncode == 0 and b"Example" in result.stdout, name

@@ -120,10 +120,10 @@ def test_an_idle_iteration_reads_the_pause_at_most_once_a_second(store, backend,
     record adds one GET per READ_EVERY, not one per iteration."""
     import pytest
 
-    from riaktq_cli import limits, pausing
-    from riaktq_cli.clock import now_us
-    from riaktq_cli.events import EventSink
-    from riaktq_cli.scheduler import Scheduler
+    from riaktq_cli.scheduler import limits, pausing
+    from riaktq_cli.core.clock import now_us
+    from riaktq_cli.scheduler.events import EventSink
+    from riaktq_cli.scheduler.iteration import Scheduler
     if backend != "riak" or riak_server is None:
         pytest.skip("counts the requests the Riak test server sees")
     store.put_record("instance", "w", {"name": "w", "tags": [], "heartbeat": now_us() + 60_000_000,

@@ -5,7 +5,7 @@ confirm in time it says so and exits 1. Both stores."""
 
 from riaktq_cli import Queue
 from tests.conftest import take_lease, wait_until
-from riaktq_cli.clock import now_us
+from riaktq_cli.core.clock import now_us
 
 
 def test_a_task_opened_right_after_pause_returns_is_not_assigned(procs, store, config_file):

@@ -1,6 +1,6 @@
 """Adaptive prefetch (issue 9): queues sized to each instance's pace."""
 
-from riaktq_cli.prefetch import MAX, Prefetch
+from riaktq_cli.scheduler.prefetch import MAX, Prefetch
 
 
 def rounds(p, n, gap, finished, held, start=0.0, busy=None):

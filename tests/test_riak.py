@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from riaktq_cli import config, task as t
-from riaktq_cli.errors import StoreUnavailable
+from riaktq_cli.config import loading as config
+from riaktq_cli.core import task as t
+from riaktq_cli.core.errors import StoreUnavailable
 from riaktq_cli.store import open_store
 from tests.conftest import FAST, Processes, add_security, read_events, riak_client, wait_until, write_config
 
@@ -258,8 +259,8 @@ def test_init_riak_writes_a_working_config(tmp_path, riak_url):
 
 
 def test_a_foreign_value_under_our_keys_stalls_nothing(rstore, riak_url):
-    from riaktq_cli.events import EventSink
-    from riaktq_cli.scheduler import Scheduler
+    from riaktq_cli.scheduler.events import EventSink
+    from riaktq_cli.scheduler.iteration import Scheduler
     from tests.test_scheduler import instance
     raw = riak_client(riak_url)
     rstore.create_tasks([new("good", cat=2)])

@@ -18,10 +18,10 @@ import pytest
 import urllib3
 
 from riaktq_cli.riak import (
+    connect,
     IndexPage,
     RiakAuthFailed,
     RiakBadRequest,
-    RiakClient,
     RiakConflict,
     RiakError,
     RiakHttpsRequired,
@@ -59,7 +59,7 @@ def api(request):
 
 @pytest.fixture
 def client(riak_test_server, api):
-    c = RiakClient([node_url(riak_test_server, api)], timeout=1.0, retries=4, backoff=0.01,
+    c = connect([node_url(riak_test_server, api)], timeout=1.0, retries=4, backoff=0.01,
                    backoff_max=0.05)
     yield c
     c.close()
@@ -260,7 +260,7 @@ def test_delete_with_stale_vclock_leaves_tombstone_sibling(client):
 
 def test_tombstones_are_reaped_after_delete_mode():
     with RiakTestServer(port=0, delete_mode=100) as server:
-        with closing(RiakClient([server.url], backoff=0.01)) as c:
+        with closing(connect([server.url], backoff=0.01)) as c:
             c.store(T, B, "k", b"v")
             c.delete(T, B, "k")
             assert c.fetch(T, B, "k", include_tombstone=True) is not None
@@ -398,7 +398,7 @@ def test_bad_request_names_status_and_riak_message(client, api):
 
 def test_2i_on_a_backend_without_indexes():
     with RiakTestServer(port=0, backend_2i=False) as server:
-        with closing(RiakClient([server.url], backoff=0.01)) as c:
+        with closing(connect([server.url], backoff=0.01)) as c:
             with pytest.raises(RiakError) as err:
                 c.index(T, B, "status_bin", "todo")
     assert err.value.status == 500
@@ -441,7 +441,7 @@ def test_connections_are_kept_alive(client, riak_test_server):
 
 def test_idle_connections_closed_by_the_server_are_replaced():
     with RiakTestServer(port=0, idle_timeout=0.1) as server:
-        with closing(RiakClient([server.url], retries=0)) as c:  # no retries: must just work
+        with closing(connect([server.url], retries=0)) as c:  # no retries: must just work
             c.store(T, B, "k", b"v")
             time.sleep(0.3)
             assert c.fetch(T, B, "k").value == b"v"
@@ -461,7 +461,7 @@ def test_503_burst_is_retried_transparently(client, riak_test_server):
 
 def test_endless_503_gives_up_with_one_line(riak_test_server, api):
     url = node_url(riak_test_server, api)
-    c = RiakClient([url], retries=2, backoff=0.01)
+    c = connect([url], retries=2, backoff=0.01)
     riak_test_server.fail_next(10, 503)
     with pytest.raises(RiakUnavailable) as err:
         c.fetch(T, B, "k")
@@ -481,7 +481,7 @@ def test_other_errors_are_not_retried(client, riak_test_server, api):
 
 
 def test_slow_answer_times_out_then_retry_succeeds(riak_test_server, api):
-    c = RiakClient([node_url(riak_test_server, api)], timeout=0.3, backoff=0.01)
+    c = connect([node_url(riak_test_server, api)], timeout=0.3, backoff=0.01)
     c.store(T, B, "k", b"v")
     riak_test_server.slow_next(1, 2.0, kinds="get")
     started = time.monotonic()
@@ -501,7 +501,7 @@ def test_dropped_connection_is_retried(client, riak_test_server):
 def test_two_nodes_one_down(riak_test_server, api):
     other = RiakTestServer(port=0, share_with=riak_test_server, pb_port=0)  # same cluster
     try:
-        c = RiakClient([node_url(riak_test_server, api), node_url(other, api)], timeout=0.5,
+        c = connect([node_url(riak_test_server, api), node_url(other, api)], timeout=0.5,
                        backoff=0.01)
         other.set_down(True)
         started = time.monotonic()
@@ -521,7 +521,7 @@ def test_two_nodes_one_down(riak_test_server, api):
 def test_unresponsive_node_is_skipped_for_a_while(riak_test_server, api):
     hung = RiakTestServer(port=0, share_with=riak_test_server, pb_port=0)  # accepts, never answers
     try:
-        c = RiakClient([node_url(riak_test_server, api), node_url(hung, api)], timeout=0.2,
+        c = connect([node_url(riak_test_server, api), node_url(hung, api)], timeout=0.2,
                        backoff=0.01)
         c.store(T, B, "k", b"v")
         hung.slow_next(1000, 5.0)
@@ -537,7 +537,7 @@ def test_unresponsive_node_is_skipped_for_a_while(riak_test_server, api):
 def test_all_nodes_down_one_line_message(riak_test_server, api):
     other = RiakTestServer(port=0, pb_port=0)
     first, second = node_url(riak_test_server, api), node_url(other, api)
-    c = RiakClient([first, second], retries=3, backoff=0.01)
+    c = connect([first, second], retries=3, backoff=0.01)
     riak_test_server.set_down(True)
     other.set_down(True)
     started = time.monotonic()
@@ -668,7 +668,7 @@ def secure_node(tmp_path):
 
 def secure_client(urls, ca, user="riaktq", password="s3cret-pw", **kwargs):
     kwargs.setdefault("backoff", 0.01)
-    return RiakClient(urls, timeout=2.0, username=user, password=password,
+    return connect(urls, timeout=2.0, username=user, password=password,
                       tls=TlsSettings(ca_file=ca), **kwargs)
 
 
@@ -745,7 +745,7 @@ def test_credentials_never_travel_over_plain_http(riak_test_server, secure_node,
         seen.append(handler.headers.get("Authorization"))
         return plain_ping(handler)
     monkeypatch.setattr(front._Handler, "_ping", spy)
-    RiakClient([riak_test_server.url], username="u", password="p").ping()
+    connect([riak_test_server.url], username="u", password="p").ping()
     secure, _, ca = secure_node
     secure_client([secure.url], ca).ping()
     assert seen[0] is None and seen[1].startswith("Basic ")  # only over https
@@ -767,7 +767,7 @@ def test_secure_server_answers_as_the_recorded_secure_node(secure_node):
 
 def test_urls_with_credentials_are_refused_and_never_shown():
     with pytest.raises(ValueError) as err:
-        RiakClient(["https://riaktq:hunter2@riak1:8443"])
+        connect(["https://riaktq:hunter2@riak1:8443"])
     assert "hunter2" not in str(err.value) and "'https://riak1:8443'" in str(err.value)
     assert "password_file" in str(err.value)
 
@@ -775,7 +775,7 @@ def test_urls_with_credentials_are_refused_and_never_shown():
 def test_password_hides_itself():
     secret = Secret("hunter2")
     assert "hunter2" not in repr(secret) + str(secret) + f"{secret}" + repr({"pw": secret})
-    c = RiakClient(["https://127.0.0.1:1"], username="u", password="hunter2")
+    c = connect(["https://127.0.0.1:1"], username="u", password="hunter2")
     assert "hunter2" not in repr(vars(c))
 
 
@@ -789,11 +789,11 @@ def test_client_certificate_is_presented(tmp_path):
     ctx = server_tls_context(str(server_pem), client_ca=str(ca_file))
     security = Security().add_user("riaktq", "pw", Security.ALL)
     with RiakTestServer(port=0, tls=ctx, security=security) as server:
-        without = RiakClient([server.url], username="riaktq", password="pw", retries=0,
+        without = connect([server.url], username="riaktq", password="pw", retries=0,
                              tls=TlsSettings(ca_file=str(ca_file)))
         with pytest.raises((RiakTlsError, RiakUnavailable)):
             without.ping()
-        with_cert = RiakClient([server.url], username="riaktq", password="pw",
+        with_cert = connect([server.url], username="riaktq", password="pw",
                                tls=TlsSettings(ca_file=str(ca_file), cert_file=str(client_pem)))
         with_cert.ping()
 
@@ -801,7 +801,7 @@ def test_client_certificate_is_presented(tmp_path):
 def test_verify_false_accepts_any_certificate_and_warns_once(secure_node, caplog):
     server, _, _ = secure_node
     with caplog.at_level("WARNING", logger="riaktq.security"):
-        c = RiakClient([server.url], username="riaktq", password="s3cret-pw",
+        c = connect([server.url], username="riaktq", password="s3cret-pw",
                        tls=TlsSettings(verify=False))
         c.ping()
         c.ping()

@@ -12,9 +12,18 @@ import threading
 
 import pytest
 
-from riaktq_cli.riak import (RiakAuthFailed, RiakClient, RiakConflict, RiakError,
-                             RiakHttpsRequired, RiakPermissionDenied, RiakTlsError,
-                             RiakUnavailable, TlsSettings)
+from riaktq_cli.riak import (
+    connect,
+    RiakAuthFailed,
+    RiakClient,
+    RiakConflict,
+    RiakError,
+    RiakHttpsRequired,
+    RiakPermissionDenied,
+    RiakTlsError,
+    RiakUnavailable,
+    TlsSettings,
+)
 from riaktq_cli.riak.pb import riak_pb2
 from riaktq_cli.riak.pb.client import PbClient
 from riaktq_cli.riak.pb.codes import MessageCode
@@ -41,7 +50,7 @@ def client_for(*urls, **kwargs):
     kwargs.setdefault("timeout", 1.0)
     kwargs.setdefault("backoff", 0.01)
     kwargs.setdefault("backoff_max", 0.02)
-    return RiakClient(list(urls), **kwargs)
+    return connect(list(urls), **kwargs)
 
 
 def put_ok(request, state):
@@ -49,16 +58,16 @@ def put_ok(request, state):
 
 
 def test_pb_urls_choose_the_pb_client_and_are_checked():
-    assert isinstance(RiakClient(["pb://127.0.0.1"]), PbClient)
-    assert type(RiakClient(["http://127.0.0.1:8098"])) is RiakClient
+    assert isinstance(connect(["pb://127.0.0.1"]), PbClient)
+    assert type(connect(["http://127.0.0.1:8098"])) is RiakClient
     assert normalize_pb_node("pb://Host") == "pb://host:8087"
     assert normalize_pb_node("pbs://10.0.0.1:18087/") == "pbs://10.0.0.1:18087"
     with pytest.raises(ValueError, match="not a mix"):
-        RiakClient(["pb://a:8087", "http://b:8098"])
+        connect(["pb://a:8087", "http://b:8098"])
     with pytest.raises(ValueError, match="credentials in a node URL"):
-        RiakClient(["pb://u:pw@a:8087"])
+        connect(["pb://u:pw@a:8087"])
     with pytest.raises(ValueError, match="must not have a path"):
-        RiakClient(["pb://a:8087/riak"])
+        connect(["pb://a:8087/riak"])
 
 
 def test_one_connection_serves_many_requests(nodes):

@@ -4,10 +4,10 @@ These pin down the protocol of DESIGN §2 step by step without processes:
 the lifecycle tests run the same paths end to end.
 """
 
-from riaktq_cli import protocol, task as t
-from riaktq_cli.clock import now_us
-from riaktq_cli.events import EventSink
-from riaktq_cli.scheduler import Scheduler
+from riaktq_cli.core import protocol, task as t
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.scheduler.events import EventSink
+from riaktq_cli.scheduler.iteration import Scheduler
 from tests.conftest import take_lease
 
 
@@ -176,7 +176,7 @@ class FlakyWrites:
         return getattr(self._store, name)
 
     def update_tasks(self, task_ids, change):
-        from riaktq_cli.errors import PartialUpdate
+        from riaktq_cli.core.errors import PartialUpdate
         written = self._store.update_tasks(task_ids, change)
         if self.flaky_next and written:
             self.flaky_next = False

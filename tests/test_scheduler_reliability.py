@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from riaktq_cli import protocol, task as t
-from riaktq_cli.clock import now_us
-from riaktq_cli.events import EventSink
-from riaktq_cli.lease import Lease
-from riaktq_cli.scheduler import Scheduler
+from riaktq_cli.core import protocol, task as t
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.scheduler.events import EventSink
+from riaktq_cli.scheduler.lease import Lease
+from riaktq_cli.scheduler.iteration import Scheduler
 from tests.conftest import read_events, wait_until
 
 
@@ -317,7 +317,7 @@ def test_inboxes_carry_the_lease_epoch(store):
 
 
 def test_a_scheduler_whose_lease_lapsed_writes_nothing(store):
-    from riaktq_cli.lease import LeaseLost
+    from riaktq_cli.scheduler.lease import LeaseLost
     s = leased_scheduler(store, 0.3)
     wait_until(lambda: not s.lease.valid(), timeout=5, message="lease lapse")
     with pytest.raises(LeaseLost):

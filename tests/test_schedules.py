@@ -11,9 +11,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from riaktq_cli import schedules
-from riaktq_cli.errors import ConfigError
-from riaktq_cli.scheduler import Scheduler
+from riaktq_cli.config import schedules
+from riaktq_cli.scheduler import schedules as periodic
+from riaktq_cli.core.errors import ConfigError
+from riaktq_cli.scheduler.iteration import Scheduler
 from tests.conftest import wait_until
 
 MINUTE_US = 60_000_000
@@ -101,7 +102,7 @@ def test_the_scheduler_refuses_a_bad_schedule_at_start(procs, config_file):
 # --- catch_up after five missed slots (the clock moved by hand) ---------------------
 
 def run_at(monkeypatch, scheduler, now):
-    monkeypatch.setattr("riaktq_cli.scheduler.now_us", lambda: now)
+    monkeypatch.setattr("riaktq_cli.scheduler.iteration.now_us", lambda: now)
     return scheduler.iteration()
 
 
@@ -129,7 +130,7 @@ def test_catch_up_after_five_missed_slots(store, monkeypatch, catch_up, expected
     # and from then on, every slot while it runs, whatever catch_up says
     run_at(monkeypatch, second, us(2026, 12, 2, 10, 6, 0, 400_000))
     assert tick_ids(store)[-1] == "tick@2026-12-02T10:06Z"
-    rows = schedules.rows(store, [tick], us(2026, 12, 2, 10, 6, 10))
+    rows = periodic.rows(store, [tick], us(2026, 12, 2, 10, 6, 10))
     assert rows[0]["last_task"] == "tick@2026-12-02T10:06Z" and rows[0]["last_status"] == "todo"
     assert rows[0]["next_slot"] == "2026-12-02 10:07:00"
 

@@ -23,7 +23,7 @@ import uuid
 
 import pytest
 
-from riaktq_cli import config
+from riaktq_cli.config import loading as config
 from riaktq_cli.store import open_store
 from tests.conftest import (FAST, READER, READER_PASSWORD, TEST_PASSWORD, TEST_USER, Processes,
                             read_events, secure_test_server, security_lines, wait_until)

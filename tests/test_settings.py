@@ -1,4 +1,4 @@
-"""Every setting declared once (riaktq_cli/settings.py), and resolved one way.
+"""Every setting declared once (riaktq_cli/config/settings.py), and resolved one way.
 
 The walk over the declarations is what keeps the file, the flags and
 `riaktq init`'s template from drifting apart: a new setting without a config
@@ -11,10 +11,11 @@ import tomllib
 import pytest
 from click.testing import CliRunner
 
-from riaktq_cli import config, settings as S, supervisor
-from riaktq_cli.cli import cli
-from riaktq_cli.errors import ConfigError
-from riaktq_cli.options import SettingType
+from riaktq_cli.config import loading as config, settings as S
+from riaktq_cli.worker import supervisor
+from riaktq_cli.cli.main import cli
+from riaktq_cli.core.errors import ConfigError
+from riaktq_cli.cli.options import SettingType
 
 COMMANDS = {"scheduler": "scheduler_cmd", "worker": "worker_cmd", "observe": "observe_cmd"}
 
@@ -146,13 +147,13 @@ def test_the_fast_lane_of_open_imports_neither_click_nor_the_flags(tmp_path):
     through the click side of the resolver (options.py)."""
     import subprocess
     import sys
-    code = ("import sys\nfrom riaktq_cli import entry\ntry:\n    entry.main(['open', 't', '--in', 'x'])\n"
+    code = ("import sys\nfrom riaktq_cli.cli import fast_open as entry\ntry:\n    entry.main(['open', 't', '--in', 'x'])\n"
             "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'riaktq_cli')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     loaded = out.stdout.strip()
-    assert "riaktq_cli.settings" in loaded, out.stderr
-    assert "'click" not in loaded and "riaktq_cli.options" not in loaded and "riaktq_cli.cli" not in loaded
+    assert "riaktq_cli.config.settings" in loaded, out.stderr
+    assert "'click" not in loaded and "riaktq_cli.cli.options" not in loaded and "riaktq_cli.cli.main" not in loaded
 
 
 def test_a_riak_section_means_the_riak_store_unless_the_backend_says_otherwise():

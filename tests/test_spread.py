@@ -11,9 +11,9 @@ import json
 import re
 import time
 
-from riaktq_cli import task as transitions
-from riaktq_cli.assigning import pick_tasks
-from riaktq_cli.clock import now_us
+from riaktq_cli.core import task as transitions
+from riaktq_cli.scheduler.assigning import pick_tasks
+from riaktq_cli.core.clock import now_us
 from tests.conftest import wait_until
 from tests.test_worker_reliability import log_text, registered
 

@@ -4,8 +4,8 @@ own, or only stale ones of an earlier run (issue 18, defect 8)."""
 
 import json
 
-from riaktq_cli import task as T
-from riaktq_cli.clock import now_us, seconds_to_us
+from riaktq_cli.core import task as T
+from riaktq_cli.core.clock import now_us, seconds_to_us
 
 from tests.test_ops import parse_metrics
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from riaktq_cli import task as t
-from riaktq_cli.errors import DuplicateTask
+from riaktq_cli.core import task as t
+from riaktq_cli.core.errors import DuplicateTask
+from riaktq_cli.scheduler.lease import release
 from tests.conftest import take_lease
 
 
@@ -89,7 +90,7 @@ def test_lease(store):
     assert take_lease(store, "s1", 1_000_000, 30)[0]          # renew
     assert take_lease(store, "s2", 1_000_000, 2_000_000)[0]   # s1's lease expired
     assert not take_lease(store, "s1", 1_000_000, 2_000_001)[0]
-    store.clear_lease("s2")
+    release(store, "s2")
     assert take_lease(store, "s1", 1_000_000, 2_000_002)[0]
 
 

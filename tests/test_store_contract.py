@@ -11,9 +11,9 @@ import threading
 
 import pytest
 
-from riaktq_cli import task as T
-from riaktq_cli.clock import now_us
-from riaktq_cli.errors import DuplicateTask, PartialUpdate, StoreUnavailable
+from riaktq_cli.core import task as T
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.core.errors import DuplicateTask, PartialUpdate, StoreUnavailable
 
 
 def new(task_id, data=b"x"):

@@ -3,9 +3,10 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from riaktq_cli import config, task as t
-from riaktq_cli.durations import parse_duration
-from riaktq_cli.errors import ConfigError, DurationError, TransitionError
+from riaktq_cli.config import loading as config
+from riaktq_cli.core import task as t
+from riaktq_cli.core.durations import parse_duration
+from riaktq_cli.core.errors import ConfigError, DurationError, TransitionError
 
 
 @pytest.mark.parametrize("text,seconds", [("250ms", 0.25), ("5s", 5), ("1m", 60), ("2h", 7200),

@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from riaktq_cli import protocol, scheduler_settings
-from riaktq_cli.clock import now_us
+from riaktq_cli.core import protocol
+from riaktq_cli.store import published as scheduler_settings
+from riaktq_cli.core.clock import now_us
 from riaktq_cli.store.base import INSTANCE
 from tests.conftest import wait_until
 from tests.test_worker_reliability import alive, give, outbox, record, registered
@@ -170,7 +171,7 @@ def test_json_logs_carry_failures_warnings_and_tracebacks_in_one_line(procs, tmp
     (failure,) = [json.loads(line) for line in usage.stderr.decode().splitlines()]
     assert "Missing option '--handler'" in failure["message"] and failure["level"] == "error"
     # a Python warning and an uncaught exception in a process logging JSON
-    script = ("from riaktq_cli.logs import setup_logging\n"
+    script = ("from riaktq_cli.runtime.logs import setup_logging\n"
               "setup_logging(False, 'json')\n"
               "import warnings; warnings.warn('deprecated thing')\n"
               "raise ValueError('boom')\n")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from riaktq_cli import protocol
-from riaktq_cli import task as transitions
-from riaktq_cli.clock import now_us
+from riaktq_cli.core import protocol
+from riaktq_cli.core import task as transitions
+from riaktq_cli.core.clock import now_us
 from riaktq_cli.store.base import INBOX, INSTANCE
 from tests.conftest import read_events, wait_until
 
@@ -267,7 +267,7 @@ def test_a_process_that_leaves_its_name_hands_over_what_it_finished(store, procs
 
 
 def test_count_names_carry_the_host_and_durations_pass_as_written(store, procs):
-    from riaktq_cli.supervisor import short_host
+    from riaktq_cli.worker.supervisor import short_host
     procs.start("worker", "--handler", "echo", "--count", "2", "--poll", "0.05ms", "--heartbeat", "0.5s",
                 name="sup")
     names = {f"echo-{short_host()}-1", f"echo-{short_host()}-2"}
@@ -309,7 +309,7 @@ def test_a_crashing_task_ends_failed_after_3_attempts_while_others_finish(store,
 def test_a_dead_runner_makes_the_worker_exit_and_its_tasks_finish_elsewhere(store, procs, monkeypatch):
     import threading
 
-    from riaktq_cli.handler import HandlerSpec
+    from riaktq_cli.worker.handler import HandlerSpec
     from riaktq_cli.worker import Worker
     from riaktq_cli.worker.runner import Runner, RunnerFailed
 
@@ -344,7 +344,7 @@ def test_a_round_of_work_costs_one_record_write(store):
     worker and a GET for the scheduler), not one more when the entries come."""
     import threading
 
-    from riaktq_cli.handler import HandlerSpec
+    from riaktq_cli.worker.handler import HandlerSpec
     from riaktq_cli.worker import Worker
 
     class Counting:
@@ -382,7 +382,7 @@ def _run_catching(worker):
 
 
 def test_log_writes_that_fail_do_not_raise(monkeypatch):
-    from riaktq_cli import logs
+    from riaktq_cli.runtime import logs
 
     class Gone:
         def write(self, _text):

@@ -24,10 +24,12 @@ from .queries import IndexPage
 from .security import Secret, TlsSettings, redact_url
 
 __all__ = [
+    "connect",
     "IndexPage",
     "RiakAuthFailed",
     "RiakBadRequest",
     "RiakClient",
+    "connect",
     "RiakConflict",
     "RiakError",
     "RiakHttpsRequired",
@@ -41,3 +43,19 @@ __all__ = [
     "TlsSettings",
     "redact_url",
 ]
+
+
+def connect(nodes, *args, **kwargs):
+    """The client for `nodes`: a PbClient (pb/client.py) when they are
+    ``pb://`` or ``pbs://``, else the HTTP RiakClient, with the same calls
+    and results, so the store never chooses a class. A mix of the two is
+    refused: one cluster is reached one way."""
+    from .pb.transport import is_pb_node
+    listed = [nodes] if isinstance(nodes, str) else list(nodes)
+    pb = [is_pb_node(node) for node in listed]
+    if any(pb):
+        if not all(pb):
+            raise ValueError("riak: nodes must all be pb(s):// or all http(s)://, not a mix")
+        from .pb.client import PbClient
+        return PbClient(nodes, *args, **kwargs)
+    return RiakClient(nodes, *args, **kwargs)

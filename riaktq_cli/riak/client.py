@@ -42,21 +42,6 @@ class RiakClient(ObjectCalls, IndexQueries):
     api = "http"
     transport_class = Transport
 
-    def __new__(cls, nodes: list[str] | str = (), *args, **kwargs):
-        """``pb://`` / ``pbs://`` nodes make a PbClient: the same calls over Riak's
-        Protocol Buffers API (pb/client.py), so callers never choose a class."""
-        if cls is RiakClient:
-            from .pb.transport import is_pb_node
-            listed = [nodes] if isinstance(nodes, str) else list(nodes)
-            pb = [is_pb_node(n) for n in listed]
-            if any(pb):
-                if not all(pb):
-                    raise ValueError("riak: nodes must all be pb(s):// or all http(s)://, "
-                                     "not a mix")
-                from .pb.client import PbClient
-                return super().__new__(PbClient)
-        return super().__new__(cls)
-
     def __init__(self, nodes: list[str], timeout: float = 5.0, retries: int = 4,
                  backoff: float = 0.05, backoff_max: float = 2.0, pool_size: int = 4, *,
                  username: str | None = None, password: Secret | str | None = None,
@@ -81,7 +66,7 @@ class RiakClient(ObjectCalls, IndexQueries):
     def for_node(self, node: str) -> "RiakClient":
         """A client for exactly one node, with the same credentials and TLS
         and no retries: ``riaktq check`` probes each node on its own."""
-        return RiakClient([node], timeout=self.transport.timeout, retries=0, pool_size=1,
+        return type(self)([node], timeout=self.transport.timeout, retries=0, pool_size=1,
                           username=self.username, password=self._secret, tls=self.tls,
                           _ssl_context=self.transport.ssl_context, _quiet=True)
 

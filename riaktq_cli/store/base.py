@@ -1,7 +1,7 @@
 """The small interface every store implements (SQLite and Riak KV).
 
 Tasks are changed only through `update_tasks`, which applies one of the
-pure transitions of `riaktq_cli.task` as a read-modify-write: SQLite in one
+pure transitions of `riaktq_cli.core.task` as a read-modify-write: SQLite in one
 transaction per batch, Riak with the vector clock it read, task by task and
 in parallel -- hence the contract below says what a batch that half failed
 leaves behind. `tests/test_store_contract.py` holds one case per promise,
@@ -179,7 +179,7 @@ class Store(ABC):
         """{name: doc} of every record of `kind`, through an index."""
 
     # --- the scheduler lease -----------------------------------------------
-    # The decision (who holds it, which epoch) is `riaktq_cli.lease.decide`,
+    # The decision (who holds it, which epoch) is `riaktq_cli.scheduler.lease.decide`,
     # the same for every store; a store only reads and writes the copies.
     lease_needs_settle = False
     """True where two concurrent read-then-write swaps can both succeed (no
@@ -194,12 +194,6 @@ class Store(ABC):
         """Read the copies, call choose(copies) -> doc or None, write doc
         (replacing every copy) unless None; return the copies visible after
         the write (on Riak a concurrent writer's copy can be among them)."""
-
-    def clear_lease(self, owner):
-        """Give the lease up if `owner` holds it: its copy stays, expired,
-        so the next takeover's epoch counts from it (lease.released)."""
-        from riaktq_cli.lease import released
-        self.swap_lease(lambda copies: released(copies, owner))
 
     # --- change detection ------------------------------------------------------
     def data_version(self):
@@ -255,7 +249,7 @@ class Store(ABC):
         query on `finished_bin` counted page by page). This fallback is correct, but reads every finished task
         page by page: a store should override it.
         """
-        from riaktq_cli.task import ended_at
+        from riaktq_cli.core.task import ended_at
         count = 0
         for st in (("done", "failed") if status is None else (status,)):
             ids = self.iter_ids(status=st)

@@ -27,18 +27,35 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from riaktq_cli.errors import (ConfigError, DuplicateTask, ForeignValue, PartialCreate, PartialUpdate,
-                               StoreError, StoreRefused, StoreUnavailable)
-from riaktq_cli.riak import (RiakClient, RiakConflict, RiakError, RiakRefused, RiakUnavailable,
-                             TlsSettings)
+from riaktq_cli.core.errors import (
+    ConfigError,
+    DuplicateTask,
+    ForeignValue,
+    PartialCreate,
+    PartialUpdate,
+    StoreError,
+    StoreRefused,
+    StoreUnavailable,
+)
+from riaktq_cli.riak import connect, RiakConflict, RiakError, RiakRefused, RiakUnavailable, TlsSettings
 from riaktq_cli.store.base import Store
 from riaktq_cli.store import riak_terms
 from riaktq_cli.store.riak_notes import NOTE_MIN, OpeningNotes, settle
 from riaktq_cli.store.riak_queries import RiakQueries
 from riaktq_cli.store.riak_records import RiakRecords
-from riaktq_cli.store.riak_terms import (HIGH, JSON, NAME_FIRST, NAME_LAST, PARALLEL, decode_siblings, number_term,
-                                         parse_assignee_term, tag_key, task_indexes)
-from riaktq_cli.task import NEXTUP, TODO, Task, merge, ready
+from riaktq_cli.store.riak_terms import (
+    HIGH,
+    JSON,
+    NAME_FIRST,
+    NAME_LAST,
+    PARALLEL,
+    decode_siblings,
+    number_term,
+    parse_assignee_term,
+    tag_key,
+    task_indexes,
+)
+from riaktq_cli.core.task import NEXTUP, TODO, Task, merge, ready
 
 log = logging.getLogger("riaktq")
 
@@ -69,7 +86,7 @@ class RiakStore(RiakQueries, RiakRecords, Store):
         tls = TlsSettings(ca_file=config.riak_file("ca_file"), cert_file=config.riak_file("cert_file"),
                           key_file=config.riak_file("key_file"), verify=riak["verify"])
         try:
-            client = RiakClient(riak["nodes"], timeout=riak["timeout"], pool_size=parallel,
+            client = connect(riak["nodes"], timeout=riak["timeout"], pool_size=parallel,
                                 username=username, password=password, tls=tls)
         except ValueError as exc:
             raise ConfigError(f"[riak] {exc}".replace("[riak] riak: ", "[riak] ")) from None

@@ -16,9 +16,9 @@ import json
 import socket
 import time
 
-from riaktq_cli.errors import StoreError
+from riaktq_cli.core.errors import StoreError
 from riaktq_cli.riak import RiakError, RiakPermissionDenied, RiakRefused, RiakUnavailable
-from riaktq_cli.task import TODO
+from riaktq_cli.core.task import TODO
 
 # What riaktq needs on its bucket type, in the order the probes try them.
 NEEDED = ("riak_kv.put", "riak_kv.get", "riak_kv.index", "riak_kv.delete",

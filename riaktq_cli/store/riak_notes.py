@@ -32,10 +32,10 @@ import secrets
 import threading
 import time
 
-from riaktq_cli.clock import now_us
-from riaktq_cli.errors import StoreError
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.core.errors import StoreError
 from riaktq_cli.store.riak_terms import HIGH, JSON, decode_siblings, number_term, task_indexes
-from riaktq_cli.task import Task, merge
+from riaktq_cli.core.task import Task, merge
 
 log = logging.getLogger("riaktq")
 

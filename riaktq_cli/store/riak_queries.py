@@ -9,7 +9,7 @@ none runs on the per-task or per-iteration path.
 import heapq
 
 from riaktq_cli.store.riak_terms import HIGH, number_term
-from riaktq_cli.task import DONE, FAILED, STATUSES
+from riaktq_cli.core.task import DONE, FAILED, STATUSES
 
 
 class RiakQueries:

@@ -9,8 +9,8 @@ concurrent swaps leave siblings, which lease.py decides among.
 
 import json
 
-from riaktq_cli.clock import now_us
-from riaktq_cli.errors import StoreError
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.core.errors import StoreError
 from riaktq_cli.store.base import LEASE_NAME, SCHEDULER
 from riaktq_cli.store.riak_terms import HIGH, JSON, decode_siblings, number_term
 

@@ -9,7 +9,7 @@ that the term grammar, which real clusters hold on disk, has one home.
 import json
 import logging
 
-from riaktq_cli.task import NEXTUP, TODO, ended_at
+from riaktq_cli.core.task import NEXTUP, TODO, ended_at
 
 log = logging.getLogger("riaktq")
 

@@ -9,10 +9,10 @@ tasks in order" and "status X created before T" index range scans.
 import _thread
 import sqlite3
 
-from riaktq_cli import history
-from riaktq_cli.errors import DuplicateTask, StoreError, StoreUnavailable
+from riaktq_cli.core import history
+from riaktq_cli.core.errors import DuplicateTask, StoreError, StoreUnavailable
 from riaktq_cli.store.base import LEASE_NAME, SCHEDULER, Store
-from riaktq_cli.task import STATUSES, Task
+from riaktq_cli.core.task import STATUSES, Task
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (

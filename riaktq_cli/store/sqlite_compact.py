@@ -13,7 +13,7 @@ import os
 import sqlite3
 import time
 
-from riaktq_cli.errors import Refused, StoreUnavailable
+from riaktq_cli.core.errors import Refused, StoreUnavailable
 
 CHECKPOINT_TRIES = 3     # truncating checkpoints tried while readers keep it busy
 CHECKPOINT_PAUSE = 0.5   # seconds before the second try (then twice that)

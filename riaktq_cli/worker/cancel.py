@@ -18,8 +18,8 @@ A mixin of `Runner` (worker/runner.py), whose lock, queues and child it uses.
 
 import time
 
-from riaktq_cli import protocol
-from riaktq_cli.logs import info_line
+from riaktq_cli.core import protocol
+from riaktq_cli.runtime.logs import info_line
 
 
 class Cancelling:

@@ -129,7 +129,7 @@ def main():
     # Before any handler code runs: adopt every orphan among our descendants
     # (worker/tree.py), and move the channel off fds 0 and 1; stdout and
     # stderr become pipes that the output relay copies to the worker's log.
-    from riaktq_cli.logs import ensure_standard_fds
+    from riaktq_cli.runtime.logs import ensure_standard_fds
     from riaktq_cli.worker.tree import become_subreaper
     ensure_standard_fds()  # a worker without stderr: the log lines go nowhere
     become_subreaper()
@@ -149,12 +149,12 @@ def main():
     log_settings = rest[0] if rest else {}
     relay.configure(log_settings.get("format", "text"), role="worker", instance=log_settings.get("instance"))
     child.parent = parent
-    from riaktq_cli.signals import die_with_parent
+    from riaktq_cli.runtime.signals import die_with_parent
     signal.signal(signal.SIGTERM, orphaned)
     if not die_with_parent(signal.SIGTERM, parent):
         orphaned()
-    from riaktq_cli.errors import HandlerError
-    from riaktq_cli.handler import load_handler
+    from riaktq_cli.core.errors import HandlerError
+    from riaktq_cli.worker.handler import load_handler
     try:
         handler = load_handler(spec, options)
         tags = handler.tags()
@@ -162,7 +162,7 @@ def main():
         child.send(("error", str(exc)))
         os._exit(2)
     except BaseException as exc:  # noqa: B036 -- tags() of a broken handler
-        from riaktq_cli.handler import one_line_reason
+        from riaktq_cli.worker.handler import one_line_reason
         child.send(("error", f"handler {spec!r}: {one_line_reason(exc)}"))
         os._exit(2)
     child.send(("ready", list(tags)))

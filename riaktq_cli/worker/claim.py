@@ -14,11 +14,12 @@ scheduler has not seen our record yet (our predecessor's token: wait), or
 another live process writes the record too -- then we leave.
 """
 
-from riaktq_cli import protocol, scheduler_settings
-from riaktq_cli.clock import seconds_to_us
-from riaktq_cli.durations import format_duration
-from riaktq_cli.errors import RiaktqError
-from riaktq_cli.signals import pid_alive
+from riaktq_cli.core import protocol
+from riaktq_cli.store import published as scheduler_settings
+from riaktq_cli.core.clock import seconds_to_us
+from riaktq_cli.core.durations import format_duration
+from riaktq_cli.core.errors import RiaktqError
+from riaktq_cli.runtime.signals import pid_alive
 
 
 class NameTaken(RiaktqError):

@@ -24,11 +24,11 @@ import socket
 import threading
 import time
 
-from riaktq_cli import protocol
-from riaktq_cli.clock import now_us, seconds_to_us
-from riaktq_cli.errors import StoreError
-from riaktq_cli.outage import Outage
-from riaktq_cli.signals import parent_alive, pid_alive
+from riaktq_cli.core import protocol
+from riaktq_cli.core.clock import now_us, seconds_to_us
+from riaktq_cli.core.errors import StoreError
+from riaktq_cli.runtime.outage import Outage
+from riaktq_cli.runtime.signals import parent_alive, pid_alive
 from riaktq_cli.store.base import INBOX, INSTANCE
 from riaktq_cli.worker import claim
 from riaktq_cli.worker.output import LostLines

@@ -27,7 +27,7 @@ import select
 import sys
 import threading
 
-from riaktq_cli import logs
+from riaktq_cli.runtime import logs
 
 STREAMS = ((1, "stdout"), (2, "stderr"))
 LONGEST_LINE = 1 << 16  # a longer line without a newline is cut here

@@ -16,9 +16,9 @@ import subprocess
 import sys
 import time
 
-from riaktq_cli.errors import HandlerError, RiaktqError
-from riaktq_cli.logs import log_format
-from riaktq_cli.signals import kill_session
+from riaktq_cli.core.errors import HandlerError, RiaktqError
+from riaktq_cli.runtime.logs import log_format
+from riaktq_cli.runtime.signals import kill_session
 from riaktq_cli.worker import channel
 from riaktq_cli.worker.tree import kill_tree
 

@@ -18,11 +18,11 @@ import select
 import threading
 import time
 
-from riaktq_cli import protocol
-from riaktq_cli.clock import now_us
-from riaktq_cli.durations import format_duration
-from riaktq_cli.errors import HandlerError, RiaktqError
-from riaktq_cli.logs import info_line
+from riaktq_cli.core import protocol
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.core.durations import format_duration
+from riaktq_cli.core.errors import HandlerError, RiaktqError
+from riaktq_cli.runtime.logs import info_line
 from riaktq_cli.worker.cancel import Cancelling
 from riaktq_cli.worker.process import HandlerProcess, StartFailed, describe_exit
 

@@ -25,7 +25,7 @@ import os
 import signal
 import time
 
-from riaktq_cli.signals import kill_session, process_table
+from riaktq_cli.runtime.signals import kill_session, process_table
 
 PR_SET_CHILD_SUBREAPER = 36
 KILL_WAIT = 2.0  # seconds to chase descendants that keep appearing

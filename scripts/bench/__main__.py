@@ -39,7 +39,7 @@ GROUP_OF = {f.workload: m.GROUP for m in MODULES for f in m.FIGURES}
 
 def parse_args(argv=None):
     def duration(text):
-        from riaktq_cli.durations import parse_duration
+        from riaktq_cli.core.durations import parse_duration
         return parse_duration(text, "duration")
 
     import scripts.bench
@@ -102,9 +102,9 @@ def main(argv=None):
             print(f"bench: {problem[1]}", file=sys.stderr)
             return problem[0]
     if args.riak_pb:
-        from riaktq_cli.riak import RiakClient, RiakError
+        from riaktq_cli.riak import connect, RiakError
         try:
-            pb = RiakClient([args.riak_pb], retries=0, timeout=5.0)
+            pb = connect([args.riak_pb], retries=0, timeout=5.0)
             pb.ping()
             pb.close()
         except (RiakError, ValueError) as exc:

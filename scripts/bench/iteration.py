@@ -49,8 +49,8 @@ def run(ctx):
 
 # --- fakes and timing ------------------------------------------------------------
 def _fake_instances(store, count, outboxes=None, taken=None):
-    from riaktq_cli import protocol
-    from riaktq_cli.clock import now_us
+    from riaktq_cli.core import protocol
+    from riaktq_cli.core.clock import now_us
     from riaktq_cli.store.base import INSTANCE
     names = [f"fake-{i}" for i in range(1, count + 1)]
     for name in names:
@@ -64,7 +64,7 @@ def _fake_instances(store, count, outboxes=None, taken=None):
 
 def _reset(store):
     """Roll back every assigned task and drop the inboxes it was put in."""
-    from riaktq_cli import task as transitions
+    from riaktq_cli.core import task as transitions
     from riaktq_cli.store.base import INBOX
     pairs = store.nextup_assignees()
     store.update_tasks([tid for tid, _ in pairs],
@@ -74,8 +74,8 @@ def _reset(store):
 
 
 def _scheduler(store, prefetch=8):
-    from riaktq_cli.events import EventSink
-    from riaktq_cli.scheduler import Scheduler
+    from riaktq_cli.scheduler.events import EventSink
+    from riaktq_cli.scheduler.iteration import Scheduler
     return Scheduler(store, instance_timeout=30, prefetch=prefetch, events=EventSink(None))
 
 
@@ -117,7 +117,7 @@ def _scale_params(size, repeat, assigned):
 
 
 def _scale_sqlite(ctx, sizes):
-    from riaktq_cli.clock import now_us
+    from riaktq_cli.core.clock import now_us
     from riaktq_cli.store.sqlite import SqliteStore
     workdir = Path(tempfile.mkdtemp(prefix="scale-sqlite-", dir=ctx.root))
     path = workdir / "riaktq.db"
@@ -161,8 +161,8 @@ def _scale_sqlite(ctx, sizes):
 
 
 def _scale_riak(ctx, sizes):
-    from riaktq_cli import task as transitions
-    from riaktq_cli.clock import now_us
+    from riaktq_cli.core import task as transitions
+    from riaktq_cli.core.clock import now_us
     ws = Workspace(ctx, RIAK, "scale-riak")
     try:
         fill(ws, SCALE_TODO, prefix="todo-")
@@ -233,8 +233,8 @@ def _schedcost(ctx, system):
 
 
 def _schedcost_run(ctx, system, n, prefetch, logged):
-    from riaktq_cli import protocol
-    from riaktq_cli.clock import now_us
+    from riaktq_cli.core import protocol
+    from riaktq_cli.core.clock import now_us
     from riaktq_cli.store.base import INBOX
     ws = Workspace(ctx, system, f"schedcost-{system}")
     logger = logging.getLogger("riaktq")

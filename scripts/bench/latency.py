@@ -49,8 +49,8 @@ def run(ctx):
 
 
 def _riaktq(ctx, system, names, interval, window, rate):
-    from riaktq_cli import task as transitions
-    from riaktq_cli.clock import now_us
+    from riaktq_cli.core import task as transitions
+    from riaktq_cli.core.clock import now_us
     # interval None: no flags at all, the defaults (interval 1s, prefetch auto)
     defaults = interval is None
     prefetch = 8

@@ -47,10 +47,10 @@ def _raw(ctx):
 def _raw_pb(ctx):
     """The same PUTs and GETs over Riak's PB API, through riaktq's own PB client (pooled,
     one thread per connection): the PB counterpart of the urllib3 figures."""
-    from riaktq_cli.riak import RiakClient
+    from riaktq_cli.riak import connect
     ws = Workspace(ctx, RIAK_PB, "raw-pb")
     btype, bucket = ws.btype, f"{ws.prefix}_raw"
-    client = RiakClient([ws.url], pool_size=max(CONNECTIONS), timeout=30.0)
+    client = connect([ws.url], pool_size=max(CONNECTIONS), timeout=30.0)
     try:
         _rates(ctx, RIAK_PB, ws, "riaktq PB client, one thread per connection",
                lambda key, indexes: client.store(btype, bucket, key, BODY, indexes=indexes),

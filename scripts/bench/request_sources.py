@@ -35,7 +35,7 @@ class _Ctx:
 
 
 def main(argv=None):
-    from riaktq_cli.durations import parse_duration
+    from riaktq_cli.core.durations import parse_duration
     p = argparse.ArgumentParser(prog="python -m scripts.bench.request_sources", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", type=int, default=1000)

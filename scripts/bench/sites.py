@@ -156,7 +156,7 @@ class Workspace:
                              f'ca_file = "{self.server.ca_file}"\n')
             self.config = self.dir / "riaktq.toml"
             self.config.write_text(text)
-            from riaktq_cli.config import load
+            from riaktq_cli.config.loading import load
             from riaktq_cli.store import open_store
             self.store = open_store(load(str(self.config)))
         except BaseException:
@@ -212,8 +212,8 @@ class Workspace:
 
 
 def new_tasks(prefix, start, count, now=None):
-    from riaktq_cli import task as transitions
-    from riaktq_cli.clock import now_us
+    from riaktq_cli.core import task as transitions
+    from riaktq_cli.core.clock import now_us
     return [transitions.new_task(f"{prefix}{i:08d}", b"x", now=now if now is not None else now_us())
             for i in range(start, start + count)]
 

@@ -28,10 +28,11 @@ from pathlib import Path
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from riaktq_cli import Queue, config as riaktq_config
-from riaktq_cli.errors import RiaktqError, StoreError
+from riaktq_cli import Queue
+from riaktq_cli.config import loading as riaktq_config
+from riaktq_cli.core.errors import RiaktqError, StoreError
 from riaktq_cli.store import open_store
-from riaktq_cli.task import DONE, FINISHED
+from riaktq_cli.core.task import DONE, FINISHED
 from tests.sim import world
 
 IDS = ("a", "b")

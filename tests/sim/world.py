@@ -16,11 +16,11 @@ import os
 import sys
 import time as real_time
 
-from riaktq_cli import protocol
-from riaktq_cli.errors import PartialUpdate, StoreError, StoreUnavailable
-from riaktq_cli.lease import Lease, LeaseLost
-from riaktq_cli.outage import Outage
-from riaktq_cli.scheduler import Scheduler
+from riaktq_cli.core import protocol
+from riaktq_cli.core.errors import PartialUpdate, StoreError, StoreUnavailable
+from riaktq_cli.scheduler.lease import Lease, LeaseLost
+from riaktq_cli.runtime.outage import Outage
+from riaktq_cli.scheduler.iteration import Scheduler
 from riaktq_cli.store.base import INBOX
 from riaktq_cli.worker import claim
 from riaktq_cli.worker import instance as worker_instance
@@ -153,9 +153,6 @@ class SimStore:
 
     def swap_lease(self, choose):
         return self._write(self._store.swap_lease, choose)
-
-    def clear_lease(self, owner):
-        return self._write(self._store.clear_lease, owner)
 
     def _note(self, kind, docs):
         if kind == INBOX:

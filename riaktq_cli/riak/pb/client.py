@@ -1,6 +1,6 @@
 """PbClient: RiakClient's calls over Riak's Protocol Buffers API.
 
-``RiakClient(["pb://host:8087"])`` gives one of these (see RiakClient.__new__), so the store
+``riak.connect(["pb://host:8087"])`` gives one of these, so the store
 never knows which API it talks to: the same calls, the same RiakObject / Sibling / IndexPage
 records, the same one-line errors.
 

@@ -1,0 +1,156 @@
+"""The scheduler's process loop, in the style of Huey's consumer:
+initialize (take the lease, start a fresh view), one pass at a time (wait
+for the interval or a change in the store, run one iteration, apply the
+error policy), shutdown (release the lease).
+
+Kept apart from scheduler.py, which holds what one iteration does, so that
+lease timing, watching and the error policy can be read in one place.
+"""
+
+import logging
+import time
+
+from riaktq_cli.runtime import instruments
+from riaktq_cli.store import published as scheduler_settings
+from riaktq_cli.core.errors import StoreError, StoreUnavailable
+from riaktq_cli.scheduler.lease import TTL_SHARE, Lease, LeaseLost
+from riaktq_cli.runtime.outage import Outage
+from riaktq_cli.store.base import INBOX, INSTANCE
+
+log = logging.getLogger("riaktq")
+
+# How often the scheduler looks for changes where the store can tell cheaply:
+# every 10 ms while work flows, every 50 ms once nothing changed for a while
+# (an idle scheduler then costs well under 1% of a core).
+WATCH_TICK = 0.01
+WATCH_TICK_IDLE = 0.05
+IDLE_AFTER = 2.0
+
+
+class SchedulerLoop:
+    """The loop of Scheduler; relies on its store, lease, owner, timeout_us,
+    instance_timeout, prefetch, _inboxes, _unsaved, _last_work and iteration()."""
+
+    def run(self, interval, stop, once=False):
+        """Hold the lease and iterate every `interval` until `stop` is set.
+
+        The lease lasts half the instance timeout and is renewed by its own
+        thread four times per lease period, so a standby takes over within
+        the instance timeout of this process's death, and a slow iteration
+        never lets it lapse.
+
+        Where the store can tell cheaply that another process wrote to it
+        (SQLite's data_version), an iteration also runs as soon as something
+        changed -- a task opened, a result in an outbox -- at most every
+        WATCH_TICK; `interval` is then the longest wait, not the only one.
+        """
+        self.lease = Lease(self.store, self.owner, ttl=self.instance_timeout * TTL_SHARE, floor=self._epoch_floor)
+        outage = Outage("scheduler")
+        self._lapsed_since = None   # monotonic time the lease stopped being confirmed, while it is not
+        try:
+            while not stop.is_set():
+                if not self.lease.held and not self._take_lease(outage, stop, once, interval):
+                    if once:
+                        return False
+                    continue
+                if not self._pass(interval, stop, outage, once):
+                    return True
+        finally:
+            self.lease.release()
+        return True
+
+    def _epoch_floor(self):
+        """The highest epoch the workers' records and the inboxes show: a
+        takeover counts from it too, so a lease document that was deleted
+        cannot make epochs start again below what the workers have seen."""
+        records = [*self.store.list_records(INSTANCE).values(), *self.store.list_records(INBOX).values()]
+        return max((record.get("epoch") or 0 for record in records), default=0)
+
+    def _take_lease(self, outage, stop, once, interval):
+        """One attempt at the lease; on success start a fresh view."""
+        try:
+            held = self.lease.attempt()
+            outage.ok()
+        except StoreError as exc:
+            outage.failed(exc)
+            stop.wait(self.lease.tick)
+            return False
+        if not held:
+            holder = (self.lease.holder or {}).get("owner", "?")
+            if self.lease.holder is None and self.lease.shortfall:
+                pass   # our own lease ran out while we confirmed it: no holder to stand
+                # by for; the lease said why (once), and we try again
+            elif getattr(self, "_standby_for", None) != holder:
+                log.info("standing by: scheduler lease held by %s", holder)
+                self._standby_for = holder
+            if not once:
+                stop.wait(self.lease.tick)
+            return False
+        log.info("scheduler %s holds the lease (epoch %d)", self.owner, self.lease.epoch)
+        self._standby_for = self._lapsed_since = None
+        scheduler_settings.publish(self.store, self.owner, self.timeout_us, interval,
+                                   self.prefetch.fixed or "auto")
+        self._inboxes.clear()     # another scheduler may have written them
+        self._unsaved = set()
+        self._taken_over = True   # the first iteration re-emits what the last holder may not have
+        self._next_run = time.monotonic()
+        self._seen_version = None
+        self.lease.keep_renewed()
+        return True
+
+    def _pass(self, interval, stop, outage, once):
+        """Wait for the next iteration and run it; False when `once` is done."""
+        watch = not once and self._data_version() is not None
+        while not stop.is_set() and self.lease.held:
+            now = time.monotonic()
+            changed = watch and self._data_version() != self._seen_version
+            if changed or now >= self._next_run:
+                break
+            wake = self._next_run
+            if watch:
+                # idle: no iteration moved anything lately (heartbeats change
+                # the store too, but they are no reason to look every 10 ms)
+                idle = now - self._last_work > IDLE_AFTER
+                wake = min(wake, now + (WATCH_TICK_IDLE if idle else WATCH_TICK))
+            stop.wait(min(max(0.0, wake - now), self.lease.tick))
+        if stop.is_set() or not self.lease.held:
+            return True
+        started = time.monotonic()
+        self._seen_version = self._data_version() if watch else None
+        try:
+            summary = self.iteration()
+            outage.ok()
+        except LeaseLost as exc:
+            # A slow renewal: the inboxes stay in memory and are written once
+            # the lease is confirmed (dropping them would roll back, counted,
+            # what this iteration assigned). Lost to another: `held` is false.
+            # Said once per lapse (a store refusing writes lasts), not per try.
+            if self._lapsed_since is None:
+                self._lapsed_since = time.monotonic()
+                log.warning("%s", exc)
+            else:
+                log.debug("still: %s", exc)
+            self._next_run = started + min(interval, self.lease.tick)
+            return True
+        except StoreError as exc:
+            # Unavailable, or a record it cannot read: say so (once) and try
+            # again; a dead scheduler stops the queue.
+            outage.failed(exc, "store unavailable" if isinstance(exc, StoreUnavailable) else "iteration failed")
+            self._next_run = started + min(interval, self.lease.tick)
+            return True
+        if self._lapsed_since is not None and self.lease.valid():   # an iteration that wrote nothing proves nothing
+            log.warning("scheduler lease confirmed again after %.1fs; writing", time.monotonic() - self._lapsed_since)
+            self._lapsed_since = None
+        took = time.monotonic() - started
+        instruments.observe_iteration(took)
+        if any(summary[k] for k in ("commit", "restart", "assign", "rollback")):
+            self._last_work = started
+            log.debug("iteration %.1fms %s", took * 1000, summary)
+        self._next_run = started + interval
+        return not once
+
+    def _data_version(self):
+        try:
+            return self.store.data_version()
+        except StoreError:
+            return None

@@ -1,0 +1,48 @@
+"""The scheduler's settings, published in the store for everyone who judges
+instances.
+
+`instances` and `stats` decide whether a worker is lost by its heartbeat
+age. Judged with their own config's `instance_timeout` they disagree with a
+scheduler started with another `--instance-timeout`; so the scheduler writes
+the settings it runs with (record `scheduler/settings`) each time it takes
+the lease, and the views use those, falling back to the config only while
+no scheduler has ever run.
+"""
+
+import logging
+
+from riaktq_cli.core.clock import now_us
+from riaktq_cli.core.errors import StoreError
+from riaktq_cli.store.base import SCHEDULER
+
+log = logging.getLogger("riaktq")
+NAME = "settings"
+
+
+def publish(store, owner, instance_timeout_us, interval, prefetch):
+    """Write the settings the scheduler `owner` runs with. Never raises: a
+    scheduler that could not publish still schedules (and says so)."""
+    try:
+        store.put_record(SCHEDULER, NAME, {
+            "owner": owner, "instance_timeout": instance_timeout_us / 1e6,
+            "interval": interval, "prefetch": prefetch, "since": now_us()})
+    except StoreError as exc:
+        log.warning("could not publish the scheduler's settings: %s", exc)
+
+
+def read(store):
+    """The published settings ({owner, instance_timeout (s), interval (s),
+    prefetch, since (µs)}) or None if no scheduler has published any."""
+    doc = store.get_record(SCHEDULER, NAME)
+    if not isinstance(doc, dict) or not isinstance(doc.get("instance_timeout"), (int, float)):
+        return None
+    return doc
+
+
+def instance_timeout(store, fallback):
+    """(seconds, source): the scheduler's instance timeout if published,
+    else `fallback` (the config's)."""
+    settings = read(store)
+    if settings is None:
+        return fallback, "config"
+    return float(settings["instance_timeout"]), "scheduler"
