@@ -116,7 +116,7 @@ def test_stats_prometheus_parses_and_matches_json(store, config_file):
                                       "taken": 0, "queue": [], "current": None, "outbox": []})
     # judged with a 10-minute instance timeout (as a scheduler publishes it), so however slow the
     # machine is between the two commands, w1 stays busy in both; w3's heartbeat is older still
-    from riaktq_cli import scheduler_settings
+    from riaktq_cli.store import published as scheduler_settings
     scheduler_settings.publish(store, "s1", 600_000_000, 0.1, 1)
     prom = run("stats", "--format", "prometheus", config=config_file)
     assert prom.returncode == 0, prom.stderr
