@@ -203,3 +203,27 @@ def test_new_task_checks_each_declared_bound():
                 with pytest.raises(T.TransitionError, match="out of range"):
                     T.new_task("t", b"", now=1, **{field.name: bad})
             assert getattr(T.new_task("t", b"", now=1, **{field.name: high}), field.name) == high
+
+
+def every_transition(waiting):
+    """The tasks each transition makes from `waiting` (a todo task due at 5) on."""
+    yield (ready := T.release(waiting, 6))
+    yield (running := T.assign(ready, "w", now=7))
+    yield T.close(running, "w", T.DONE, b"ok", 7, 1, now=8)[0]
+    yield (restarted := T.close(running.with_(retry=1), "w", T.FAILED, b"no", 7, 1, now=8, delay_us=5)[0])
+    yield T.rollback(running, now=9)[0]
+    yield T.rollback(running, counted=True, default_max_attempts=1, why="gone", now=9)[0]
+    yield T.requeue(T.close(running, "w", T.FAILED, b"no", 7, 1, now=8)[0], retry=2, now=10)
+    yield T.cancel(restarted, "stop", now=11)
+    yield (marked := T.cancel(running, "stop", now=11))
+    yield T.cancelled(marked, now=12)[0]
+
+
+def test_no_transition_changes_a_field_declared_fixed():
+    """The SQLite UPDATE leaves fixed fields out: a transition that changed
+    one would change it on Riak only."""
+    fixed = [f.name for f in T.FIELDS if f.fixed]
+    opened = T.new_task("t", b"x", now=1, due=5, tags=("a",))
+    assert opened.inc is not None
+    for made in every_transition(opened):
+        assert [getattr(made, name) for name in fixed] == [getattr(opened, name) for name in fixed], made
