@@ -62,21 +62,30 @@ INSERT INTO tasks VALUES ('plain', 'todo', 0, 0, NULL, X'', NULL, NULL, NULL, 5,
 """
 
 
+def today_keys(view, expected_text):
+    """`view` cut to the keys of `expected_text` (a field declared since
+    adds its key, with its default), as JSON text in the view's order."""
+    expected = json.loads(expected_text)
+    later = {f.json: f.default for f in T.FIELDS if f.json not in expected and f.view == schema.SHOWN}
+    assert {k: v for k, v in view.items() if k not in expected} == later
+    return {k: v for k, v in view.items() if k in expected}
+
+
 def test_a_document_of_todays_code_reads_and_is_written_the_same():
     task = T.Task.from_record(json.loads(TODAY_DOC))
     assert task == TODAY
-    assert json.dumps(task.to_record(), separators=(",", ":")) == TODAY_DOC     # same bytes on Riak
-    assert json.dumps(task.to_view(), ensure_ascii=False) == TODAY_VIEW
+    written = today_keys(task.to_record(), TODAY_DOC)
+    assert json.dumps(written, separators=(",", ":")) == TODAY_DOC   # the same bytes on Riak
+    assert json.dumps(today_keys(task.to_view(), TODAY_VIEW), ensure_ascii=False) == TODAY_VIEW
     with_history = task.to_view(history=True)
-    assert list(with_history) == [f.json for f in T.FIELDS]                     # in its place
+    assert list(with_history) == [f.json for f in T.FIELDS]          # the history in its place
     assert json.dumps(with_history.pop("history"), ensure_ascii=False) == TODAY_HISTORY_VIEW
-    assert json.dumps(with_history, ensure_ascii=False) == TODAY_VIEW
 
 
 def test_a_document_missing_a_required_field_is_not_a_task():
     for field in T.FIELDS:
         doc = json.loads(TODAY_DOC)
-        del doc[field.json]
+        doc.pop(field.json, None)
         if field.required:
             with pytest.raises(KeyError):
                 T.Task.from_record(doc)
