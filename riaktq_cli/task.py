@@ -70,7 +70,7 @@ FIELDS = (
 )
 NAMES = tuple(f.name for f in FIELDS)
 FIELD = {f.name: f for f in FIELDS}    # by name
-_values = attrgetter(*NAMES)     # a task's values in field order, in one C call
+field_values = attrgetter(*NAMES)     # a task's values in field order, in one C call
 
 
 class Task:
@@ -86,17 +86,17 @@ class Task:
     __init__ = schema.constructor(FIELDS)
 
     def __eq__(self, other):
-        return isinstance(other, Task) and _values(self) == _values(other)
+        return isinstance(other, Task) and field_values(self) == field_values(other)
 
     def __hash__(self):
-        return hash(_values(self))
+        return hash(field_values(self))
 
     def __repr__(self):
-        return "Task(" + ", ".join(f"{f}={v!r}" for f, v in zip(NAMES, _values(self))) + ")"
+        return "Task(" + ", ".join(f"{f}={v!r}" for f, v in zip(NAMES, field_values(self))) + ")"
 
     def with_(self, **changes):
         """A copy with `changes` applied and `rev` advanced by one."""
-        copy = Task(*_values(self))
+        copy = Task(*field_values(self))
         for name, value in changes.items():
             setattr(copy, name, value)
         copy.rev = self.rev + 1
@@ -108,7 +108,7 @@ class Task:
 
     # --- wire form: what both stores keep (JSON; bytes as base64) ---------
     def to_record(self):
-        return schema.to_doc(FIELDS, _values(self))
+        return schema.to_doc(FIELDS, field_values(self))
 
     @classmethod
     def from_record(cls, rec):
@@ -118,7 +118,7 @@ class Task:
     def to_view(self, history=False):
         """The JSON view; the history only when asked (`get --history`):
         listings and events stay as small as they were."""
-        return schema.to_view(FIELDS, _values(self), asked=history)
+        return schema.to_view(FIELDS, field_values(self), asked=history)
 
 
 def view_to_bytes(value):

@@ -12,8 +12,7 @@ from operator import itemgetter
 
 from riaktq_cli.errors import DuplicateTask, StoreError, StoreUnavailable
 from riaktq_cli.store.base import LEASE_NAME, SCHEDULER, Store
-from riaktq_cli.task import FIELDS, NAMES, STATUSES, Task
-from riaktq_cli.task import _values as task_values
+from riaktq_cli.task import FIELDS, NAMES, STATUSES, Task, field_values
 from riaktq_cli.task_schema import column_type, tags_from_text, tags_to_text
 
 # The tasks table has one column per declared field (task.FIELDS), in their
@@ -50,7 +49,7 @@ COLUMNS = ", ".join(NAMES)
 MARKS = ",".join("?" * len(NAMES))
 # The UPDATE of a transition: every field but those set once, at open.
 CHANGING = tuple(i for i, f in enumerate(FIELDS) if not f.fixed)
-UPDATE = (f"UPDATE tasks SET {', '.join(NAMES[i] + '=?' for i in CHANGING)} WHERE id=?")
+UPDATE = f"UPDATE tasks SET {', '.join(NAMES[i] + '=?' for i in CHANGING)} WHERE id=?"
 _update_params = itemgetter(*CHANGING, NAMES.index("id"))     # of a row
 PRIORITY, CAT, ID = (NAMES.index(name) for name in ("priority", "cat", "id"))    # columns read by position
 # (index, decode, value of NULL) and (index, encode) of the columns a codec maps
@@ -69,7 +68,7 @@ def _row_to_task(row):
 
 
 def _task_to_row(task):
-    values = list(task_values(task))
+    values = list(field_values(task))
     for i, encode in _ENCODED:
         if values[i] is not None:
             values[i] = encode(values[i])
