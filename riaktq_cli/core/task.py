@@ -3,14 +3,20 @@
 Every transition returns a new Task with `rev` one higher; the stores only
 persist what these functions return, so the state machine lives in one
 place and is the same on SQLite and Riak. See DESIGN.md section 1.
+
+The task's fields are declared once, in FIELDS; the record, its stored
+forms and its JSON view are derived from them (task_schema.py). A new field
+is one declaration there plus the transitions that set it.
 """
 
 import binascii
 import os
+from operator import attrgetter
 
 from riaktq_cli.core import history as hist
+from riaktq_cli.core import task_schema as schema
 from riaktq_cli.core.errors import TransitionError
-from riaktq_cli.core.task_checks import (
+from riaktq_cli.core.task_checks import (  # noqa: F401 (re-exported for the API)
     ATTEMPTS_MAX,
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -21,6 +27,7 @@ from riaktq_cli.core.task_checks import (
     validate_id,
     validate_tag,
 )
+from riaktq_cli.core.task_schema import ASKED, HISTORY, TAGS, Field, bytes_view  # noqa: F401 (bytes_view: API)
 
 TODO, NEXTUP, DONE, FAILED = "todo", "nextup", "done", "failed"
 STATUSES = (TODO, NEXTUP, DONE, FAILED)
@@ -28,89 +35,77 @@ FINISHED = (DONE, FAILED)
 # How far along a status is; used to break `rev` ties when merging copies.
 STATUS_RANK = {TODO: 0, NEXTUP: 1, DONE: 2, FAILED: 2}
 
-FIELDS = ("id", "status", "priority", "retry", "assignee", "in_", "out", "sat", "laf", "cat", "tags", "rev",
-          "run", "lost", "max_attempts", "time_limit", "due", "retry_delay", "history", "cancel", "inc")
+# The task's fields, declared once: the record, its JSON document (Riak),
+# its JSON view and the SQLite table, its migrations and row mappers are
+# derived from this (task_schema.py). Times are µs since the epoch,
+# durations given by users seconds. Their order is the record's, the
+# document's and the view's.
+FIELDS = (
+    Field("id", str, primary=True, required=True, fixed=True, indexed=True,
+          doc="the key in both stores (task_checks.validate_id)"),
+    Field("status", str, TODO, required=True, indexed=True, doc="todo, nextup, done or failed"),
+    Field("priority", int, 0, required=True, bounds=(PRIORITY_MIN, PRIORITY_MAX), indexed=True,
+          doc="higher runs first; each restart lowers it by one"),
+    Field("retry", int, 0, required=True, bounds=(0, RETRY_MAX), doc="restarts left after a failed run"),
+    Field("assignee", str | None, indexed=True, doc="the instance a nextup task is assigned to"),
+    Field("in_", bytes, b"", json="in", fixed=True, doc="the input"),
+    Field("out", bytes | None, doc="the output of the last run that ended"),
+    Field("sat", int | None, indexed=True, doc="when the last run started"),
+    Field("laf", int | None, indexed=True, doc="how long the last run lasted"),
+    Field("cat", int, 0, required=True, fixed=True, indexed=True, doc="when the task was opened"),
+    Field("tags", tuple[str, ...], (), kind=TAGS, indexed=True, doc="what an instance must offer to run it"),
+    Field("rev", int, 0, doc="one higher with every transition; the higher copy wins a merge"),
+    Field("run", int, 0, doc="how many times the task was assigned; each assign starts run number `run`,"
+          " echoed in the inbox entry and in the result, so only the current run's result commits"),
+    Field("lost", int, 0, doc="runs that ended with their instance lost (not with a result),"
+          " bounded by max_attempts"),
+    Field("max_attempts", int | None, bounds=(1, ATTEMPTS_MAX), doc="None: the scheduler's default"),
+    Field("time_limit", float | None, check=check_time_limit,
+          doc="seconds a run may take (None: the worker's default)"),
+    Field("due", int | None, indexed=True,
+          doc="a todo task is not assigned before this time; None once it is ready -- the scheduler"
+          " clears it when the time comes (delays.py), which moves the task into the todo order"),
+    Field("retry_delay", float | None, check=check_retry_delay,
+          doc="seconds before the first restart, doubling per run (None: the scheduler's default)"),
+    Field("history", tuple[tuple, ...], (), kind=HISTORY, view=ASKED, indexed=True,
+          doc="recent transitions (history.py); the last one's time is when a finished task ended"),
+    Field("cancel", str | None, indexed=True,
+          doc="None, or the reason given to `riaktq cancel` (\"\" for none). On a nextup task it asks the"
+          " scheduler to withdraw or stop the run; every way the run can end then ends it failed"),
+    Field("inc", str | None, fixed=True,
+          doc="the incarnation, a random stamp made at open. An id can be removed and opened again while a"
+          " run of the old task is under way; entries and results carry the stamp, and a result commits"
+          " only to the incarnation it ran (None: opened before stamps, matched by id and run)"),
+)
+NAMES = tuple(f.name for f in FIELDS)
+FIELD = {f.name: f for f in FIELDS}    # by name
+field_values = attrgetter(*NAMES)     # a task's values in field order, in one C call
 
 
 class Task:
     """One task. Treat it as immutable: transitions return a new Task.
 
-    A plain class with __slots__ rather than a dataclass: `dataclasses`
-    pulls in `inspect`, which alone costs more start-up time than the rest
-    of `riaktq open`; and the scheduler builds several Tasks per task it
-    moves, so construction is kept to plain assignments.
+    A plain class with __slots__ and a constructor derived from FIELDS
+    (task_schema.constructor) rather than a dataclass: `dataclasses` pulls
+    in `inspect`, which alone costs more start-up time than the rest of
+    `riaktq open`.
     """
 
-    __slots__ = FIELDS
-
-    def __init__(self, id, status=TODO, priority=0, retry=0, assignee=None, in_=b"", out=None,
-                 sat=None, laf=None, cat=0, tags=(), rev=0, run=0, lost=0, max_attempts=None,
-                 time_limit=None, due=None, retry_delay=None, history=(), cancel=None, inc=None):
-        self.id = id
-        self.status = status
-        self.priority = priority
-        self.retry = retry
-        self.assignee = assignee
-        self.in_ = in_
-        self.out = out
-        self.sat = sat
-        self.laf = laf
-        self.cat = cat
-        self.tags = tuple(tags)
-        self.rev = rev
-        # run: how many times the task was assigned; each assign starts run
-        # number `run`, echoed in the inbox entry and in the result, so only
-        # the result of the current run is ever committed.
-        self.run = run
-        # lost: runs that ended with their instance lost (not with a result);
-        # bounded by max_attempts (None: the scheduler's default).
-        self.lost = lost
-        self.max_attempts = max_attempts
-        # time_limit: seconds a run may take (None: the worker's default).
-        self.time_limit = time_limit
-        # due: a `todo` task is not assigned before this time (µs); None
-        # once it is ready -- the scheduler clears it when the time comes
-        # (delays.py), which moves the task into the todo order.
-        self.due = due
-        # retry_delay: seconds before the first restart (doubling per run;
-        # None: the scheduler's default). history: recent transitions.
-        self.retry_delay = retry_delay
-        self.history = tuple(history)
-        # cancel: None, or the reason given to `riaktq cancel` ("" for none).
-        # On a nextup task it asks the scheduler to withdraw or stop the run;
-        # every way the run can end then ends the task failed "cancelled".
-        self.cancel = cancel
-        # inc: the incarnation, a random stamp made at open. An id can be
-        # removed and opened again while a run of the old task is under
-        # way; entries and results carry the stamp, and a result commits
-        # only to the incarnation it ran (None: a task opened before
-        # stamps existed, matched by id and run as then).
-        self.inc = inc
-
-    def _values(self):
-        return (self.id, self.status, self.priority, self.retry, self.assignee, self.in_, self.out,
-                self.sat, self.laf, self.cat, self.tags, self.rev, self.run, self.lost,
-                self.max_attempts, self.time_limit, self.due, self.retry_delay, self.history, self.cancel, self.inc)
+    __slots__ = NAMES
+    __init__ = schema.constructor(FIELDS)
 
     def __eq__(self, other):
-        return isinstance(other, Task) and self._values() == other._values()
+        return isinstance(other, Task) and field_values(self) == field_values(other)
 
     def __hash__(self):
-        return hash(self._values())
+        return hash(field_values(self))
 
     def __repr__(self):
-        return "Task(" + ", ".join(f"{f}={v!r}" for f, v in zip(FIELDS, self._values())) + ")"
+        return "Task(" + ", ".join(f"{f}={v!r}" for f, v in zip(NAMES, field_values(self))) + ")"
 
     def with_(self, **changes):
         """A copy with `changes` applied and `rev` advanced by one."""
-        copy = Task.__new__(Task)
-        copy.id, copy.status, copy.priority, copy.retry = self.id, self.status, self.priority, self.retry
-        copy.assignee, copy.in_, copy.out, copy.sat = self.assignee, self.in_, self.out, self.sat
-        copy.laf, copy.cat, copy.tags = self.laf, self.cat, self.tags
-        copy.run, copy.lost, copy.max_attempts, copy.time_limit = \
-            self.run, self.lost, self.max_attempts, self.time_limit
-        copy.due, copy.retry_delay, copy.history, copy.cancel = self.due, self.retry_delay, self.history, self.cancel
-        copy.inc = self.inc
+        copy = Task(*field_values(self))
         for name, value in changes.items():
             setattr(copy, name, value)
         copy.rev = self.rev + 1
@@ -122,64 +117,17 @@ class Task:
 
     # --- wire form: what both stores keep (JSON; bytes as base64) ---------
     def to_record(self):
-        return {
-            "id": self.id, "status": self.status, "priority": self.priority,
-            "retry": self.retry, "assignee": self.assignee,
-            "in": b64(self.in_),
-            "out": None if self.out is None else b64(self.out),
-            "sat": self.sat, "laf": self.laf, "cat": self.cat,
-            "tags": list(self.tags), "rev": self.rev,
-            "run": self.run, "lost": self.lost, "max_attempts": self.max_attempts,
-            "time_limit": self.time_limit, "due": self.due, "retry_delay": self.retry_delay,
-            "history": hist.to_record(self.history), "cancel": self.cancel, "inc": self.inc,
-        }
+        return schema.to_doc(FIELDS, field_values(self))
 
     @classmethod
     def from_record(cls, rec):
-        out = rec.get("out")
-        return cls(
-            id=rec["id"], status=rec["status"], priority=int(rec["priority"]),
-            retry=int(rec["retry"]), assignee=rec.get("assignee"),
-            in_=unb64(rec.get("in") or ""),
-            out=None if out is None else unb64(out),
-            sat=rec.get("sat"), laf=rec.get("laf"), cat=int(rec["cat"]),
-            tags=tuple(rec.get("tags") or ()), rev=int(rec.get("rev", 0)),
-            run=int(rec.get("run") or 0), lost=int(rec.get("lost") or 0),
-            max_attempts=rec.get("max_attempts"), time_limit=rec.get("time_limit"),
-            due=rec.get("due"), retry_delay=rec.get("retry_delay"),
-            history=hist.from_record(rec.get("history")), cancel=rec.get("cancel"), inc=rec.get("inc"),
-        )
+        return cls(*schema.from_doc(FIELDS, rec))
 
     # --- human/JSON view (DESIGN: in/out as text when UTF-8) --------------
     def to_view(self, history=False):
         """The JSON view; the history only when asked (`get --history`):
         listings and events stay as small as they were."""
-        view = self.to_record()
-        view["in"] = bytes_view(self.in_)
-        view["out"] = None if self.out is None else bytes_view(self.out)
-        if history:
-            view["history"] = hist.view(self.history)
-        else:
-            del view["history"]
-        return view
-
-
-def b64(data):
-    """Standard base64 text. binascii rather than the base64 module, which
-    imports re and costs `riaktq open` a few milliseconds."""
-    return binascii.b2a_base64(data, newline=False).decode("ascii")
-
-
-def unb64(text):
-    return binascii.a2b_base64(text)
-
-
-def bytes_view(data):
-    """UTF-8 text when the bytes decode, else {"base64": ...}: lossless JSON."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return {"base64": b64(data)}
+        return schema.to_view(FIELDS, field_values(self), asked=history)
 
 
 def view_to_bytes(value):
@@ -240,15 +188,11 @@ def new_task(task_id, data, *, priority=0, retry=0, tags=(), now, max_attempts=N
     """open: a new `todo` task (the store refuses an existing id); with a
     `due` time (µs) still to come, it waits until then."""
     validate_id(task_id)
-    priority = check_int(priority, "priority", PRIORITY_MIN, PRIORITY_MAX)
-    retry = check_int(retry, "retry", 0, RETRY_MAX)
-    if max_attempts is not None:
-        max_attempts = check_int(max_attempts, "max attempts", 1, ATTEMPTS_MAX)
+    given = schema.checked(FIELD, {"priority": priority, "retry": retry, "max_attempts": max_attempts,
+                                   "time_limit": time_limit, "retry_delay": retry_delay})
     tags = tuple(sorted({validate_tag(t) for t in tags}))
-    return Task(id=task_id, status=TODO, priority=priority, retry=retry,
-                in_=bytes(data), cat=now, tags=tags, rev=1, max_attempts=max_attempts,
-                time_limit=check_time_limit(time_limit), due=due if due is not None and due > now else None,
-                retry_delay=check_retry_delay(retry_delay), inc=new_incarnation())
+    return Task(id=task_id, status=TODO, in_=bytes(data), cat=now, tags=tags, rev=1,
+                due=due if due is not None and due > now else None, inc=new_incarnation(), **given)
 
 
 def new_incarnation():
@@ -336,7 +280,7 @@ def requeue(task, retry=0, now=None):
     if task.status not in FINISHED:
         raise TransitionError(f"task {task.id} is {task.status}, not finished")
     return _noted(task, now, "requeue", None, f"was {task.status}", status=TODO,
-                  retry=check_int(retry, "retry", 0, RETRY_MAX), assignee=None, lost=0, due=None, cancel=None)
+                  retry=FIELD["retry"].check(retry), assignee=None, lost=0, due=None, cancel=None)
 
 
 def cancel(task, reason="", now=None):

@@ -83,8 +83,8 @@ class Store(ABC):
         Each task is read and written atomically (None = leave it alone).
         Returns the list of (old, new) pairs that were written, in the order
         of `task_ids` (an id given twice counts once). A change never alters
-        `id`, `in` or `cat` (no transition does), so a store may leave those
-        columns alone.
+        a field declared `fixed` (task.FIELDS: id, in, cat, inc; no transition
+        does), so a store may leave those columns alone.
 
         `change` is called once per existing task, with the task as stored,
         and never for a missing id. It may be called from several threads

@@ -8,37 +8,19 @@ tasks in order" and "status X created before T" index range scans.
 
 import _thread
 import sqlite3
+from operator import itemgetter
 
-from riaktq_cli.core import history
 from riaktq_cli.core.errors import DuplicateTask, StoreError, StoreUnavailable
 from riaktq_cli.store.base import LEASE_NAME, SCHEDULER, Store
-from riaktq_cli.core.task import STATUSES, Task
+from riaktq_cli.core.task import FIELDS, NAMES, STATUSES, Task, field_values
+from riaktq_cli.core.task_schema import column_type, tags_from_text, tags_to_text
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    id TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    retry INTEGER NOT NULL,
-    assignee TEXT,
-    in_ BLOB NOT NULL,
-    out BLOB,
-    sat INTEGER,
-    laf INTEGER,
-    cat INTEGER NOT NULL,
-    tags TEXT NOT NULL,
-    rev INTEGER NOT NULL,
-    run INTEGER NOT NULL DEFAULT 0,
-    lost INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER,
-    time_limit REAL,
-    due INTEGER,
-    retry_delay REAL,
-    history TEXT,
-    cancel TEXT,
-    inc TEXT
-);
--- Only ready tasks (todo, not waiting for a due time) are in the todo
+# The tasks table has one column per declared field (task.FIELDS), in their
+# order: a database written by an older riaktq gains the columns it lacks
+# (_migrate), no row is rewritten, and the indexes below read plain columns.
+TABLE = ("CREATE TABLE IF NOT EXISTS tasks (\n"
+         + ",\n".join(f"    {f.name} {column_type(f)}" for f in FIELDS) + "\n);\n")
+SCHEMA = TABLE + """-- Only ready tasks (todo, not waiting for a due time) are in the todo
 -- order, so a backlog of delayed tasks costs the scheduler no scan; those
 -- wait in tasks_waiting until the scheduler clears their due time.
 DROP INDEX IF EXISTS tasks_todo_order;
@@ -63,45 +45,34 @@ CREATE TABLE IF NOT EXISTS records (
 ) WITHOUT ROWID;
 """
 
-COLUMNS = ("id, status, priority, retry, assignee, in_, out, sat, laf, cat, tags, rev, run, lost, max_attempts,"
-           " time_limit, due, retry_delay, history, cancel, inc")
-MARKS = ",".join("?" * len(COLUMNS.split(",")))
-# Columns added after the first release, for databases made before them.
-ADDED_COLUMNS = (("run", "INTEGER NOT NULL DEFAULT 0"), ("lost", "INTEGER NOT NULL DEFAULT 0"),
-                 ("max_attempts", "INTEGER"), ("time_limit", "REAL"), ("due", "INTEGER"),
-                 ("retry_delay", "REAL"), ("history", "TEXT"), ("cancel", "TEXT"), ("inc", "TEXT"))
+COLUMNS = ", ".join(NAMES)
+MARKS = ",".join("?" * len(NAMES))
+# The UPDATE of a transition: every field but those set once, at open.
+CHANGING = tuple(i for i, f in enumerate(FIELDS) if not f.fixed)
+UPDATE = f"UPDATE tasks SET {', '.join(NAMES[i] + '=?' for i in CHANGING)} WHERE id=?"
+_update_params = itemgetter(*CHANGING, NAMES.index("id"))     # of a row
+PRIORITY, CAT, ID = (NAMES.index(name) for name in ("priority", "cat", "id"))    # columns read by position
+# (index, decode, value of NULL) and (index, encode) of the columns a codec maps
+_DECODED = tuple((i, f.kind.from_column, f.default) for i, f in enumerate(FIELDS) if f.kind.from_column)
+_ENCODED = tuple((i, f.kind.to_column) for i, f in enumerate(FIELDS) if f.kind.to_column)
 ENDED = "coalesce(json_extract(history, '$[#-1][0]'), sat + laf)"   # task.ended_at, as tasks_ended has it
 READY = "status = 'todo' AND due IS NULL"   # repeats the partial indexes' WHERE, so SQLite uses them
 
 
 def _row_to_task(row):
-    return Task(id=row[0], status=row[1], priority=row[2], retry=row[3], assignee=row[4],
-                in_=bytes(row[5]), out=None if row[6] is None else bytes(row[6]),
-                sat=row[7], laf=row[8], cat=row[9], tags=_tags_from_text(row[10]), rev=row[11],
-                run=row[12], lost=row[13], max_attempts=row[14], time_limit=row[15], due=row[16],
-                retry_delay=row[17], history=history.from_text(row[18]), cancel=row[19], inc=row[20])
+    values = list(row)
+    for i, decode, null in _DECODED:
+        value = values[i]
+        values[i] = null if value is None else decode(value)
+    return Task(*values)
 
 
-def _task_to_row(t):
-    return (t.id, t.status, t.priority, t.retry, t.assignee, t.in_, t.out,
-            t.sat, t.laf, t.cat, _tags_to_text(t.tags), t.rev, t.run, t.lost, t.max_attempts, t.time_limit,
-            t.due, t.retry_delay, history.to_text(t.history), t.cancel, t.inc)
-
-
-# Tags are stored as a JSON list. Most tasks have none; for those the
-# literal "[]" spares `riaktq open` the import of json (and of re behind it).
-def _tags_to_text(tags):
-    if not tags:
-        return "[]"
-    import json
-    return json.dumps(list(tags))
-
-
-def _tags_from_text(text):
-    if text == "[]":
-        return ()
-    import json
-    return tuple(json.loads(text))
+def _task_to_row(task):
+    values = list(field_values(task))
+    for i, encode in _ENCODED:
+        if values[i] is not None:
+            values[i] = encode(values[i])
+    return values
 
 
 class SqliteStore(Store):
@@ -126,12 +97,14 @@ class SqliteStore(Store):
             raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
 
     def _migrate(self):
-        """Add the columns a database made by an older riaktq lacks."""
+        """Add the columns a database made by an older riaktq lacks: every
+        declared field it has no column for (column_type gives each NOT
+        NULL column a DEFAULT, which its existing rows take)."""
         have = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
         if have:
-            for name, decl in ADDED_COLUMNS:
-                if name not in have:
-                    self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {decl}")
+            for field in FIELDS:
+                if field.name not in have:
+                    self._db.execute(f"ALTER TABLE tasks ADD COLUMN {field.name} {column_type(field)}")
 
     # --- plumbing ----------------------------------------------------------
     def _write(self, work):
@@ -182,7 +155,7 @@ class SqliteStore(Store):
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self._read(f"SELECT {COLUMNS} FROM tasks WHERE id IN ({marks})", chunk):
-                found[row[0]] = _row_to_task(row)
+                found[row[ID]] = _row_to_task(row)
         return found
 
     def delete_task(self, task_id, status=None):
@@ -213,19 +186,14 @@ class SqliteStore(Store):
                 chunk = ids[start:start + 500]
                 marks = ",".join("?" * len(chunk))
                 for row in db.execute(f"SELECT {COLUMNS} FROM tasks WHERE id IN ({marks})", chunk):
-                    found[row[0]] = _row_to_task(row)
+                    found[row[ID]] = _row_to_task(row)
             written = []
             for task_id in ids:
                 old = found.get(task_id)
                 new = change(old) if old is not None else None
                 if new is not None:
                     written.append((old, new))
-            db.executemany("UPDATE tasks SET status=?, priority=?, retry=?, assignee=?, out=?,"
-                           " sat=?, laf=?, tags=?, rev=?, run=?, lost=?, max_attempts=?, time_limit=?,"
-                           " due=?, retry_delay=?, history=?, cancel=? WHERE id=?",
-                           [(n.status, n.priority, n.retry, n.assignee, n.out, n.sat, n.laf,
-                             _tags_to_text(n.tags), n.rev, n.run, n.lost, n.max_attempts, n.time_limit,
-                             n.due, n.retry_delay, history.to_text(n.history), n.cancel, n.id) for _, n in written])
+            db.executemany(UPDATE, [_update_params(_task_to_row(new)) for _, new in written])
             return written
         return self._write(work)
 
@@ -236,7 +204,7 @@ class SqliteStore(Store):
         where, params = f"tasks INDEXED BY tasks_ready_order WHERE {READY}", []
         if tags is not None:
             where = f"tasks INDEXED BY tasks_ready_by_tags WHERE {READY} AND tags = ?"
-            params = [_tags_to_text(tags)]
+            params = [tags_to_text(tags)]
         rows = self._read(f"SELECT {COLUMNS} FROM {where}"
                           " ORDER BY priority DESC, cat, id LIMIT ?", (*params, page_size))
         while rows:
@@ -244,7 +212,7 @@ class SqliteStore(Store):
             if len(rows) < page_size:
                 return
             last = rows[-1]
-            prio, cat, tid = last[2], last[9], last[0]
+            prio, cat, tid = last[PRIORITY], last[CAT], last[ID]
             rows = self._read(
                 f"SELECT {COLUMNS} FROM {where} AND"
                 " (priority < ? OR (priority = ? AND (cat > ? OR (cat = ? AND id > ?))))"
@@ -260,7 +228,7 @@ class SqliteStore(Store):
             if not rows or rows[0][0] is None:
                 return
             after = rows[0][0]
-            yield _tags_from_text(after)
+            yield tags_from_text(after)
 
     def due_tasks(self, start=0, end=None, limit=500):
         return [(due, task_id) for due, task_id in self._read(
