@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-1
 
-.PHONY: demo test bench soak clean
+.PHONY: demo test bench soak clean proto
 
 $(STAMP): setup.cfg pyproject.toml
 	rm -f $(VENV)/.installed*
@@ -35,6 +35,16 @@ $(HUEY_STAMP): $(STAMP)
 
 bench: compile $(HUEY_STAMP)
 	$(BIN)/python -m scripts.bench $(ARGS)
+
+# Riak's Protocol Buffers messages: riak_pb2.py is generated from our riak.proto and committed, so
+# only this target needs protoc (grpcio-tools, a dev tool; the runtime needs only `protobuf`).
+# The generated code checks at import that the protobuf runtime is at least the protoc's version:
+# keep install_requires in setup.cfg in step when the pin below moves.
+GRPC_TOOLS := grpcio-tools==1.85.1
+proto: $(STAMP)
+	$(BIN)/pip install --quiet '$(GRPC_TOOLS)'
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. riaktq_cli/riak/pb/riak.proto
+	$(BIN)/python -c "from google.protobuf.internal import api_implementation as a; print('protobuf implementation:', a.Type())"
 
 # The protocol simulation (tests/sim/) for MINUTES minutes, a random seed per round;
 # a failure prints its seed and Hypothesis's shrunk steps: make soak MINUTES=20

@@ -28,7 +28,8 @@ import time
 
 from riaktq_cli import task as transitions
 from riaktq_cli.api_control import Control, batch_outcomes
-from riaktq_cli.api_input import check_status, checked, created_before, make_task, seconds, task_from_mapping
+from riaktq_cli.api_input import (check_status, checked, created_before, make_task, moment, seconds,
+                                  task_from_mapping)
 from riaktq_cli.errors import BadInput, BadTasks, NoSuchTask, QueueClosed, RiaktqError, WaitTimeout, WrongStatus
 from riaktq_cli.task import FINISHED, Task
 
@@ -45,6 +46,7 @@ __all__ = ["Queue", "Task", "Outcome", "make_task"]
 
 CHUNK = 500            # tasks read or changed per store call (the stores' own batch size)
 ID_PAGE = 1000         # ids per index page
+ID_PAGE_MAX = 100_000  # the largest page `ids` asks the store for
 WAIT_FIRST = 0.05      # seconds before the first re-read in `wait`
 WAIT_MAX = 1.0         # the longest pause between reads (Riak), or between full reads (SQLite)
 WAIT_GROWTH = 1.5
@@ -161,7 +163,9 @@ class Queue(Control):
         Each task is a mapping of `open`'s arguments: {"id": ..., "data":
         ..., "priority": ...}. If any is malformed, BadTasks (a BadInput)
         lists them all and none is opened; an id that exists is reported
-        in its Outcome (TaskExists) and the others are opened."""
+        in its Outcome (TaskExists) and the others are opened. When no node
+        answers for some of them, StoreUnavailable; on Riak a PartialCreate
+        whose `results` (None: opened) say which were opened."""
         made, problems = [], []
         for n, spec in enumerate(tasks):
             try:
@@ -191,8 +195,6 @@ class Queue(Control):
         pause that grows from 50 ms to 1 s."""
         order = list(dict.fromkeys([ids] if isinstance(ids, str) else ids))
         timeout = seconds(timeout, "timeout")
-        if timeout is not None and timeout < 0:
-            raise BadInput(f"timeout {timeout!r} is negative")
         deadline = None if timeout is None else time.monotonic() + timeout
         done: dict[str, Task] = {}
         pending: dict[str, str] = {}
@@ -239,8 +241,11 @@ class Queue(Control):
         long ago (seconds or "1d"); `created_before_us`: only `cat` below
         it; `limit`: at most this many (None: all)."""
         _check_listing(status, limit)
+        page_size = checked(transitions.check_int, page_size, "page size", 1, ID_PAGE_MAX)
         if created_before_us is None:
             created_before_us = created_before(age)
+        else:
+            created_before_us = moment(created_before_us, "created_before_us")
         found = self.store.iter_ids(status=status, created_before=created_before_us, page_size=page_size)
         return found if limit is None else itertools.islice(found, limit)
 
@@ -252,7 +257,10 @@ class Queue(Control):
         removed between the index read and the fetch is skipped.
 
         `tag` (a tag the task needs), `assignee` and `id_prefix` filter the
-        tasks page by page as they are read; `limit` counts what passed."""
+        tasks page by page as they are read; `limit` counts what passed. A
+        tag no task can have (`open` refuses it) is BadInput, not "none"."""
+        if tag is not None:
+            checked(transitions.validate_tag, tag)
         if tag is None and assignee is None and id_prefix is None:
             return self.tasks_of(self.ids(status, limit=limit, age=age, created_before_us=created_before_us))
         _check_listing(status, limit)
@@ -269,6 +277,12 @@ class Queue(Control):
         for batch in chunks(ids):
             found = store.get_tasks(batch)
             yield from (found[i] for i in batch if i in found)
+
+    def listings_partial(self) -> str | None:
+        """None when listings by status are whole as far as the store can
+        tell; else why they may leave tasks out now (a Riak cluster that is
+        catching up: a node down, or handing data back after it rejoined)."""
+        return self.store.listings_partial()
 
     def stats(self) -> dict[str, Any]:
         """The figures of `riaktq stats`: counts per status, the oldest todo

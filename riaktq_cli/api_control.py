@@ -112,12 +112,21 @@ class Control:
             return AlreadyFinished(task_id, current.status) if current.status in FINISHED else None
         return batch_outcomes(self.store, batch, change, dry_run, refusal)
 
-    def pause(self, tag: str | None = None) -> dict[str, Any]:
+    def pause(self, tag: str | None = None, *, timeout: float | str | None = None) -> dict[str, Any]:
         """Stop assigning tasks (all, or those needing `tag`); work in flight
         finishes. The state is kept in the store: it outlasts schedulers.
-        Returns the new state (pausing.read)."""
+
+        Then waits (up to `timeout`, default pausing.APPLY_WAIT; 0: not at
+        all) for the running scheduler to confirm it applied the pause.
+        Returns the new state (pausing.read) with `applied` (True: nothing
+        opened from now on is assigned against the pause), `applied_by`, and
+        `scheduler`: the running scheduler, None when none holds the lease
+        (the next one applies the pause before it assigns anything)."""
         from riaktq_cli import pausing
-        return pausing.change(self.store, True, _tag(tag))
+        from riaktq_cli.api_input import seconds
+        wait = seconds(timeout, "timeout")
+        state = pausing.change(self.store, True, _tag(tag))
+        return pausing.await_applied(self.store, state, pausing.APPLY_WAIT if wait is None else wait)
 
     def resume(self, tag: str | None = None) -> dict[str, Any]:
         """Assign again: everything (no tag: paused tags too), or `tag`."""
@@ -138,6 +147,30 @@ class Control:
         from riaktq_cli.forgetting import forget_by_hand
         timeout, _source = scheduler_settings.instance_timeout(self.store, self.instance_timeout)
         forget_by_hand(self.store, name, timeout)
+
+    def limit(self, tag: str, *, concurrency: int | None = None, rate: str | None = None,
+              clear: bool = False) -> dict[str, Any]:
+        """Limit the tasks needing `tag` across every worker: at most
+        `concurrency` assigned and unfinished at once, at most `rate`
+        ("10/m", "5/2s") assigned per window; `clear` drops both. Kept in
+        the store (limits.py): the scheduler applies it within a second.
+        Returns {tag: {"concurrency", "rate"}} of every limit now set."""
+        from riaktq_cli import limits
+        state = limits.change(self.store, _tag(tag or ""), concurrency=concurrency, rate=rate, clear=clear)
+        return {t: {"concurrency": lim.concurrency, "rate": lim.rate_text()} for t, lim in state.tags.items()}
+
+    def limits(self) -> list[dict[str, Any]]:
+        """Each limited tag: concurrency, rate, in_flight (nextup tasks
+        needing it), used (assigns in the current window), applied."""
+        from riaktq_cli import limits
+        return limits.view(self.store)
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """Each [[schedule]] of the config: its last slot, the task opened
+        for it and that task's status, the next slot (schedules.py)."""
+        from riaktq_cli import schedules
+        from riaktq_cli.clock import now_us
+        return schedules.rows(self.store, self.config.schedules if self.config else [], now_us())
 
 
 def _tag(tag: str | None) -> str | None:

@@ -10,6 +10,7 @@ Imports stay as light as the fast `riaktq open` lane needs.
 from __future__ import annotations
 
 from riaktq_cli import task as transitions
+from riaktq_cli.durations import MAX_SECONDS
 from riaktq_cli.errors import BadInput, DurationError, TransitionError
 from riaktq_cli.task import STATUSES, Task
 
@@ -23,19 +24,39 @@ if TYPE_CHECKING:  # annotations only: `typing` costs `riaktq open` start-up tim
 OPEN_FIELDS = frozenset({"id", "data", "priority", "tags", "retry", "max_attempts", "time_limit", "delay", "at",
                          "retry_delay"})
 DURATION_FIELDS = ("time_limit", "delay", "retry_delay")   # seconds, or text such as "10m"
+MOMENT_RANGE = 253_402_387_200 * 1_000_000   # µs: 10000-01-02 UTC, past any ISO 8601 text (year 9999, any offset)
 
 
 def seconds(value: float | str | None, what: str) -> float | None:
-    """A duration given as seconds or as text such as "10m"."""
-    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
+    """A duration given as seconds or as text such as "10m": the one check
+    every duration the API takes goes through (delay, time limit, retry
+    delay, age, timeout). A number must be finite and within what the
+    command line's durations allow (0 to MAX_SECONDS): nan, inf or 1e30
+    would otherwise escape as ValueError/OverflowError where the µs
+    arithmetic or the store meets them."""
+    if value is None:
+        return None
     if isinstance(value, str):
         from riaktq_cli.durations import parse_duration
         try:
             return parse_duration(value, what)
         except DurationError as exc:
             raise BadInput(str(exc)) from None
-    raise BadInput(f"{what} must be a number of seconds or a duration such as '30s', not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInput(f"{what} must be a number of seconds or a duration such as '30s', not {value!r}")
+    if value < 0:
+        raise BadInput(f"{what} {value!r} is negative")
+    if not value <= MAX_SECONDS:   # also nan
+        raise BadInput(f"{what} {value!r} is not a number of seconds up to 100 years")
+    return value
+
+
+def moment(value: int, what: str) -> int:
+    """A time in µs since the epoch given as a number (`at`, a
+    `created_before_us` bound): a whole number within ±MOMENT_RANGE, the
+    span ISO 8601 text (years 1 to 9999) can name, so it fits the stores'
+    64-bit integers and fixed-width index terms; BadInput if not."""
+    return checked(transitions.check_int, value, what, -MOMENT_RANGE, MOMENT_RANGE)
 
 
 def make_task(id: str, data: bytes | str = b"", *, priority: int = 0, tags: Iterable[str] = (),
@@ -60,6 +81,8 @@ def make_task(id: str, data: bytes | str = b"", *, priority: int = 0, tags: Iter
     due = None
     if delay is not None or at is not None:
         from riaktq_cli.delays import due_time
+        if isinstance(at, int) and not isinstance(at, bool):
+            at = moment(at, "at")
         due = due_time(seconds(delay, "delay"), at, now)
     try:
         return transitions.new_task(id, data, priority=priority, retry=retry, tags=tags, now=now,
@@ -75,8 +98,6 @@ def created_before(age: float | str | None, now_us: int | None = None) -> int | 
     age = seconds(age, "age")
     if age is None:
         return None
-    if age < 0:
-        raise BadInput(f"age {age!r} is negative")
     from riaktq_cli.clock import now_us as clock_now, seconds_to_us
     return (clock_now() if now_us is None else now_us) - seconds_to_us(age) + 1
 

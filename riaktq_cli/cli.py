@@ -43,6 +43,9 @@ COMMANDS = {
     "observe": ("riaktq_cli.commands.observer", "observe_cmd"),
     "stats": ("riaktq_cli.commands.observer", "stats_cmd"),
     "requeue": ("riaktq_cli.commands.task_changes", "requeue_cmd"),
+    "limit": ("riaktq_cli.commands.limits", "limit_cmd"),
+    "limits": ("riaktq_cli.commands.limits", "limits_cmd"),
+    "schedules": ("riaktq_cli.commands.limits", "schedules_cmd"),
 }
 
 
@@ -165,6 +168,7 @@ def cli(ctx, config_path, verbose, log_format):
 
 
 def main(argv=None):
+    from riaktq_cli.logs import write_failure  # JSON in that log format, like every line
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     try:
         rc = cli.main(args=argv, prog_name="riaktq", standalone_mode=False)
@@ -176,10 +180,10 @@ def main(argv=None):
     except click.UsageError as exc:
         name = exc.ctx.command_path if exc.ctx else "riaktq"
         hint = f" (see '{name} --help')" if exc.ctx else ""
-        sys.stderr.write(f"{name}: error: {exc.format_message()}{hint}\n")
+        write_failure(f"{name}: error: {exc.format_message()}{hint}\n")
         rc = 2
     except click.ClickException as exc:
-        sys.stderr.write(f"riaktq: error: {exc.format_message()}\n")
+        write_failure(f"riaktq: error: {exc.format_message()}\n")
         rc = exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("riaktq: interrupted\n")

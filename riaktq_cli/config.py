@@ -42,11 +42,23 @@ class Config:
     dataclasses and pathlib: both cost more start-up time than all of
     `riaktq open` on the embedded store."""
 
-    def __init__(self, path, values, queries=None, from_file=()):
+    def __init__(self, path, values, queries=None, from_file=(), schedule_tables=()):
         self.path = path          # the file read (absolute str), or None for built-in defaults
         self.values = values      # section -> key -> checked value
         self.queries = queries or []
         self.from_file = set(from_file)  # (section, key) the file sets; the rest are defaults
+        self.schedule_tables = schedule_tables  # the [[schedule]] tables as read
+        self._schedules = None
+
+    @property
+    def schedules(self):
+        """The checked [[schedule]] tables (schedules.py): parsed when first
+        asked for -- by the scheduler at start, `riaktq schedules` -- so that
+        `riaktq open` never pays for the cron parser."""
+        if self._schedules is None:
+            from riaktq_cli import schedules
+            self._schedules = schedules.parse(self.schedule_tables, self.path) if self.schedule_tables else []
+        return self._schedules
 
     def get(self, section, key):
         return self.values[section][key]
@@ -167,6 +179,10 @@ def from_dict(raw, path=None):
     """Check a parsed file: every section and key known, every value in
     range, no two contradicting each other."""
     where_file = f"config file {path}: " if path else "config: "
+    raw = dict(raw)
+    schedule_tables = raw.pop("schedule", [])   # [[schedule]]: checked by schedules.py
+    if not isinstance(schedule_tables, list):
+        raise ConfigError(f"{where_file}[[schedule]] must be an array of tables")
     for section, content in raw.items():
         if section not in SCHEMA:
             raise ConfigError(f"{where_file}unknown section [{section}] (known: {', '.join(SCHEMA)})")
@@ -196,7 +212,7 @@ def from_dict(raw, path=None):
         settings.cross_check(lambda section, key: values[section][key])
     except ConfigError as exc:
         raise ConfigError(where_file + str(exc)) from None
-    return Config(path=path, values=values, queries=queries, from_file=from_file)
+    return Config(path=path, values=values, queries=queries, from_file=from_file, schedule_tables=schedule_tables)
 
 
 def _queries(raw, where_file):
@@ -231,7 +247,7 @@ TEMPLATE = '''\
 
 [store]
 # "sqlite": the embedded store, one machine, many processes.
-# "riak": a Riak KV cluster over its HTTP API, many machines.
+# "riak": a Riak KV cluster, many machines.
 backend = "{backend}"
 
 [sqlite]
@@ -242,6 +258,8 @@ busy_timeout = "30s"
 
 [riak]
 # Every node the processes may talk to; requests spread over healthy ones.
+# pb://host:8087 speaks Riak's Protocol Buffers API (faster; pbs:// with
+# security on), http://host:8098 its HTTP API (https:// with security on).
 nodes = [{nodes}]
 # A bucket type with allow_mult = true (see `riaktq check`).
 bucket_type = "riaktq"
@@ -252,7 +270,8 @@ timeout = "5s"
 # Requests one process keeps in flight at once (the scheduler's reads and
 # writes of an iteration go out in parallel over this many connections).
 concurrency = 16
-# Riak with security enabled (`riak admin security enable`): https:// nodes,
+# Riak with security enabled (`riak admin security enable`): pbs:// nodes
+# (or https://, ~100x slower: it re-checks the password on every request),
 # a user and its password. Paths are relative to this file. See README.
 # username = "riaktq"
 # password_file = "riak-password"    # chmod 600 (or $RIAKTQ_RIAK_PASSWORD, which wins)
@@ -310,6 +329,17 @@ interval = "1m"
 # key = "stuck-todo"
 # status = "todo"
 # age = "1d"
+
+# Periodic tasks, opened by the scheduler holding the lease (one task per
+# slot, id NAME@SLOT in UTC; see README "Schedules"):
+# [[schedule]]
+# name = "nightly-report"
+# cron = "0 6 * * *"          # or: every = "15m"
+# timezone = "UTC"            # an IANA name
+# in = "q3"                   # the task's input (or in_file = "path")
+# tags = ["reports"]
+# priority = 0
+# catch_up = "last"           # slots missed while no scheduler ran: "last", "all" or "none"
 
 [log]
 # "text": HH:MM:SS lines; "json": one JSON object a line for a log pipeline

@@ -77,6 +77,22 @@ class PartialUpdate(StoreUnavailable):
         self.failed = failed
 
 
+class NotSettled(StoreError):
+    """A change selected by status refused while the store's listings may
+    be partial (a Riak cluster catching up); `--force` overrides."""
+
+
+class PartialCreate(StoreUnavailable):
+    """No node answered for some creates of a batch; the others were each
+    sent on their own (Riak) and may have landed. `results` is parallel to
+    the tasks: None (created), the error that refused it (DuplicateTask),
+    or a StoreUnavailable (not opened)."""
+
+    def __init__(self, message, results):
+        super().__init__(message)
+        self.results = results
+
+
 class TaskExists(RiaktqError):
     """A task with this id already exists (open refuses to replace it)."""
 
@@ -179,11 +195,13 @@ def report_failure(exc, verbose=False):
     an exception into what a user sees: a RiaktqError is its message; any
     other exception is a bug, named in one line. `-v` adds the traceback.
     """
+    from riaktq_cli.logs import write_failure
+    trace = None
     if verbose:
         import traceback
-        traceback.print_exception(exc)
+        trace = "".join(traceback.format_exception(exc))
     if isinstance(exc, RiaktqError):
-        sys.stderr.write(f"riaktq: error: {exc}\n")
+        write_failure(f"riaktq: error: {exc}\n", trace)
         return exc.exit_code
-    sys.stderr.write(f"riaktq: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n")
+    write_failure(f"riaktq: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n", trace)
     return 70

@@ -54,9 +54,12 @@ def leftovers(record, inbox, assigned):
 
 
 def delete(store, name, record):
-    """Inbox, then record, unless the record changed since `record` was read."""
+    """Inbox, then record, unless the record changed since `record` was read
+    -- or cannot be read now: a read that comes back empty proves nothing
+    (a node rejoining, say), and a worker that restarted under the name
+    would lose its inbox."""
     again = store.get_record(INSTANCE, name)
-    if again is not None and (again.get("token"), again.get("heartbeat")) != \
+    if again is None or (again.get("token"), again.get("heartbeat")) != \
             (record.get("token"), record.get("heartbeat")):
         return False
     store.delete_record(INBOX, name)

@@ -39,6 +39,7 @@ def instance_rows(store, timeout_s, pause=False):
             "current_for": round((now - current["since"]) / 1e6, 3) if current else None,
             "host": record.get("host"), "pid": record.get("pid"),
             "paused": _paused(pause, record.get("tags", [])),
+            "log_lost": record.get("log_lost", 0),
         })
     return rows
 

@@ -24,8 +24,19 @@ write that was in flight is visible by then, and the winner rule decides.
 The lease is renewed by a thread of its own, so a slow iteration does not
 let it lapse; `valid()` says whether the last renewal is recent enough to
 act on.
+
+On a slow store (a Riak node with security on checks the password on every
+HTTPS request: ~300 ms each) the lease's own requests eat into its term.
+So a written lease counts from the moment its write was *sent* (its
+`expires` too), not from before the read that preceded it nor from the
+answer; the lease measures how long its fetches, writes and reads take
+(`RequestTimes`), renews early enough for a renewal to land in time, waits
+at least twice a write's time to settle, and when the term cannot cover its
+own requests says so once, with the instance timeout that would
+(`shortfall`), instead of standing by for a holder that does not exist.
 """
 
+import collections
 import logging
 import threading
 import time
@@ -61,6 +72,64 @@ def decide(copies, owner, now, ttl_us, floor=0):
     return True, {"owner": owner, "expires": now + ttl_us, "since": now, "epoch": top + 1}
 
 
+VALID_SHARE = 0.9        # a lease is acted on for this share of its term (valid())
+RENEW_SHARE = 0.25       # renewed this often while held, as a share of the term
+SETTLE_MAX = 2.0         # seconds: the longest default settle on Riak
+TTL_SHARE = 0.5          # the scheduler's lease term, as a share of its instance timeout
+RENEW_MIN = 0.05         # seconds: the shortest wait between renewals
+HEADROOM = 1.25          # the instance timeout a shortfall suggests covers requests this much slower
+
+
+class RequestTimes:
+    """How long the lease's own requests took lately: the slowest of the
+    last SAMPLES of each kind (fetch, write, read), so one fast answer does
+    not hide a slow store."""
+
+    SAMPLES = 8
+
+    def __init__(self):
+        self._seen = {kind: collections.deque(maxlen=self.SAMPLES) for kind in ("fetch", "write", "read")}
+
+    def note(self, kind, seconds):
+        self._seen[kind].append(max(0.0, seconds))
+
+    def __getitem__(self, kind):
+        return max(self._seen[kind], default=0.0)
+
+    def total(self):
+        """A takeover's requests: fetch, write, and the confirming read."""
+        return self["fetch"] + self["write"] + self["read"]
+
+
+def settle_for(ttl, settle, write):
+    """The settle wait: `settle` (default: half the term, at most
+    SETTLE_MAX), and at least twice a write's time, so a rival's write in
+    flight has landed when the confirming read looks."""
+    base = settle if settle is not None else min(ttl / 2, SETTLE_MAX)
+    return max(base, 2 * write)
+
+
+def covers(ttl, times, settles, settle=None):
+    """Whether a term of `ttl` seconds covers the lease's own requests: a
+    takeover (write, settle, confirming read) followed by the first renewal
+    (fetch, write) ends within the share of the term a lease is acted on,
+    and so does a renewal started a renewal period after the last."""
+    renewal = times["fetch"] + times["write"]
+    wait = settle_for(ttl, settle, times["write"]) if settles else 0.0
+    takeover = times["write"] + wait + (times["read"] if settles else 0.0)
+    return takeover + renewal <= VALID_SHARE * ttl and renewal <= (VALID_SHARE - RENEW_SHARE) * ttl
+
+
+def shortest_timeout(times, settles, settle=None):
+    """The shortest whole-second instance timeout whose lease term covers
+    requests HEADROOM times slower than `times`."""
+    slower = {kind: times[kind] * HEADROOM for kind in ("fetch", "write", "read")}
+    timeout = 1
+    while not covers(timeout * TTL_SHARE, slower, settles, settle) and timeout < 86400:
+        timeout += 1
+    return timeout
+
+
 def released(copies, owner):
     """The copy `owner` writes to let go of the lease, or None if the newest
     copy (expired or not) is not its own: the same copy, expired. Deleting
@@ -82,12 +151,14 @@ class Lease:
         self.floor = floor
         self.owner = owner
         self.ttl = ttl                       # seconds a written lease lasts
-        self.tick = max(0.05, ttl / 4)       # renew this often while held
+        self.tick = max(0.05, ttl * RENEW_SHARE)  # renew this often while held
         # On Riak a takeover waits this long before acting (see module doc);
         # it must exceed the renewal period so an incumbent sees a rival's
-        # copy and steps down first.
-        self.settle = (settle if settle is not None else min(ttl / 2, 2.0)) \
-            if store.lease_needs_settle else 0.0
+        # copy and steps down first (and a write in flight: see settle_for).
+        self._settle_given = settle
+        self.settle = settle_for(ttl, settle, 0.0) if store.lease_needs_settle else 0.0
+        self.times = RequestTimes()          # how long our own lease requests take
+        self.shortfall = None                # one line when the term cannot cover them
         self.epoch = 0
         self.holder = None                   # the holder's copy, when not us
         self._confirmed = 0.0                # monotonic time of the last good write
@@ -107,26 +178,31 @@ class Lease:
         that renewal started) has passed. Nobody else can take over before
         the whole lease has passed, plus the settle time on Riak."""
         with self._lock:
-            return self._held and time.monotonic() - self._confirmed < self.ttl * 0.9
+            return self._held and time.monotonic() - self._confirmed < self.ttl * VALID_SHARE
 
     # --- one attempt ---------------------------------------------------------
     def attempt(self):
         """Take or renew the lease once; True if we hold it afterwards.
         Store errors propagate: the caller decides how to wait."""
-        started = time.monotonic()
         was_held = self._held
-        now = now_us()
+        floor = self._floor(now_us()) if not was_held else 0   # before the clock: not a lease request
+        started = time.monotonic()
         decision = {}
-        floor = self._floor(now) if not was_held else 0
 
         def choose(copies):
-            write, doc = decide(copies, self.owner, now, int(self.ttl * 1e6), floor)
+            # the term counts from here, where the write is sent (the fetch
+            # before it may have taken a good part of the term already)
+            decision["sent"], decision["now"] = time.monotonic(), now_us()
+            write, doc = decide(copies, self.owner, decision["now"], int(self.ttl * 1e6), floor)
             decision["write"], decision["doc"] = write, doc
             return doc if write else None
 
         visible = self.store.swap_lease(choose)
+        sent, now = decision["sent"], decision["now"]
+        self.times.note("fetch", sent - started)
         if not decision["write"]:
             return self._lose(decision["doc"])
+        self.times.note("write", time.monotonic() - sent)
         mine = decision["doc"]
         top = winner(visible, now) or mine
         if top["owner"] != self.owner:
@@ -134,16 +210,49 @@ class Lease:
         if not was_held and self.settle:
             # A takeover on a store without compare-and-set: let any rival
             # write land, then look again and act only if still the winner.
+            self.settle = settle_for(self.ttl, self._settle_given, self.times["write"])
             time.sleep(self.settle)
-            top = winner(self.store.read_lease(), now_us())
+            asked = time.monotonic()
+            copies = self.store.read_lease()
+            self.times.note("read", time.monotonic() - asked)
+            top = winner(copies, now_us())
+            self._check_term()
             if top is None or top["owner"] != self.owner or top.get("epoch") != mine["epoch"]:
                 return self._lose(top)
+        self._check_term()
         with self._lock:
             self._held = True
             self.epoch = mine["epoch"]
             self.holder = None
-            self._confirmed = started
+            self._confirmed = sent
         return True
+
+    def _check_term(self):
+        """Say once (per episode) when the term cannot cover our own
+        requests, with the instance timeout that would."""
+        settles = self.store.lease_needs_settle
+        if covers(self.ttl, self.times, settles, self._settle_given):
+            self.shortfall = None
+            return
+        if self.shortfall is None:
+            self.shortfall = (
+                f"instance_timeout {self.ttl / TTL_SHARE:g}s is too short for this store: lease requests take"
+                f" {self.times.total() if settles else self.times['fetch'] + self.times['write']:.1f} s;"
+                f" use at least {shortest_timeout(self.times, settles, self._settle_given)}s"
+                " (or a store that answers faster)")
+            log.warning("%s", self.shortfall)
+
+    def _renew_wait(self):
+        """Seconds until the next renewal: every `tick`, but early enough
+        that a renewal (fetch and write, as long as they take lately) lands
+        while the lease is still valid."""
+        with self._lock:
+            if not self._held:
+                return self.tick
+            left = self._confirmed + self.ttl * VALID_SHARE - time.monotonic()
+        if left <= 0:
+            return self.tick    # lapsed already (a failing store): nothing to save by hurrying
+        return max(RENEW_MIN, min(self.tick, left - self.times["fetch"] - self.times["write"]))
 
     def _floor(self, now):
         """The epoch floor, read only when a takeover is possible (nobody
@@ -169,7 +278,7 @@ class Lease:
             self._thread.start()
 
     def _renew_loop(self):
-        while not self._stop.wait(self.tick):
+        while not self._stop.wait(self._renew_wait()):
             if not self._held:
                 continue
             try:

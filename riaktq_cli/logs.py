@@ -12,13 +12,24 @@ one. Text lines escape control characters, so a task id or an instance
 record written by another program cannot drive the terminal.
 
 Writing a log line never raises: a daemon whose stderr went away (EPIPE,
-EIO on a closed terminal) keeps doing its work.
+EIO on a closed terminal) keeps doing its work, and counts the lines it
+could not write (`lost_lines`; a worker shows them in its instance record,
+with the handler output its handler process could not write). A process
+started with stderr closed (`2>&-`) gets /dev/null there first, so that no
+file it opens later takes fd 2 and receives log lines or a handler's output.
+
+In the JSON format everything a process writes is JSON, one object a line:
+Python warnings go through logging, an uncaught exception (or `-v`'s
+traceback of a failure) is one line with the traceback in `exception`, and
+a handler's output is relayed line by line (worker/output.py).
 """
 
 import json
 import logging
+import os
 import sys
 import time
+import traceback
 
 from riaktq_cli.output import escape
 
@@ -28,6 +39,7 @@ _stream = None      # where setup_logging sends log lines
 _stamp = [0, ""]    # (second, "HH:MM:SS") so a burst formats the time once
 _format = ["text"]
 _context = {}       # role, instance: added to every JSON line
+_lost = [0]         # log lines that could not be written
 
 
 _iso_second = [None, ""]  # (second, "YYYY-MM-DDTHH:MM:SS") formatted once a second
@@ -90,11 +102,36 @@ class _SafeHandler(logging.StreamHandler):
     logging's own error report (to the same broken stream)."""
 
     def handleError(self, record):
-        pass
+        _lost[0] += 1
+
+
+def lost_lines():
+    """How many log lines this process could not write (its stderr was gone)."""
+    return _lost[0]
+
+
+def ensure_standard_fds():
+    """Open /dev/null on fds 0-2 where they are closed (`2>&-`), so that no
+    file opened later (the SQLite store, a pipe to the handler process)
+    lands there and gets written as if it were stderr; and give Python a
+    sys.stderr (None when fd 2 was closed at start)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != fd:  # cannot happen: the lowest free fd is `fd`
+                os.dup2(opened, fd)
+                os.close(opened)
+            os.set_inheritable(fd, True)  # as a standard fd is: the handler process gets it
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "w", buffering=1, closefd=False, errors="backslashreplace"))
 
 
 def setup_logging(verbose=False, fmt="text"):
     global _stream
+    ensure_standard_fds()
     _stream = sys.stderr
     root = logging.getLogger("riaktq")
     if not root.handlers:
@@ -109,8 +146,44 @@ def set_format(fmt):
     """Switch every riaktq log line to `fmt` (text or json)."""
     _format[0] = fmt
     formatter = JsonFormatter() if fmt == "json" else TextFormatter()
-    for handler in logging.getLogger("riaktq").handlers:
+    handlers = logging.getLogger("riaktq").handlers
+    for handler in handlers:
         handler.setFormatter(formatter)
+    if fmt == "json":
+        # Warnings and uncaught exceptions would be raw text otherwise.
+        logging.captureWarnings(True)
+        warnings_log = logging.getLogger("py.warnings")
+        for handler in handlers:
+            if handler not in warnings_log.handlers:
+                warnings_log.addHandler(handler)
+        warnings_log.propagate = False
+        sys.excepthook = _json_excepthook
+        import threading
+        threading.excepthook = lambda args: _json_excepthook(args.exc_type, args.exc_value, args.exc_traceback)
+
+
+def _json_excepthook(exc_type, exc, tb):
+    write_failure(f"uncaught {exc_type.__name__}: {exc}", "".join(traceback.format_exception(exc_type, exc, tb)))
+
+
+def write_failure(message, exception=None):
+    """A process's last word (a failure, and with -v its traceback) on
+    stderr: one JSON line in the JSON format, else the message as is and
+    the traceback before it."""
+    if _format[0] == "json":
+        text = json_line("error", message.removesuffix("\n"), exception=exception) + "\n"
+    else:
+        text = (exception or "") + message
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        _lost[0] += 1
+
+
+def log_format():
+    """The format log lines are written in now: text or json."""
+    return _format[0]
 
 
 def set_context(**fields):
@@ -141,4 +214,4 @@ def info_line(text, **fields):
     try:
         _stream.write(line + "\n")
     except (OSError, ValueError):
-        pass  # stderr is gone (EPIPE, EIO, closed): the work goes on without it
+        _lost[0] += 1  # stderr is gone (EPIPE, EIO, closed): the work goes on without it

@@ -84,6 +84,34 @@ def queue_families(figures):
     yield GaugeMetricFamily("riaktq_assignment_paused",
                             "1 while `riaktq pause` holds back all tasks (or, with a tag, those needing it).",
                             value=1 if pause["all"] or pause["tags"] else 0)
+    yield GaugeMetricFamily("riaktq_listings_partial",
+                            "1 while the store says its listings and counts may be partial (a Riak cluster catching up).",
+                            value=1 if figures.get("partial") else 0)
+    yield from _limit_families(figures.get("limits") or [])
+
+
+def _limit_families(rows):
+    """The limits per tag (limits.view): what is set, in flight, used."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    limit = GaugeMetricFamily("riaktq_tag_concurrency_limit", "`riaktq limit --concurrency`: at most this many "
+                              "tasks needing the tag assigned and unfinished at once.", labels=["tag"])
+    in_flight = GaugeMetricFamily("riaktq_tag_in_flight", "Tasks needing a limited tag assigned and unfinished "
+                                  "(nextup).", labels=["tag"])
+    rate = GaugeMetricFamily("riaktq_tag_rate_limit", "`riaktq limit --rate`: at most this many assigns per "
+                             "window.", labels=["tag"])
+    window = GaugeMetricFamily("riaktq_tag_rate_window_seconds", "The rate limit's window.", labels=["tag"])
+    used = GaugeMetricFamily("riaktq_tag_rate_used", "Assigns of tasks needing the tag in the current window.",
+                             labels=["tag"])
+    for row in rows:
+        in_flight.add_metric([row["tag"]], row["in_flight"])
+        if row["concurrency"] is not None:
+            limit.add_metric([row["tag"]], row["concurrency"])
+        if row["rate"] is not None:
+            rate.add_metric([row["tag"]], row["rate_count"])
+            window.add_metric([row["tag"]], row["rate_seconds"])
+            used.add_metric([row["tag"]], row["used"])
+    yield from (limit, in_flight, rate, window, used)
 
 
 class _Snapshot:

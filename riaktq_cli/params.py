@@ -55,7 +55,30 @@ class Address(click.ParamType):
             self.fail(f"{value!r}: {exc}", param, ctx)
 
 
+class Identifier(click.ParamType):
+    """A task id or an instance name as typed: text a store can hold. The
+    shell hands over bytes, and Python keeps the ones that are not UTF-8 as
+    lone surrogates, which no store request can encode: every id and name
+    argument comes through here, so such an argument is one usage line
+    (exit 2), not an UnicodeEncodeError deep in a store (exit 70)."""
+
+    name = "ID"
+
+    def convert(self, value, param, ctx):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            from riaktq_cli.output import escape
+            try:
+                shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:
+                shown = ascii(value)[1:-1]
+            self.fail(f"'{escape(shown)}' is not UTF-8 text", param, ctx)
+        return value
+
+
 DURATION = Duration()
+IDENTIFIER = Identifier()
 KEY_VALUE = KeyValue()
 ADDRESS = Address()
 

@@ -15,7 +15,9 @@ a second on Riak, however fast it iterates. After an iteration that applied
 a state it has not confirmed yet, it writes `scheduler/pause_applied`
 {"version", "owner", "at"} -- once per change and per scheduler, never per
 iteration -- so `stats` can say whether the running scheduler has applied
-the pause, and a script can wait for that before it relies on it.
+the pause, and `riaktq pause` waits for it (`await_applied`): when it
+returns, nothing opened afterwards is assigned -- or it says why it could
+not tell (no scheduler running; the running one did not confirm in time).
 
 Several operators may pause at once. On Riak their writes can leave
 siblings, of which readers take the newest; so `change` reads back what it
@@ -37,6 +39,8 @@ log = logging.getLogger("riaktq")
 PAUSE, APPLIED = "pause", "pause_applied"
 READ_EVERY = 1.0   # seconds between the scheduler's reads of the record
 WRITE_TRIES = 5
+APPLY_WAIT = 10.0  # seconds `pause` waits for the running scheduler to confirm (default)
+APPLY_POLL = 0.05  # seconds between reads of the confirmation while waiting
 
 
 def read(store):
@@ -96,6 +100,33 @@ def view(store):
     return state
 
 
+def await_applied(store, state, timeout=APPLY_WAIT):
+    """Wait until the running scheduler confirms it applied `state` (or a
+    later version), at most `timeout` seconds; `state` with "applied",
+    "applied_by" and "scheduler" (the lease holder's name, None when no
+    scheduler holds the lease).
+
+    A scheduler confirms a version after the iteration whose assignment
+    step used it, and every later step uses that version or a newer one:
+    once confirmed, nothing opened afterwards is assigned against the
+    pause. With no scheduler running there is nothing to wait for: the
+    next one reads the record before its first assignment."""
+    from riaktq_cli.lease import winner
+    state = dict(state)
+    deadline = time.monotonic() + timeout
+    while True:
+        applied = store.get_record(SCHEDULER, APPLIED) or {}
+        version = applied.get("version")
+        if isinstance(version, int) and version >= state["version"]:
+            state.update(applied=True, applied_by=applied.get("owner"), scheduler=applied.get("owner"))
+            return state
+        holder = winner(store.read_lease(), now_us())
+        state.update(applied=False, applied_by=None, scheduler=holder and holder.get("owner"))
+        if holder is None or time.monotonic() >= deadline:
+            return state
+        time.sleep(APPLY_POLL)
+
+
 def describe(state):
     """One line: what is paused, since when and by whom."""
     what = "all tasks" if state["all"] else "tasks needing " + ", ".join(state["tags"])
@@ -129,6 +160,11 @@ class Pauses:
         if self._read_at is None or now - self._read_at >= READ_EVERY:
             state = read(self.store)
             before = self.state or {"version": 0}
+            if state["version"] < before["version"]:
+                # Versions only grow and the record is never deleted: an older
+                # one, or none, is a read that missed (a Riak node catching
+                # up), no resume. Keep what was read before.
+                state = before
             if state["version"] != before["version"]:
                 log.info("%s", describe(state) if is_paused(state) else "assignment resumed")
             self.state, self._read_at = state, now

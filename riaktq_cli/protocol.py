@@ -136,9 +136,10 @@ def held_task_ids(inbox, instance):
 
 
 def instance_record(*, name, token, handler, tags, host, pid, started, heartbeat, status, taken,
-                    epoch, queue, current, outbox, replaces=None, handover_of=None):
+                    epoch, queue, current, outbox, replaces=None, handover_of=None, log_lost=0):
     """The one place an instance record is built (worker side). `queue` and
-    `current` are inbox entries; `current` is (entry, since µs) or None."""
+    `current` are inbox entries; `current` is (entry, since µs) or None.
+    `log_lost`: log lines and handler output its stderr could not take."""
     return {
         "name": name, "token": token, "handler": handler, "tags": list(tags), "host": host,
         "pid": pid, "started": started, "heartbeat": heartbeat, "status": status, "taken": taken,
@@ -149,6 +150,7 @@ def instance_record(*, name, token, handler, tags, host, pid, started, heartbeat
             "inc": current[0].get("inc"), "since": current[1]},
         "outbox": list(outbox), "replaces": replaces,
         **({"handover_of": handover_of} if handover_of else {}),
+        **({"log_lost": log_lost} if log_lost else {}),
     }
 
 

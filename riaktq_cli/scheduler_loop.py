@@ -12,7 +12,7 @@ import time
 
 from riaktq_cli import metrics, scheduler_settings
 from riaktq_cli.errors import StoreError, StoreUnavailable
-from riaktq_cli.lease import Lease, LeaseLost
+from riaktq_cli.lease import TTL_SHARE, Lease, LeaseLost
 from riaktq_cli.outage import Outage
 from riaktq_cli.store.base import INBOX, INSTANCE
 
@@ -43,8 +43,9 @@ class SchedulerLoop:
         changed -- a task opened, a result in an outbox -- at most every
         WATCH_TICK; `interval` is then the longest wait, not the only one.
         """
-        self.lease = Lease(self.store, self.owner, ttl=self.instance_timeout / 2, floor=self._epoch_floor)
+        self.lease = Lease(self.store, self.owner, ttl=self.instance_timeout * TTL_SHARE, floor=self._epoch_floor)
         outage = Outage("scheduler")
+        self._lapsed_since = None   # monotonic time the lease stopped being confirmed, while it is not
         try:
             while not stop.is_set():
                 if not self.lease.held and not self._take_lease(outage, stop, once, interval):
@@ -75,14 +76,17 @@ class SchedulerLoop:
             return False
         if not held:
             holder = (self.lease.holder or {}).get("owner", "?")
-            if getattr(self, "_standby_for", None) != holder:
+            if self.lease.holder is None and self.lease.shortfall:
+                pass   # our own lease ran out while we confirmed it: no holder to stand
+                # by for; the lease said why (once), and we try again
+            elif getattr(self, "_standby_for", None) != holder:
                 log.info("standing by: scheduler lease held by %s", holder)
                 self._standby_for = holder
             if not once:
                 stop.wait(self.lease.tick)
             return False
         log.info("scheduler %s holds the lease (epoch %d)", self.owner, self.lease.epoch)
-        self._standby_for = None
+        self._standby_for = self._lapsed_since = None
         scheduler_settings.publish(self.store, self.owner, self.timeout_us, interval,
                                    self.prefetch.fixed or "auto")
         self._inboxes.clear()     # another scheduler may have written them
@@ -119,7 +123,12 @@ class SchedulerLoop:
             # A slow renewal: the inboxes stay in memory and are written once
             # the lease is confirmed (dropping them would roll back, counted,
             # what this iteration assigned). Lost to another: `held` is false.
-            log.warning("%s", exc)
+            # Said once per lapse (a store refusing writes lasts), not per try.
+            if self._lapsed_since is None:
+                self._lapsed_since = time.monotonic()
+                log.warning("%s", exc)
+            else:
+                log.debug("still: %s", exc)
             self._next_run = started + min(interval, self.lease.tick)
             return True
         except StoreError as exc:
@@ -128,6 +137,9 @@ class SchedulerLoop:
             outage.failed(exc, "store unavailable" if isinstance(exc, StoreUnavailable) else "iteration failed")
             self._next_run = started + min(interval, self.lease.tick)
             return True
+        if self._lapsed_since is not None and self.lease.valid():   # an iteration that wrote nothing proves nothing
+            log.warning("scheduler lease confirmed again after %.1fs; writing", time.monotonic() - self._lapsed_since)
+            self._lapsed_since = None
         took = time.monotonic() - started
         metrics.observe_iteration(took)
         if any(summary[k] for k in ("commit", "restart", "assign", "rollback")):

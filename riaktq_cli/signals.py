@@ -123,25 +123,34 @@ def parent_alive(parent_pid):
     return os.getppid() == parent_pid
 
 
-def session_members(sid):
-    """Pids of the live processes in session `sid`, from /proc."""
-    pids = []
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after "pid (comm)": state ppid pgrp
+    session ...; None if there is no such process (or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields if len(fields) > 3 else None
+
+
+def process_table():
+    """{pid: (state, ppid, session)} of every process in /proc; None without /proc."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return pids
+        return None
+    table = {}
     for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # after "pid (comm)": state ppid pgrp session ...
-        if len(fields) > 3 and int(fields[3]) == sid:
-            pids.append(int(entry))
-    return pids
+        fields = stat_fields(entry) if entry.isdigit() else None
+        if fields is not None:  # else not a process, or gone meanwhile
+            table[int(entry)] = (fields[0], int(fields[1]), int(fields[3]))
+    return table
+
+
+def session_members(sid):
+    """Pids of the live processes in session `sid`, from /proc."""
+    return [pid for pid, (_state, _ppid, session) in (process_table() or {}).items() if session == sid]
 
 
 def kill_session(leader_pid):
@@ -163,7 +172,9 @@ def kill_session(leader_pid):
 
 
 def pid_alive(pid):
-    """Whether a process with this pid exists on this machine."""
+    """Whether a process with this pid runs on this machine. A zombie (dead,
+    not yet reaped by its parent: a worker killed with -9 whose supervisor
+    has not looked yet) does not."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -171,5 +182,8 @@ def pid_alive(pid):
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    fields = stat_fields(pid)
+    if fields is None:
+        return not os.path.isdir("/proc/self")  # gone meanwhile; or no /proc (not Linux)
+    return fields[0] not in (b"Z", b"X")

@@ -21,7 +21,7 @@ def gather(store, instance_timeout):
     Instances are judged with the running scheduler's instance timeout when
     it has published one; `instance_timeout` (the config's) is the fallback.
     """
-    from riaktq_cli import pausing, scheduler_settings
+    from riaktq_cli import limits, pausing, scheduler_settings
     from riaktq_cli.instances import instance_rows
 
     timeout, source = scheduler_settings.instance_timeout(store, instance_timeout)
@@ -41,7 +41,10 @@ def gather(store, instance_timeout):
         "instance_timeout": timeout,
         "instance_timeout_from": source,
         "pause": pause,
+        "limits": limits.view(store, now),
         "instances": instance_rows(store, timeout, pause),
+        # why the counts may be short now (a Riak cluster catching up), or None
+        "partial": store.listings_partial(),
     }
 
 
@@ -69,6 +72,11 @@ def _assignment(figures):
     return f"paused: {escape(what)}" + ("" if pause["applied"] else " (not yet applied)")
 
 
+def _limit_line(row):
+    from riaktq_cli.limits import describe
+    return describe(row)
+
+
 def instance_table_rows(figures):
     """Instance rows as the human views show them (escaped: an instance
     record is whatever its writer put there)."""
@@ -90,8 +98,11 @@ def render_text(figures):
     rates += [[title, figures[key]] for key, title in THROUGHPUT]
     rates.append(["instance timeout", _timeout_note(figures)])
     rates.append(["assignment", _assignment(figures)])
+    rates += [["limit", escape(_limit_line(row))] for row in figures.get("limits") or []]
     parts = [tabulate(tasks, headers=["STATUS", "TASKS"], tablefmt="simple"),
              tabulate(rates, tablefmt="plain", colalign=("left", "right"))]
+    if figures.get("partial"):
+        parts.insert(0, f"counts may be partial: {escape(figures['partial'])}")
     if figures["instances"]:
         parts.append(tabulate(instance_table_rows(figures), headers=INSTANCE_HEADERS,
                               tablefmt="simple", disable_numparse=True))
@@ -113,6 +124,8 @@ def renderable(figures, title, error=None):
     parts = [header]
     if error:
         parts.append(Text(f"store unavailable, retrying: {escape(error)}", style="bold red"))
+    if figures and figures.get("partial"):
+        parts.append(Text(f"counts may be partial: {escape(figures['partial'])}", style="bold yellow"))
     if figures:
         tasks = Table(box=box.SIMPLE_HEAD, show_edge=False, title="Tasks", title_justify="left")
         tasks.add_column("status")
@@ -130,6 +143,8 @@ def renderable(figures, title, error=None):
             rates.add_row(label, str(figures[key]))
         rates.add_row("instance timeout", _timeout_note(figures))
         rates.add_row("assignment", Text(_assignment(figures), style="bold yellow" if figures["pause"] else ""))
+        for row in figures.get("limits") or []:
+            rates.add_row("limit", Text(_limit_line(row)))
 
         side = Table.grid(padding=(0, 4))
         side.add_row(tasks, rates)

@@ -204,6 +204,21 @@ def _now(now):
     return now_us()
 
 
+def ended_at(task):
+    """When a finished task ended (µs), for "closed in the last hour": the
+    time of the transition that finished it -- a finished task's last
+    history entry -- which a task cancelled while todo or failed by loss
+    has too, though it has no run times (`sat`/`laf`) of its own, or only
+    stale ones of an earlier run. A record made before history: its run's
+    end, sat + laf. None if it has neither. The stores index the same
+    value (SQLite: tasks_ended; Riak: finished_bin)."""
+    if task.history:
+        return task.history[-1][0]
+    if task.sat is not None and task.laf is not None:
+        return task.sat + task.laf
+    return None
+
+
 def _noted(task, now, kind, instance, reason=None, **changes):
     """task.with_(**changes) with the transition in its history; `run` is
     the run the transition concerns (after an assign: the new one)."""

@@ -69,7 +69,7 @@ def test_cancel_selects_by_status_tag_and_age_with_a_dry_run(procs, store):
     store.update_tasks(["old-gpu-running"], lambda t: T.assign(t, "w1"))
     dry = procs.run("cancel", "--status", "todo", "--tag", "gpu", "--age", "1d", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert sorted(lines(dry.stdout)) == ["old-gpu-1\tfailed", "old-gpu-2\tfailed"]
+    assert sorted(lines(dry.stdout)) == ["old-gpu-1\twould fail", "old-gpu-2\twould fail"]
     assert "would cancel 2 task(s)" in dry.stderr.decode()
     assert {t.status for t in store.get_tasks(["old-gpu-1", "old-gpu-2"]).values()} == {"todo"}
 

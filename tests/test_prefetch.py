@@ -33,12 +33,30 @@ def test_depth_grows_at_most_twofold_per_round():
     assert p.depth("w") == 2
 
 
-def test_an_idle_spell_keeps_what_was_learned():
+def test_an_idle_spell_starts_at_one_and_fast_work_resumes_what_was_learned():
+    """Issue 18: what an instance learned before an idle spell is the pace
+    of work that is gone. After the spell it queues one task; a round that
+    shows it starved (fast work again) brings the learned depth back at once."""
     p = Prefetch("auto")
     now = rounds(p, 12, 0.05, {"w": 40}, {"w": 8})
     learned = p.depth("w")
-    rounds(p, 50, 1.0, {}, {"w": 0}, start=now)
+    assert learned > 4
+    now = rounds(p, 50, 1.0, {}, {"w": 0}, start=now)
+    assert p.depth("w") == 1
+    p.observe(now, {"w": 1}, {"w": 0}, {"w": 0.001})   # starved: it finished its one at once
     assert p.depth("w") == learned
+
+
+def test_after_an_idle_spell_slow_work_learns_afresh():
+    """A burst of instant tasks, an idle spell, then 3 s tasks: the depth
+    stays 1 (before: the burst's depth, so every long task queued here)."""
+    p = Prefetch("auto")
+    now = rounds(p, 12, 0.05, {"w": 100}, {"w": 8})
+    assert p.depth("w") == MAX
+    now = rounds(p, 5, 0.1, {}, {"w": 0}, start=now)
+    for _ in range(30):   # one long task at hand, none finished: 100 ms rounds for 3 s
+        now = rounds(p, 1, 0.1, {}, {"w": 1}, start=now)
+        assert p.depth("w") == 1
 
 
 def test_an_instance_that_finished_everything_it_held_still_counts_as_busy():

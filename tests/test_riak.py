@@ -13,10 +13,7 @@ import pytest
 from riaktq_cli import config, task as t
 from riaktq_cli.errors import StoreUnavailable
 from riaktq_cli.store import open_store
-from tests.conftest import (FAST, Processes, add_security, read_events, riak_client, riak_store_available,
-                            wait_until, write_config)
-
-pytestmark = pytest.mark.skipif(not riak_store_available(), reason="riak store not built yet")
+from tests.conftest import FAST, Processes, add_security, read_events, riak_client, wait_until, write_config
 
 
 @pytest.fixture

@@ -1,13 +1,12 @@
 """The Riak test server answers as Riak 3.2.2 does where a client can tell.
 
 Each case below is a recorded answer of a real node (the transcripts in
-/work/shared/riak-transcripts, named per case); the last test replays all
-of them when the transcripts are there.
+shared/riak-transcripts beside the checkout, named per case); the last test
+replays all of them (see tests/shared_files.py for where they are found).
 """
 
 import http.client
 import json
-import os
 import subprocess
 import sys
 import urllib.parse
@@ -16,7 +15,6 @@ import pytest
 
 from riaktq_testing.riak_sim import RiakTestServer
 
-TRANSCRIPTS = os.environ.get("RIAKTQ_RIAK_TRANSCRIPTS", "/work/shared/riak-transcripts")
 WM_PAGE = ("<html><head><title>{0} {1}</title></head><body><h1>{1}</h1><p><hr>"
            "<address>mochiweb+webmachine web server</address></body></html>")
 
@@ -95,10 +93,9 @@ def test_returnbody_with_siblings_lists_vtags_without_accept(sim):  # 03 steps 1
 KNOWN_MISMATCHES = {"04-secondary-indexes step 34 "}
 
 
-@pytest.mark.skipif(not os.path.exists(os.path.join(TRANSCRIPTS, "replay.py")),
-                    reason="the Riak transcripts are not on this machine")
 def test_the_recorded_riak_answers_replay_without_a_mismatch(sim):
-    result = subprocess.run([sys.executable, os.path.join(TRANSCRIPTS, "replay.py"), sim.url,
+    from tests.shared_files import transcripts
+    result = subprocess.run([sys.executable, str(transcripts() / "replay.py"), sim.url,
                              "--skip-cluster"], capture_output=True, text=True, timeout=300)
     mismatches = [line for line in result.stdout.splitlines() if line.startswith("MISMATCH")
                   and not any(line[len("MISMATCH "):].startswith(known) for known in KNOWN_MISMATCHES)]

@@ -11,10 +11,10 @@ import sys
 
 import click
 
-from riaktq_cli import task as tasks_mod
+from riaktq_cli import partial, task as tasks_mod
 from riaktq_cli.completion import complete_task_id
 from riaktq_cli.durations import format_duration
-from riaktq_cli.params import DURATION
+from riaktq_cli.params import DURATION, IDENTIFIER
 
 
 def finish_wait(queue, ids, timeout, show):
@@ -36,7 +36,7 @@ def _show_json(finished):
 
 
 @click.command("wait")
-@click.argument("task_ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete_task_id)
+@click.argument("task_ids", nargs=-1, required=True, metavar="ID...", type=IDENTIFIER, shell_complete=complete_task_id)
 @click.option("--timeout", type=DURATION, metavar="DURATION", help="Give up after this long (exit 2).")
 @click.option("--format", "fmt", type=click.Choice(["ids", "json"]), default="ids", show_default=True,
               help="ids: one `ID<tab>STATUS` line per task; json: the tasks as `get --format json`.")
@@ -62,8 +62,9 @@ def wait_cmd(app, task_ids, timeout, fmt):
               help="Only tasks created at least this long ago (0s: all of them).")
 @click.option("--dry-run", is_flag=True, help="List the ids that would go; delete nothing.")
 @click.option("--vacuum", is_flag=True, help="Then give the space back (embedded store; see `vacuum`).")
+@click.option("--force", is_flag=True, help="Even while the store says its listings may be partial.")
 @click.pass_obj
-def purge_cmd(app, status, age, dry_run, vacuum):
+def purge_cmd(app, status, age, dry_run, vacuum, force):
     """Delete finished tasks created before now minus --age.
 
     Reads and deletes a page of ids at a time, so memory stays flat at
@@ -75,10 +76,14 @@ def purge_cmd(app, status, age, dry_run, vacuum):
       riaktq purge --status done --age 30d
       riaktq purge --status failed --age 7d --dry-run
       riaktq purge --status done --age 30d --vacuum   # and shrink riaktq.db
+
+    While a Riak cluster catches up (a node down or rejoining) the
+    selection may be partial: purge refuses (exit 3) unless --force.
     """
     if dry_run and vacuum:
         raise click.UsageError("--vacuum changes the store; not with --dry-run")
     queue = app.queue(create=False)
+    partial.refuse_unless_forced(queue, force, dry_run, "purge")
     with _progress(dry_run) as advance:
         def on_batch(ids):
             if dry_run:

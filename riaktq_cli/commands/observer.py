@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from riaktq_cli import task as tasks_mod
+from riaktq_cli import partial, task as tasks_mod
 from riaktq_cli.config import ObserverQuery
 from riaktq_cli.errors import RiaktqError, StoreError
 from riaktq_cli.options import setting_options
@@ -67,12 +67,13 @@ def report_cmd(app, status, age, key, limit, fmt, all_queries):
     if fmt is None:
         fmt = "table" if sys.stdout.isatty() else "ids"
     out = sys.stdout
+    queue = app.queue(create=False)
     try:
-        count = report.write_report(app.queue(create=False), queries, fmt, out, named=all_queries,
-                                      limit=limit or None)
+        count = report.write_report(queue, queries, fmt, out, named=all_queries, limit=limit or None)
+        out.flush()
+        partial.warn(queue)
     except StoreError as exc:
         raise report.ReportStoreError(str(exc)) from None
-    out.flush()
     if fmt == "table" and count == 0:
         click.echo("riaktq: no matching tasks", err=True)
 

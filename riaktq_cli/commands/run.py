@@ -10,7 +10,7 @@ from riaktq_cli.durations import format_duration
 from riaktq_cli.errors import ConfigError
 from riaktq_cli.output import render
 from riaktq_cli.options import setting_options
-from riaktq_cli.params import ADDRESS, KEY_VALUE
+from riaktq_cli.params import ADDRESS, IDENTIFIER, KEY_VALUE
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$")
 
@@ -42,6 +42,7 @@ def scheduler_cmd(app, settings, once, events, metrics_addr):
 
     daemon_logging()
     instance_timeout = settings.get("scheduler", "instance_timeout")
+    schedules = app.config.schedules   # a bad [[schedule]] stops the start (exit 2)
     store = app.store()
     if metrics_addr is not None:
         from riaktq_cli import metrics
@@ -52,7 +53,7 @@ def scheduler_cmd(app, settings, once, events, metrics_addr):
         retry_delay=settings.get("scheduler", "retry_delay"),
         retry_delay_max=settings.get("scheduler", "retry_delay_max"),
         keep_finished=settings.get("scheduler", "keep_finished"),
-        forget_after=settings.get("scheduler", "forget_after"))
+        forget_after=settings.get("scheduler", "forget_after"), schedules=schedules)
     set_context(instance=scheduler.owner)
     stop = stop_event_on_signals()
     try:
@@ -157,9 +158,9 @@ INSTANCE_COLUMNS = [("name", "NAME"), ("tags", "TAGS"), ("status", "STATUS"), ("
 
 
 @click.command("instances")
-@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_instance)
+@click.argument("names", nargs=-1, metavar="[NAME]...", type=IDENTIFIER, shell_complete=complete_instance)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--forget", "forget", multiple=True, metavar="NAME", shell_complete=complete_instance,
+@click.option("--forget", "forget", multiple=True, metavar="NAME", type=IDENTIFIER, shell_complete=complete_instance,
               help="Delete this stopped or lost instance's records now (repeatable).")
 @click.pass_obj
 def instances_cmd(app, names, fmt, forget):

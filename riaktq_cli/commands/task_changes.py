@@ -11,31 +11,36 @@ import sys
 
 import click
 
-from riaktq_cli import task as tasks_mod
+from riaktq_cli import partial, task as tasks_mod
 from riaktq_cli.completion import complete_task_id
 from riaktq_cli.errors import RiaktqError, WrongStatus
-from riaktq_cli.params import DURATION, INT_LIMIT
+from riaktq_cli.params import DURATION, IDENTIFIER, INT_LIMIT
 from riaktq_cli.task import NEXTUP, TODO
+
+DRY_RUN_STATES = {"failed": "would fail", "cancelling": "would stop"}
 
 
 @click.command("cancel")
-@click.argument("task_ids", nargs=-1, metavar="[ID]...", shell_complete=complete_task_id)
+@click.argument("task_ids", nargs=-1, metavar="[ID]...", type=IDENTIFIER, shell_complete=complete_task_id)
 @click.option("--reason", metavar="TEXT", help="Why; the task's out becomes \"cancelled: TEXT\".")
 @click.option("--status", type=click.Choice([TODO, NEXTUP]),
               help="Cancel every task with this status (instead of IDs). [default with --tag/--age: both]")
 @click.option("--tag", metavar="TAG", help="Select: only tasks that need this tag.")
 @click.option("--age", type=DURATION, metavar="DURATION", help="Select: only tasks created at least this long ago.")
 @click.option("--dry-run", is_flag=True, help="List what would be cancelled; change nothing.")
+@click.option("--force", is_flag=True, help="Select even while the store says its listings may be partial.")
 @click.pass_obj
-def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run):
+def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run, force):
     """Cancel tasks: they end failed, out "cancelled: REASON".
 
     A todo task ends at once. A nextup task is withdrawn from its
     instance's queue, or, if it is running, its handler process is killed
     (as on a time limit) -- by the scheduler, within an iteration or two;
     `riaktq wait ID` returns when it has. Prints `ID<tab>failed` (ended
-    now) or `ID<tab>cancelling` (being stopped) per task. Exit 1 if an id is
-    missing or already finished (one line each); the others are cancelled.
+    now) or `ID<tab>cancelling` (being stopped) per task; with --dry-run,
+    what it would do: `ID<tab>would fail` or `ID<tab>would stop`. Exit 1 if
+    an id is missing or already finished (one line each); the others are
+    cancelled.
 
     \b
     Examples:
@@ -59,10 +64,12 @@ def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run):
                 continue
             state = "cancelling" if outcome.task.status == NEXTUP else "failed"
             counts[state] += 1
-            click.echo(f"{outcome.id}\t{state}")
+            # a dry run leaves the task as it is: say what a cancel would do
+            click.echo(f"{outcome.id}\t{DRY_RUN_STATES[state] if dry_run else state}")
     if task_ids:
         show(queue.cancel(task_ids, reason=reason, dry_run=dry_run))
     else:
+        partial.refuse_unless_forced(queue, force, dry_run, "cancel by selection")
         queue.cancel_where(status=status, tag=tag, age=age, reason=reason, dry_run=dry_run, on_batch=show)
     verb = "would cancel" if dry_run else "cancelled"
     click.echo(f"riaktq: {verb} {counts['failed'] + counts['cancelling']} task(s): {counts['failed']} todo"
@@ -72,7 +79,7 @@ def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run):
 
 
 @click.command("requeue")
-@click.argument("task_ids", nargs=-1, metavar="[ID]...", shell_complete=complete_task_id)
+@click.argument("task_ids", nargs=-1, metavar="[ID]...", type=IDENTIFIER, shell_complete=complete_task_id)
 @click.option("--status", type=click.Choice(tasks_mod.FINISHED),
               help="Requeue every task with this status (instead of IDs).")
 @click.option("--age", type=DURATION, metavar="DURATION",
@@ -81,8 +88,9 @@ def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run):
               help="The fresh retry count.")
 @click.option("--priority", type=int, metavar="N", help="A new priority (higher runs first). [default: kept]")
 @click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
+@click.option("--force", is_flag=True, help="With --status: even while the store says its listings may be partial.")
 @click.pass_obj
-def requeue_cmd(app, task_ids, status, age, retry, priority, dry_run):
+def requeue_cmd(app, task_ids, status, age, retry, priority, dry_run, force):
     """Put finished (done or failed) tasks back to todo, to run again.
 
     The task keeps its priority (unless --priority) and the `out` of its
@@ -105,6 +113,8 @@ def requeue_cmd(app, task_ids, status, age, retry, priority, dry_run):
     if priority is not None:  # checked before any task is read: bad input is exit 2 even if none match
         checked(tasks_mod.check_int, priority, "priority", tasks_mod.PRIORITY_MIN, tasks_mod.PRIORITY_MAX)
     queue = app.queue(create=False)
+    if not task_ids:
+        partial.refuse_unless_forced(queue, force, dry_run, "requeue --status")
     ids = list(dict.fromkeys(task_ids)) if task_ids else queue.ids(status, age=age)
     moved, refused = 0, 0
     for batch in chunks(ids):  # a chunk at a time: --status may match millions

@@ -9,14 +9,14 @@ import sys
 
 import click
 
-from riaktq_cli import task as tasks_mod
+from riaktq_cli import partial, task as tasks_mod
 from riaktq_cli.api_input import DURATION_FIELDS, OPEN_FIELDS, make_task
 from riaktq_cli.clock import now_us
 from riaktq_cli.completion import complete_task_id
-from riaktq_cli.errors import BadInput, ConfigError, DurationError
+from riaktq_cli.errors import BadInput, ConfigError, DurationError, StoreUnavailable
 from riaktq_cli.durations import format_duration, parse_duration
 from riaktq_cli.output import display, escape, render, utc_time
-from riaktq_cli.params import DURATION, INT_LIMIT
+from riaktq_cli.params import DURATION, IDENTIFIER, INT_LIMIT
 
 BATCH_CHUNK = 500
 FORMATS = click.Choice(["table", "json"])
@@ -190,18 +190,52 @@ def _open_batch(app, source):
     failed = 0
     for start in range(0, len(tasks), BATCH_CHUNK):  # one short write transaction a chunk
         chunk = tasks[start:start + BATCH_CHUNK]
-        for (number, _spec), outcome in zip(chunk, queue.open_many([spec for _, spec in chunk])):
-            if not outcome.ok:
+        try:
+            outcomes = [o.error for o in queue.open_many([spec for _, spec in chunk])]
+        except StoreUnavailable as exc:
+            _batch_cut_short(exc, chunk, tasks[start + BATCH_CHUNK:], failed)
+        for (number, _spec), error in zip(chunk, outcomes):
+            if error is not None:
                 failed += 1
-                sys.stderr.write(f"riaktq: line {number}: {outcome.error}\n")
+                sys.stderr.write(f"riaktq: line {number}: {error}\n")
     opened = len(tasks) - failed
     sys.stderr.write(f"riaktq: opened {opened} task(s)" + (f", {failed} refused\n" if failed else "\n"))
     if failed:
         sys.exit(1)
 
 
+def _batch_cut_short(exc, chunk, rest, failed):
+    """No node answered for some lines of a chunk: report the lines refused
+    so far, then raise StoreUnavailable (exit 3) naming every line not
+    opened -- those of the chunk that did not land (all of it, without a
+    PartialCreate's `results`) and every later line, which is not tried."""
+    results = getattr(exc, "results", None) or [exc] * len(chunk)
+    missing = []
+    for (number, _spec), error in zip(chunk, results):
+        if isinstance(error, StoreUnavailable):
+            missing.append(number)
+        elif error is not None:
+            failed += 1
+            sys.stderr.write(f"riaktq: line {number}: {error}\n")
+    missing += [number for number, _ in rest]
+    raise StoreUnavailable(f"{len(missing)} line(s) not opened ({_line_ranges(missing)}), "
+                           f"{failed} refused: {exc}")
+
+
+def _line_ranges(numbers):
+    """[1, 2, 3, 7, 9, 10] -> "lines 1-3, 7, 9-10"."""
+    spans = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return ("line " if len(numbers) == 1 else "lines ") + text
+
+
 @click.command("get")
-@click.argument("task_id", metavar="ID", shell_complete=complete_task_id)
+@click.argument("task_id", metavar="ID", type=IDENTIFIER, shell_complete=complete_task_id)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--history", "show_history", is_flag=True,
               help="Also its last transitions: time, transition, instance, run, reason.")
@@ -265,8 +299,8 @@ TASK_COLUMNS = [("id", "ID"), ("status", "STATUS"), ("priority", "PRIO"), ("retr
 @click.option("--limit", type=click.IntRange(0, INT_LIMIT), default=100, show_default=True,
               help="At most this many (0: all).")
 @click.option("--tag", metavar="TAG", help="Only tasks that need this tag.")
-@click.option("--assignee", metavar="NAME", help="Only tasks assigned to this instance.")
-@click.option("--id-prefix", metavar="TEXT", help="Only tasks whose id starts with TEXT.")
+@click.option("--assignee", metavar="NAME", type=IDENTIFIER, help="Only tasks assigned to this instance.")
+@click.option("--id-prefix", metavar="TEXT", type=IDENTIFIER, help="Only tasks whose id starts with TEXT.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.pass_obj
 def tasks_cmd(app, status, limit, tag, assignee, id_prefix, fmt):
@@ -285,8 +319,8 @@ def tasks_cmd(app, status, limit, tag, assignee, id_prefix, fmt):
       riaktq tasks --tag gpu --id-prefix resize- --limit 0
       riaktq tasks --status failed --format csv > failed.csv
     """
-    found = app.queue(create=False).tasks(status, limit + 1 if limit else None, tag=tag, assignee=assignee,
-                                          id_prefix=id_prefix)
+    queue = app.queue(create=False)
+    found = queue.tasks(status, limit + 1 if limit else None, tag=tag, assignee=assignee, id_prefix=id_prefix)
     rows = [task.to_view() for task in found]
     if limit and len(rows) > limit:  # one more than asked was read: the listing is cut
         rows.pop()
@@ -299,10 +333,11 @@ def tasks_cmd(app, status, limit, tag, assignee, id_prefix, fmt):
             row["in"] = display(row["in"], 24)
             row["out"] = display(row["out"], 32)
     render(rows, TASK_COLUMNS, fmt)
+    partial.warn(queue)   # an index listing: say if the store may have left tasks out
 
 
 @click.command("rm")
-@click.argument("task_ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete_task_id)
+@click.argument("task_ids", nargs=-1, required=True, metavar="ID...", type=IDENTIFIER, shell_complete=complete_task_id)
 @click.pass_obj
 def rm_cmd(app, task_ids):
     """Remove tasks from the store.

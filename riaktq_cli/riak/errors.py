@@ -131,12 +131,57 @@ def unexpected(method: str, path: str, resp: urllib3.BaseHTTPResponse,
     return RiakError(text, status=status, body=body)
 
 
+# Riak's own 404s (riak_kv_wm_object, transcripts 01, 07): text/plain
+# "not found\n" -- with X-Riak-Vclock and X-Riak-Deleted on a tombstone --
+# or "Unknown bucket type: T".  Everything else that says 404 comes from
+# webmachine itself: the page it renders when no resource matches the path.
+# A node that is stopping has removed every riak_kv route (riak_kv_app
+# prep_stop) and answers that page to every request, /ping included, for
+# as long as it waits for its last writes; a node still starting does too.
+_RIAK_404_BODIES = (b"not found", _UNKNOWN_TYPE.encode())
+
+
+def answer_kind(path: str, resp: urllib3.BaseHTTPResponse) -> str:
+    """``"riak"`` for an answer Riak itself gave, ``"node"`` for one that
+    only says the node does not serve Riak now (stopping or starting), and
+    ``"ask"`` for webmachine's 404 page on a path where Riak gives it too.
+
+    Only a 404 can be a node's: every other status passes as Riak's (a 503
+    is retried anyway; 401/403/426 are final refusals)."""
+    if resp.status != 404:
+        return "riak"
+    body = resp.data or b""
+    if body.startswith(_RIAK_404_BODIES) or resp.headers.get("X-Riak-Vclock"):
+        return "riak"
+    # A *serving* Riak also answers webmachine's page for an unknown bucket
+    # type on 2i and props (transcripts 06 and 07): /types/T/props,
+    # /types/T/buckets/B/props, /types/T/buckets/B/index/... (segments are
+    # percent-encoded, so a key never adds one).
+    segs = path.split("?", 1)[0].split("/")
+    if segs[3:4] == ["props"] or segs[5:6] in (["props"], ["index"]):
+        return "ask"
+    return "node"
+
+
 def check_unknown_type(btype: str, resp: urllib3.BaseHTTPResponse) -> None:
     """Riak answers 404 both for a missing key and a missing bucket type;
     only the body tells them apart, and the second is a setup error."""
     if resp.status == 404 and (resp.data or b"").startswith(_UNKNOWN_TYPE.encode()):
         raise RiakError(f"riak: bucket type {btype} does not exist",
                         status=404, body=one_line(resp.data))
+
+
+def permission_denied(node: str, text: str) -> RiakPermissionDenied | None:
+    """Riak's "Permission denied: User 'u' does not have 'p' on type/bucket" (the body of
+    an HTTP 403, or a PB error) as its one line; None for any other text."""
+    denied = _DENIED.search(text)
+    if not denied:
+        return None
+    user, perm = denied["user"], denied["perm"]
+    btype = denied["target"].split("/", 1)[0]
+    return RiakPermissionDenied(
+        f"riak: permission denied: user '{user}' lacks {perm} on bucket type {btype}",
+        node=node, user=user, permission=perm, btype=btype, body=one_line(text))
 
 
 def refusal(node: str, resp: urllib3.BaseHTTPResponse, username: str | None) -> RiakRefused:
@@ -155,13 +200,9 @@ def refusal(node: str, resp: urllib3.BaseHTTPResponse, username: str | None) -> 
         else:
             text = f"riak: authentication failed for user '{username}' at {node}"
         return RiakAuthFailed(text, node=node, status=status, body=body)
-    denied = _DENIED.search(body)
-    if denied:
-        user, perm = denied["user"], denied["perm"]
-        btype = denied["target"].split("/", 1)[0]
-        return RiakPermissionDenied(
-            f"riak: permission denied: user '{user}' lacks {perm} on bucket type {btype}",
-            node=node, user=user, permission=perm, btype=btype, body=body)
+    denied = permission_denied(node, body)
+    if denied is not None:
+        return denied
     return RiakPermissionDenied(f"riak: forbidden (403) at {node}" + (f": {body}" if body else ""),
                                 node=node, user=username, permission=None, btype=None, body=body)
 

@@ -12,6 +12,13 @@ then tried again, so a restarted node rejoins without any action.  A 503
 (Riak up but unable to do it now) is retried elsewhere without skipping the
 node.  The answers that say *no* -- 401, 403, 426 and a certificate that
 does not verify -- are final and raised at once (see errors.py).
+
+A 404 is final only when Riak gave it (errors.answer_kind): a node that is
+stopping (or still starting) answers webmachine's own 404 page to every
+request for a while before it refuses connections, and that page is no
+"not found" -- the request never reached Riak.  Such a node is skipped like
+one that refuses, the request goes to another node, and when none serves it
+the call raises RiakUnavailable, as for a cluster that is down.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from .errors import RiakUnavailable, one_line, refusal, ssl_error_of, tls_refusal
+from .errors import RiakUnavailable, answer_kind, one_line, refusal, ssl_error_of, tls_refusal
 from .security import Secret, TlsSettings, basic_auth, make_ssl_context, redact_url
 
 log = logging.getLogger("riaktq.riak")
@@ -163,6 +170,9 @@ class Transport:
     ``timeout`` bounds both connecting and each read.
     """
 
+    normalize = staticmethod(normalize_node)  # a node as given -> its URL (ValueError if bad)
+    TLS_SCHEME = "https://"
+
     def __init__(self, nodes: list[str], *, timeout: float, retries: int, backoff: float,
                  backoff_max: float, pool_size: int, username: str | None,
                  password: Secret | None, tls: TlsSettings,
@@ -179,7 +189,7 @@ class Transport:
         self._lock = threading.Lock()
         self._rr = 0
         self.nodes: list[Node] = []
-        for url in dict.fromkeys(normalize_node(raw) for raw in nodes):
+        for url in dict.fromkeys(self.normalize(raw) for raw in nodes):
             self.nodes.append(Node(url, self._make_pool(url)))
         if not quiet:
             self._warn_weak_settings()
@@ -189,7 +199,7 @@ class Transport:
         but must not forget it.  (Credentials configured for an http:// node
         are simply not sent there; a secure node then answers 426, which
         says what to fix.)"""
-        https = [n.url for n in self.nodes if n.url.startswith("https://")]
+        https = [n.url for n in self.nodes if n.url.startswith(self.TLS_SCHEME)]
         if https and not self.tls.verify:
             warn_log.warning(
                 "WARNING: riak: TLS certificate verification is OFF (verify = false): anyone on "
@@ -303,6 +313,11 @@ class Transport:
                 log.debug("riak %s %s on %s: 503 %s", method, url, target.url,
                           one_line(resp.data))
                 continue
+            if not self._serving(target, path, resp):
+                self._not_serving(state, target)
+                log.debug("riak %s %s on %s: 404 not from Riak (node stopping?)", method, url,
+                          target.url)
+                continue
             self._mark_ok(target)
             if resp.status in (401, 403, 426):
                 raise refusal(target.url, resp, self.username)
@@ -340,6 +355,29 @@ class Transport:
         self._mark_failed(target, reason, skip=not first_drop)
         if first_drop:
             state.tried.discard(target.url)
+
+    def _serving(self, target: Node, path: str, resp: urllib3.BaseHTTPResponse) -> bool:
+        """Whether the answer is Riak's own, not a node's that is not serving
+        Riak (see the module docstring).  Webmachine's 404 page on a path
+        where Riak gives it too (an unknown bucket type on 2i or props) is
+        Riak's only if the same node answers /ping: a stopping node has
+        lost that route with the others."""
+        kind = answer_kind(path, resp)
+        if kind != "ask":
+            return kind == "riak"
+        try:
+            ping = self._send(target, "GET", "/ping", {"Accept": ACCEPT_ANY, "User-Agent": USER_AGENT},
+                              None)
+        except (HTTPError, OSError):
+            return False
+        return ping.status == 200
+
+    def _not_serving(self, state: _Attempts, target: Node) -> None:
+        """The node answered, but not as Riak: skip it like a node that
+        refuses.  Nothing was applied (no Riak resource saw the request)."""
+        reason = "not serving Riak (webmachine's 404 page: stopping or starting?)"
+        state.reasons[target.url] = reason
+        self._mark_failed(target, reason)
 
     def _busy(self, state: _Attempts, target: Node, resp: urllib3.BaseHTTPResponse) -> None:
         """Riak is up but could not do it now (timeout, quorum): try again,

@@ -41,9 +41,10 @@ class Store(ABC):
         batch in one transaction, so nothing of it landed. Riak creates each
         task with a request of its own, in parallel: the creates that
         succeeded before or while another one found no node HAVE landed, and
-        the exception does not say which -- a caller that retries must treat
-        DuplicateTask for those ids as its own earlier write (compare the
-        stored task with what it meant to create).
+        the exception (a PartialCreate) says which in its `results` -- a
+        caller that retries must treat DuplicateTask for those ids as its
+        own earlier write (compare the stored task with what it meant to
+        create).
         """
 
     def create_task(self, task):
@@ -210,6 +211,18 @@ class Store(ABC):
         signal, so there they keep to their intervals."""
         return None
 
+    def listings_partial(self):
+        """None when the store's listings (index queries: counts, ids by
+        status, instance records) are whole as far as it can tell; else one
+        line saying why they may leave things out now.
+
+        A Riak cluster catching up -- a node down, or handing data back
+        after it rejoined -- answers 2i queries from vnodes that lack recent
+        writes (see store/riak_cluster.py); SQLite's are always whole. Not
+        for the scheduler's per-iteration path: operator commands ask it
+        once (a request per node on Riak)."""
+        return None
+
     # --- life cycle ----------------------------------------------------------
     def check(self):
         """Yield (ok: bool, line: str) checks of the store's health."""
@@ -234,13 +247,15 @@ class Store(ABC):
         """How many tasks finished at or after `since_us` (µs since epoch).
 
         Finished means `status` is done or failed (only `status` if given,
-        which must be one of those two) and `sat + laf >= since_us`: the
-        moment the run ended. Tasks restarted or requeued since are `todo`
-        again and not counted. Stores answer it from an index (SQLite: the
-        partial index `tasks_finished`; Riak: a 2i range query counted page
-        by page). This fallback is correct, but reads every finished task
+        which must be one of those two) and `task.ended_at >= since_us`: the
+        moment the task ended -- also one cancelled while todo or failed by
+        loss, which has no run times of its own. Tasks restarted or requeued
+        since are `todo` again and not counted. Stores answer it from an
+        index (SQLite: the partial index `tasks_ended`; Riak: a 2i range
+        query on `finished_bin` counted page by page). This fallback is correct, but reads every finished task
         page by page: a store should override it.
         """
+        from riaktq_cli.task import ended_at
         count = 0
         for st in (("done", "failed") if status is None else (status,)):
             ids = self.iter_ids(status=st)
@@ -249,6 +264,5 @@ class Store(ABC):
                 if not chunk:
                     break
                 count += sum(1 for t in self.get_tasks(chunk).values()
-                             if t.status == st and t.sat is not None and t.laf is not None
-                             and t.sat + t.laf >= since_us)
+                             if t.status == st and (ended := ended_at(t)) is not None and ended >= since_us)
         return count

@@ -7,7 +7,7 @@ Layout (DESIGN §3), all buckets in one bucket type with allow_mult = true:
   todo and ready (fixed width, so one sorted range query yields assignment order);
   `statuscat_bin` = `<status>:<cat>`; `assignee_bin` = assignee while nextup
   (`<assignee>;cancel` once marked for cancellation, see riak_terms);
-  `finished_bin` = `<status>:<sat+laf>` once done/failed (throughput);
+  `finished_bin` = `<status>:<ended>` once done/failed (throughput; task.ended_at);
   `due_bin` = `<due>` instead of the todo terms while a task waits (delays.py).
 - `<prefix>_instance/<name>`, `<prefix>_inbox/<name>`,
   `<prefix>_scheduler/lease`: single-writer JSON records, found through the
@@ -27,8 +27,8 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from riaktq_cli.errors import (ConfigError, DuplicateTask, ForeignValue, PartialUpdate, StoreError,
-                               StoreRefused, StoreUnavailable)
+from riaktq_cli.errors import (ConfigError, DuplicateTask, ForeignValue, PartialCreate, PartialUpdate,
+                               StoreError, StoreRefused, StoreUnavailable)
 from riaktq_cli.riak import (RiakClient, RiakConflict, RiakError, RiakRefused, RiakUnavailable,
                              TlsSettings)
 from riaktq_cli.store.base import Store
@@ -43,7 +43,7 @@ from riaktq_cli.task import NEXTUP, TODO, Task, merge, ready
 log = logging.getLogger("riaktq")
 
 class RiakStore(RiakQueries, RiakRecords, Store):
-    """Store on a Riak KV cluster through its HTTP API."""
+    """Store on a Riak KV cluster through its PB or HTTP API (the client's choice)."""
 
     def __init__(self, client, bucket_type="riaktq", prefix="riaktq"):
         self.client = client
@@ -178,12 +178,12 @@ class RiakStore(RiakQueries, RiakRecords, Store):
             except StoreUnavailable as exc:
                 return exc
         results = self._map(create, tasks)
-        for error in results:
-            if isinstance(error, StoreUnavailable):
-                raise error
         if created:
             order = {task.id: n for n, task in enumerate(tasks)}
             OpeningNotes.write(self, sorted(created, key=lambda pair: order[pair[0].id]))
+        unavailable = next((e for e in results if isinstance(e, StoreUnavailable)), None)
+        if unavailable is not None:   # say which landed: the caller names the others
+            raise PartialCreate(str(unavailable), results)
         return results
 
     def get_task(self, task_id):
@@ -341,6 +341,10 @@ class RiakStore(RiakQueries, RiakRecords, Store):
                             or (found[i][1] and t.cancel is None)]:
                 del self._known[task_id]
         return [(key, assignee, marked) for key, (assignee, marked) in found.items()]
+
+    def listings_partial(self):
+        from riaktq_cli.store.riak_cluster import unsettled
+        return unsettled(self.client)
 
     # --- health ------------------------------------------------------------------
     def check(self):

@@ -9,7 +9,7 @@ that the term grammar, which real clusters hold on disk, has one home.
 import json
 import logging
 
-from riaktq_cli.task import NEXTUP, TODO
+from riaktq_cli.task import NEXTUP, TODO, ended_at
 
 log = logging.getLogger("riaktq")
 
@@ -53,8 +53,8 @@ def task_indexes(task):
         indexes["todotag_bin"] = todotag_term(task)
     elif task.status == NEXTUP and task.assignee:
         indexes["assignee_bin"] = assignee_term(task)
-    elif task.sat is not None and task.laf is not None:
-        indexes["finished_bin"] = f"{task.status}:{number_term(task.sat + task.laf)}"
+    elif (ended := ended_at(task)) is not None:
+        indexes["finished_bin"] = f"{task.status}:{number_term(max(0, ended))}"
     return indexes
 
 

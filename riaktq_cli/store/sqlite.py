@@ -50,7 +50,10 @@ CREATE INDEX IF NOT EXISTS tasks_ready_by_tags ON tasks (tags, priority DESC, ca
 CREATE INDEX IF NOT EXISTS tasks_waiting ON tasks (due, id) WHERE status = 'todo' AND due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_status_cat ON tasks (status, cat);
 CREATE INDEX IF NOT EXISTS tasks_cat ON tasks (cat);
-CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (status, (sat + laf))
+-- Finished tasks by the moment they ended (task.ended_at: the time of the
+-- transition that finished them, else sat + laf); ENDED repeats it.
+DROP INDEX IF EXISTS tasks_finished;
+CREATE INDEX IF NOT EXISTS tasks_ended ON tasks (status, coalesce(json_extract(history, '$[#-1][0]'), sat + laf))
     WHERE status IN ('done', 'failed');
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL,
@@ -67,6 +70,7 @@ MARKS = ",".join("?" * len(COLUMNS.split(",")))
 ADDED_COLUMNS = (("run", "INTEGER NOT NULL DEFAULT 0"), ("lost", "INTEGER NOT NULL DEFAULT 0"),
                  ("max_attempts", "INTEGER"), ("time_limit", "REAL"), ("due", "INTEGER"),
                  ("retry_delay", "REAL"), ("history", "TEXT"), ("cancel", "TEXT"), ("inc", "TEXT"))
+ENDED = "coalesce(json_extract(history, '$[#-1][0]'), sat + laf)"   # task.ended_at, as tasks_ended has it
 READY = "status = 'todo' AND due IS NULL"   # repeats the partial indexes' WHERE, so SQLite uses them
 
 
@@ -361,28 +365,15 @@ class SqliteStore(Store):
             self._db.close()
 
     def compact(self):
-        """VACUUM rewrites the file without its free pages (into the WAL, in
-        WAL mode); the truncating checkpoint then copies it back and cuts
-        the WAL to zero bytes. Both wait for other connections' readers."""
-        before = self._size()
+        """VACUUM and a truncating WAL checkpoint (sqlite_compact.py)."""
+        from riaktq_cli.store.sqlite_compact import compact
         with self._lock:
-            try:
-                self._db.execute("VACUUM")
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
-        return before, self._size()
-
-    def _size(self):
-        """Bytes of the database file and its WAL."""
-        import os
-        return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
+            return compact(self._db, self.path)
 
     def count_finished_since(self, since_us, status=None):
-        # The partial index `tasks_finished` holds only finished tasks, keyed
-        # by (status, sat + laf); repeating its WHERE lets SQLite use it.
-        sql = ("SELECT count(*) FROM tasks WHERE status IN ('done', 'failed')"
-               " AND sat + laf >= ?")
+        # The partial index `tasks_ended` holds only finished tasks, keyed
+        # by (status, ENDED); repeating its WHERE and expression lets SQLite use it.
+        sql = f"SELECT count(*) FROM tasks WHERE status IN ('done', 'failed') AND {ENDED} >= ?"
         params = [since_us]
         if status is not None:
             sql += " AND status = ?"

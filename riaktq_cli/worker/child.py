@@ -1,14 +1,17 @@
 """The handler process: `python -m riaktq_cli.worker.child`, one per worker.
 
 Started by the worker (worker/process.py) with pipes on stdin and stdout.
-It moves the channel off fds 0 and 1 at once -- stdin becomes /dev/null and
-stdout goes to stderr -- so a handler that prints or reads stdin cannot
-corrupt the protocol. Then:
+It moves the channel off fds 0 and 1 at once -- stdin becomes /dev/null,
+stdout and stderr pipes that worker/output.py relays to the worker's log
+line by line -- so a handler that prints or reads stdin cannot corrupt the
+protocol, and one whose log is gone does not fail. It is a child subreaper
+(worker/tree.py), so whatever it starts can be killed with it. Then:
 
-  worker → child   ("init", spec, options, worker_pid)
+  worker → child   ("init", spec, options, worker_pid, {format, instance})
   child → worker   ("ready", handler_tags) | ("error", one_line)
   worker → child   ("run", [(n, task_id, data, tags), ...])   any number
   child → worker   ("result", n, status, out, sat_us, laf_us) one per task
+  child → worker   ("output_lost", lines)   after a task, when that count grew
   worker → child   ("drop",)  →  child: ("dropped", [n, ...])
 
 Tasks run one at a time in the order received; a result is written as soon
@@ -29,6 +32,7 @@ import threading
 import time
 
 from riaktq_cli.worker import channel
+from riaktq_cli.worker.tree import reap_adopted
 
 PARENT_CHECK = 1.0  # seconds between parent checks while no message comes
 
@@ -41,6 +45,8 @@ class Child:
         self.cond = threading.Condition()
         self.queue = collections.deque()
         self.parent = None
+        self.relay = None            # the handler's stdout and stderr (worker/output.py)
+        self.lost_reported = 0
 
     def send(self, message):
         data = channel.encode(message)
@@ -95,6 +101,7 @@ class Child:
                 while not self.queue:
                     self.cond.wait()
                 n, task_id, data, tags = self.queue.popleft()
+            self.relay.task = task_id
             sat = time.time_ns() // 1000
             started = time.perf_counter_ns()
             try:
@@ -102,29 +109,45 @@ class Child:
             except BaseException as exc:  # noqa: B036 -- Handler.run already catches; belt and braces
                 status, out = "failed", f"{type(exc).__name__}: {exc}".encode()
             laf = (time.perf_counter_ns() - started) // 1000
+            self.relay.task_ended()
+            reap_adopted()
             self.send(("result", n, status, out, sat, laf))
+            if self.relay.lost != self.lost_reported:
+                self.lost_reported = self.relay.lost
+                self.send(("output_lost", self.relay.lost))
 
 
 def orphaned(*_args):
     """The worker is gone: take the handler's processes along and exit."""
-    from riaktq_cli.signals import kill_session
+    from riaktq_cli.worker.tree import kill_tree
     if os.getsid(0) == os.getpid():
-        kill_session(os.getpid())  # SIGKILLs this process too
+        kill_tree(os.getpid())  # every descendant, then the session: this process too
     os._exit(1)
 
 
 def main():
-    # The channel leaves fds 0 and 1 before any handler code is imported.
-    in_fd, out_fd = os.dup(0), os.dup(1)
+    # Before any handler code runs: adopt every orphan among our descendants
+    # (worker/tree.py), and move the channel off fds 0 and 1; stdout and
+    # stderr become pipes that the output relay copies to the worker's log.
+    from riaktq_cli.logs import ensure_standard_fds
+    from riaktq_cli.worker.tree import become_subreaper
+    ensure_standard_fds()  # a worker without stderr: the log lines go nowhere
+    become_subreaper()
+    in_fd, out_fd, sink = os.dup(0), os.dup(1), os.dup(2)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    from riaktq_cli.worker.output import OutputRelay
+    relay = OutputRelay(sink)
+    relay.capture()
+    sys.stdout.reconfigure(line_buffering=True)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     child = Child(in_fd, out_fd)
+    child.relay = relay
     init = child.receive()[0]
-    _kind, spec, options, parent = init
+    _kind, spec, options, parent, *rest = init
+    log_settings = rest[0] if rest else {}
+    relay.configure(log_settings.get("format", "text"), role="worker", instance=log_settings.get("instance"))
     child.parent = parent
     from riaktq_cli.signals import die_with_parent
     signal.signal(signal.SIGTERM, orphaned)

@@ -14,7 +14,8 @@ scheduler has not seen our record yet (our predecessor's token: wait), or
 another live process writes the record too -- then we leave.
 """
 
-from riaktq_cli import protocol
+from riaktq_cli import protocol, scheduler_settings
+from riaktq_cli.clock import seconds_to_us
 from riaktq_cli.durations import format_duration
 from riaktq_cli.errors import RiaktqError
 from riaktq_cli.signals import pid_alive
@@ -35,6 +36,15 @@ def holder(record, *, host, pid, token, now_us, timeout_us):
     if record.get("host") == host and (record.get("pid") == pid or not pid_alive(record.get("pid"))):
         return None
     return record
+
+
+def published_timeout_us(store, own_us):
+    """The instance timeout (µs) to judge a name's holder with: the one the
+    scheduler runs with (scheduler_settings.py), as the scheduler and
+    `instances` judge it; this process's own config only while no
+    scheduler has published one."""
+    seconds, _source = scheduler_settings.instance_timeout(store, own_us / 1e6)
+    return seconds_to_us(seconds)
 
 
 def refusal(name, record, now_us):

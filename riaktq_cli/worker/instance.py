@@ -31,6 +31,7 @@ from riaktq_cli.outage import Outage
 from riaktq_cli.signals import parent_alive, pid_alive
 from riaktq_cli.store.base import INBOX, INSTANCE
 from riaktq_cli.worker import claim
+from riaktq_cli.worker.output import LostLines
 from riaktq_cli.worker.runner import Runner, RunnerFailed
 
 log = logging.getLogger("riaktq")
@@ -63,7 +64,8 @@ class Worker:
         self.heartbeat = heartbeat
         self.poll = poll
         self.shutdown_grace = shutdown_grace
-        self.timeout_us = seconds_to_us(instance_timeout)
+        self.timeout_us = seconds_to_us(instance_timeout)   # the scheduler's, once read
+        self._own_timeout_us = self.timeout_us
         self.supervisor_pid = supervisor_pid
         self.token = secrets.token_hex(8)
         self.replaces = None      # the token of a dead predecessor under this name
@@ -96,6 +98,7 @@ class Worker:
         self._stopping = False
         self._urgent = False
         self._addressed_elsewhere = False
+        self._lost = LostLines(name)   # log lines its stderr could not take
         self._leaving = None      # NameTaken, once another live process holds the name
         # Until then, fresh entries are run only after the record shows the
         # name is still ours: set when the inbox named another process. (At
@@ -229,6 +232,7 @@ class Worker:
         outbox, inbox position and epoch of the last process under it. Its
         queued entries come back as `returned` results; its task at hand is
         left out, so the scheduler counts that run as lost."""
+        self.timeout_us = claim.published_timeout_us(self.store, self._own_timeout_us)
         old = self.store.get_record(INSTANCE, self.name)
         now = now_us()
         held = claim.holder(old, host=self.host, pid=self.pid, token=self.token, now_us=now,
@@ -306,7 +310,8 @@ class Worker:
             name=self.name, token=self.token, handler=self.handler_name, tags=self.tags,
             host=self.host, pid=self.pid, started=self._started, heartbeat=now_us(), status=status,
             taken=self.taken, epoch=self.epoch, queue=queue, current=current, outbox=self.outbox,
-            replaces=self.replaces, handover_of=self.name if leaving else None))
+            replaces=self.replaces, handover_of=self.name if leaving else None,
+            log_lost=self._lost.count(self.runner)))
         self._unsent = False
         self._last_write = time.monotonic()
 
@@ -361,6 +366,7 @@ class Worker:
         one that started later leaves (exit 2), so exactly one of two goes,
         whichever notices first. `token`: the inbox names that process (our
         predecessor, if the scheduler has not seen our record yet: wait)."""
+        self.timeout_us = claim.published_timeout_us(self.store, self._own_timeout_us)
         record = self.store.get_record(INSTANCE, self.name)
         now = now_us()
         if token is None:

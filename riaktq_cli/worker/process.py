@@ -1,9 +1,10 @@
 """The worker's handle on its handler process (worker/child.py).
 
 Started with subprocess (fork+exec, so none of the worker's threads or locks
-are copied into it) in a session of its own: a time limit or a shutdown
-kills the whole session -- the handler and any command it started -- and
-never the worker. Writes to the child are non-blocking and buffered: a
+are copied into it) in a session of its own, as a child subreaper: a time
+limit, a cancel or a shutdown kills the handler and every process it
+started, even one that left the session (worker/tree.py), and never the
+worker. Writes to the child are non-blocking and buffered: a
 child stuck in a handler that holds the GIL stops reading, and the worker
 must still be free to kill it when its time is up.
 """
@@ -16,8 +17,10 @@ import sys
 import time
 
 from riaktq_cli.errors import HandlerError, RiaktqError
+from riaktq_cli.logs import log_format
 from riaktq_cli.signals import kill_session
 from riaktq_cli.worker import channel
+from riaktq_cli.worker.tree import kill_tree
 
 # The package root, so that the child imports this riaktq_cli even when the
 # worker was started from a source tree that is not installed.
@@ -41,9 +44,10 @@ def describe_exit(returncode):
 
 
 class HandlerProcess:
-    def __init__(self, spec, options):
+    def __init__(self, spec, options, instance=None):
         self.spec = spec
         self.options = dict(options or {})
+        self.instance = instance      # the worker's name, for the handler's JSON log lines
         self.proc = None
         self.reader = None
         self._out = bytearray()
@@ -72,7 +76,8 @@ class HandlerProcess:
                                      start_new_session=True, env=env)
         self.reader = channel.FrameReader(self.proc.stdout.fileno())
         os.set_blocking(self.write_fd, False)
-        self.send(("init", self.spec, self.options, os.getpid()))
+        self.send(("init", self.spec, self.options, os.getpid(),
+                   {"format": log_format(), "instance": self.instance}))
         while True:
             tick()
             if cancelled():
@@ -117,11 +122,12 @@ class HandlerProcess:
         return self.reader.read()
 
     def kill(self):
-        """Kill the child's whole session, reap it; its return code."""
+        """Kill the child, every process it started (worker/tree.py) and
+        its whole session; reap it; its return code."""
         if self.proc is None:
             return None
         if self.proc.returncode is None:
-            kill_session(self.proc.pid)
+            kill_tree(self.proc.pid)
         return self.reap()
 
     def reap(self, timeout=10.0):

@@ -62,6 +62,8 @@ class Runner(Cancelling):
         self._cancel = set()                  # (id, run) the scheduler cancelled (worker/cancel.py)
         self._start_failures = 0
         self._last_failure = None
+        self._child_lost = 0                  # handler output lines the log could not take...
+        self._earlier_lost = 0                # ...in this handler process, and in earlier ones
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -120,6 +122,10 @@ class Runner(Cancelling):
         """Nothing waiting, nothing at hand, no result not yet taken."""
         with self._lock:
             return not (self._pending or self._sent or self._results)
+
+    def output_lost(self):
+        """Lines of handler output dropped because the log could not take them."""
+        return self._earlier_lost + self._child_lost
 
     def ended(self):
         return self._mode == ENDED
@@ -250,6 +256,8 @@ class Runner(Cancelling):
                 finished.append(message)
             elif message[0] == "dropped":
                 self._dropped(set(message[1]))
+            elif message[0] == "output_lost":
+                self._child_lost = message[1]
         if finished:
             self._finished(finished)
         if eof:
@@ -361,7 +369,9 @@ class Runner(Cancelling):
                 while time.monotonic() < end and not cancelled():
                     self._touch()
                     time.sleep(0.05)
-            child = HandlerProcess(self.spec, self.options)
+            self._earlier_lost += self._child_lost
+            self._child_lost = 0
+            child = HandlerProcess(self.spec, self.options, self.name)
             try:
                 started = child.start(cancelled, tick=self._touch)
             except HandlerError as exc:

@@ -1,4 +1,5 @@
-"""A Riak KV HTTP test server: the parts of Riak's HTTP API a task store uses.
+"""A Riak KV test server: the parts of Riak's HTTP and Protocol Buffers APIs
+a task store uses.
 
 Why: the Riak task store and its client must be tested against something that
 behaves like Riak -- vector clocks, siblings, tombstones, 2i with pagination,
@@ -28,8 +29,15 @@ One module per part:
   for what they do (403); over plain HTTP they get 426 (transcripts 09, 09b);
 * ``faults``   -- ``fail_next``, ``slow_next``, ``drop_next``,
   ``sibling_storm``; with ``set_down`` and ``security.set_password`` (a
-  password changed under a running client) on the server;
+  password changed under a running client) on the server; a node that is
+  stopping (``set_stopping``, ``stop_like_riak``: webmachine's 404 page to
+  everything, then refused) and a rejoin (``rejoin``: a ``Handoff`` during
+  which 2i leaves out what was written meanwhile, and /stats says so);
 * ``control``  -- ``/__test__/...``: the same switches for other processes;
+* ``pb_front`` -- the Protocol Buffers API (``pb_port=``): frames, StartTls
+  then RpbAuthReq with security on, the same fault switches; requests in
+  ``pb_kv`` and ``pb_index``, frames and errors in ``pb_wire`` (checked
+  against the PB transcripts, ../shared/riak-pb-transcripts);
 * ``server``   -- ``RiakTestServer``: one node on a port; ``counts`` records
   every request kind and status; ``share_with=other`` makes several servers
   the nodes of one cluster;
@@ -39,6 +47,8 @@ One module per part:
     python -m riaktq_testing.riak_sim --port 0   # prints "listening on http://127.0.0.1:PORT"
     python -m riaktq_testing.riak_sim --port 0 --secure /tmp/riak-tls --http-port 0
         # HTTPS with security on, users as in the 09 transcripts, CA in /tmp/riak-tls/ca.pem
+    python -m riaktq_testing.riak_sim --port 0 --pb-port 0  # and "listening on pb://..."
+    python -m riaktq_testing.riak_sim --port 0 --pb-port 0 --nodes 3  # a 3-node cluster
 """
 
 from riaktq_testing.riak_sim.security import Security, server_tls_context

@@ -26,7 +26,7 @@ def _parse_type(spec: str) -> tuple[str, dict]:
     return name, props
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Riak KV HTTP test server (riaktq tests)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8098, help="0 picks a free port")
@@ -46,21 +46,40 @@ def main(argv: list[str] | None = None) -> int:
                         help="a user for --secure (default grants: all riaktq needs and more)")
     parser.add_argument("--http-port", type=int, default=None,
                         help="with --secure: also the node's plain-HTTP listener (it answers 426)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--pb-port", type=int, default=None,
+                        help="also serve Riak's Protocol Buffers API on this port (0 picks one; "
+                             "with --secure: StartTls, then RpbAuthReq); prints a second line "
+                             "\"listening on pb://HOST:PORT\"")
+    parser.add_argument("--auth-failure-delay", type=float, default=5.0, metavar="SECONDS",
+                        help="with --secure: how long a failed PB RpbAuthReq takes (Riak: 5)")
+    parser.add_argument("--nodes", type=int, default=1, metavar="N",
+                        help="a cluster of N nodes over one data set: the others on free ports "
+                             "(HTTP, and PB with --pb-port), each printed on its own lines")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     types = dict(_parse_type(s) for s in args.type) if args.type else None
     delete_mode = int(args.delete_mode) if args.delete_mode.isdigit() else args.delete_mode
     tls = security = None
     if args.secure:
         tls = _make_tls_files(args.host, args.secure)
         security = _parse_users(args.user)
+        security.auth_failure_delay = args.auth_failure_delay
     servers = []
     try:
         servers.append(RiakTestServer(args.port, args.host, types=types, backend_2i=not args.no_2i,
                                       delete_mode=delete_mode, idle_timeout=args.idle_timeout,
-                                      tls=tls, security=security))
+                                      tls=tls, security=security, pb_port=args.pb_port))
         if args.secure and args.http_port is not None:
             servers.append(RiakTestServer(args.http_port, args.host, share_with=servers[0],
                                           idle_timeout=args.idle_timeout, security=security))
+        others = [RiakTestServer(0, args.host, share_with=servers[0], backend_2i=not args.no_2i,
+                                 idle_timeout=args.idle_timeout, tls=tls, security=security,
+                                 pb_port=None if args.pb_port is None else 0)
+                  for _ in range(args.nodes - 1)]
+        servers.extend(others)
     except OSError as exc:
         print(f"riak_sim: cannot listen on {args.host}: {exc.strerror or exc}", file=sys.stderr)
         for server in servers:
@@ -69,9 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    extra = f" (plain HTTP {servers[1].url})" if len(servers) > 1 else ""
+    extra = f" (plain HTTP {servers[1].url})" if len(servers) > 1 + len(others) else ""
     ca = f" CA {args.secure}/ca.pem" if args.secure else ""
     print(f"listening on {servers[0].url}{extra}{ca}", flush=True)
+    for node in [servers[0], *others]:
+        if node is not servers[0]:
+            print(f"listening on {node.url}", flush=True)
+        if node.pb_url:
+            print(f"listening on {node.pb_url}", flush=True)
     while not done.wait(0.1):
         pass
     for server in servers:

@@ -44,6 +44,11 @@ class ControlMixin:
             self.close_connection = True
             threading.Thread(target=riak._down_for, args=(seconds,), daemon=True).start()
             return
+        elif name == "stopping":
+            riak.set_stopping(q.get("enabled", "true") == "true")
+        elif name == "rejoin":
+            riak.rejoin(float(q.get("seconds", "30")),
+                        since=float(q["since"]) if "since" in q else None)
         elif name == "2i":
             riak.backend_2i = q.get("enabled", "true") == "true"
         elif name == "password" and riak.security is not None:

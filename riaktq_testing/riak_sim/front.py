@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl
 
 from riaktq_testing.riak_sim.control import ControlMixin
-from riaktq_testing.riak_sim.faults import FaultsMixin, _FAULT_KINDS
+from riaktq_testing.riak_sim.faults import FaultsMixin, _FAULT_KINDS, cluster_stats
 from riaktq_testing.riak_sim.index import IndexMixin
 from riaktq_testing.riak_sim.objects import ObjectsMixin
 from riaktq_testing.riak_sim.security import SecurityMixin
@@ -159,6 +159,9 @@ class _Handler(FaultsMixin, SecurityMixin, ObjectsMixin, IndexMixin, ControlMixi
             self._control_request = segs[:1] == ["__test__"]
             if self._control_request:
                 return self._control(segs[1:])
+            if self.riak._faults.stopping:  # riak_kv's routes are gone: webmachine's page
+                self.riak._count("stopping")
+                raise _Halt(404, _WM_404, ctype="text/html")
             route = self._route(segs)
             if route is None:
                 raise _Halt(404, _WM_404, ctype="text/html")
@@ -283,8 +286,7 @@ class _Handler(FaultsMixin, SecurityMixin, ObjectsMixin, IndexMixin, ControlMixi
         counts = self.riak.counts
         stats = {
             "nodename": self.riak.node_name,
-            "connected_nodes": [],
-            "ring_members": [self.riak.node_name],
+            **cluster_stats(self.riak),  # ring members, connected nodes, handoffs
             "storage_backend": ("riak_kv_leveled_backend" if self.riak.backend_2i
                                 else "riak_kv_bitcask_backend"),
             "riak_kv_version": "riak_kv-3.2.0-test",

@@ -87,8 +87,15 @@ class IndexMixin:
         sort = paginated or q.get("pagination_sort", "").lower() == "true"
         store = self.riak.store
         with store.lock:
-            items = self._index_scan(store.bucket(btype, bucket), fieldname, is_range, start, end,
-                                     cont, regex, max_results)
+            b = store.bucket(btype, bucket)
+            hidden = None
+            if store.handoff is not None and store.handoff.active() and b is not None:
+                covered = store.handoff.coverage()   # this query's plan (faults.Handoff)
+
+                def hidden(key):
+                    return store.hidden_from_2i(bucket, key, b.objects.get(key), covered)
+            items = self._index_scan(b, fieldname, is_range, start, end, cont, regex, max_results,
+                                     hidden)
         if not sort and self.riak.shuffle_unsorted:
             self.riak._rng.shuffle(items)
         want_terms = (q.get("return_terms", "").lower() == "true" and is_range
@@ -130,8 +137,9 @@ class IndexMixin:
                                 ctype="text/html")
 
     @staticmethod
-    def _index_scan(b, fieldname, is_range, start, end, cont, regex, limit):
-        """[(term, key)] matching the query, sorted, after the continuation."""
+    def _index_scan(b, fieldname, is_range, start, end, cont, regex, limit, hidden=None):
+        """[(term, key)] matching the query, sorted, after the continuation;
+        without the keys ``hidden(key)`` leaves out."""
         if b is None:
             return []
         if fieldname in ("$key", "$bucket"):
@@ -160,6 +168,8 @@ class IndexMixin:
         out = []
         for item in source:
             if regex is not None and not regex.search(str(item[0])):
+                continue
+            if hidden is not None and hidden(item[1]):
                 continue
             out.append(item)
             if limit is not None and len(out) >= limit:

@@ -37,11 +37,12 @@ _COMMON_PROPS = {
     "small_vclock": 50,
     "sync_on_write": "backend",
     "w": "quorum",
-    "write_once": False,
     "young_vclock": 20,
 }
-# riak_repl appends {repl, true} to the default bucket props (not to types).
-DEFAULT_TYPE_PROPS = {**_COMMON_PROPS, "allow_mult": False, "dvv_enabled": False, "repl": True}
+# riak_repl appends {repl, true} to the default bucket props (not to types);
+# write_once too is only in the default type's (HTTP 06 step 3, PB 10 step 3).
+DEFAULT_TYPE_PROPS = {**_COMMON_PROPS, "allow_mult": False, "dvv_enabled": False, "repl": True,
+                      "write_once": False}
 NEW_TYPE_PROPS = {**_COMMON_PROPS, "allow_mult": True, "dvv_enabled": True, "active": True,
                   "claimant": "riak@127.0.0.1"}
 
@@ -110,7 +111,7 @@ def decode_vclock(text: str) -> dict[str, int] | None:
 
 class _Sib:
     __slots__ = ("value", "ctype", "charset", "encoding", "meta", "indexes", "deleted", "vtag",
-                 "lastmod", "dot")
+                 "lastmod", "dot", "links")
 
     def __init__(self, value, ctype, charset, encoding, meta, indexes, deleted, dot):
         self.value = value
@@ -123,6 +124,7 @@ class _Sib:
         self.vtag = _unique_id_62()
         self.lastmod = time.time()
         self.dot = dot  # (actor, counter)
+        self.links: list[tuple[bytes, bytes, bytes]] = []  # (bucket, key, tag), set over PB
 
     def content_type(self) -> str:
         if self.ctype is None:
@@ -185,6 +187,17 @@ class _Store:
         self.buckets: dict[tuple[str, str], _Bucket] = {}
         self.delete_mode = delete_mode
         self._actors = 0
+        self.nodes: list = []  # the RiakTestServers serving this data (the ring's members)
+        self.handoff = None  # faults.Handoff after a simulated rejoin
+
+    def hidden_from_2i(self, bucket: str, key: str, obj, covered) -> bool:
+        """Whether a 2i query that reads partitions ``covered`` from a
+        rejoined node leaves this object out (faults.Handoff)."""
+        handoff = self.handoff
+        if handoff is None or obj is None:
+            return False
+        written = max((s.lastmod for s in obj.siblings), default=0.0)
+        return handoff.hides(bucket, key, written, covered)
 
     def new_actor(self) -> str:
         with self.lock:

@@ -26,10 +26,15 @@ class Security:
            "riak_kv.list_buckets", "riak_core.get_bucket", "riak_core.set_bucket",
            "riak_core.get_bucket_type", "riak_core.set_bucket_type")
 
-    def __init__(self):
+    def __init__(self, *, auth_delay: float = 0.0, auth_failure_delay: float = 5.0):
         self.lock = threading.Lock()
         self.passwords: dict[str, str] = {}
         self.grants: dict[str, set] = {}
+        # Seconds a PB RpbAuthReq takes: Riak checks a password in ~0.3 s and
+        # answers a failure after a fixed 5 s (transcripts 09, 09b); tests
+        # that do not measure it set the failure delay short.
+        self.auth_delay = auth_delay
+        self.auth_failure_delay = auth_failure_delay
 
     def add_user(self, name: str, password: str, grants=(), on="any") -> "Security":
         with self.lock:
@@ -63,9 +68,12 @@ class Security:
                 .decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
+        return user if self.check_password(user, password) else None
+
+    def check_password(self, user: str, password: str) -> bool:
         with self.lock:
             known = self.passwords.get(user)
-        return user if known is not None and known == password else None
+        return known is not None and known == password
 
     def allowed(self, user: str, perm: str, btype: str, bucket: str | None) -> bool:
         with self.lock:
@@ -123,8 +131,13 @@ class SecurityMixin:
                 raise _Halt(403, b"")
         if user is not None and perm is not None and \
                 not self.riak.security.allowed(user, perm, btype, bucket):
-            target = btype if bucket is None else (bucket if btype == "default" else f"{btype}/{bucket}")
-            raise _Halt(403, f"Permission denied: User '{user}' does not have '{perm}' on {target}")
+            raise _Halt(403, permission_denied(user, perm, btype, bucket))
+
+
+def permission_denied(user: str, perm: str, btype: str, bucket: str | None) -> str:
+    """Riak's text for a missing grant (the same over HTTP and PB)."""
+    target = btype if bucket is None else (bucket if btype == "default" else f"{btype}/{bucket}")
+    return f"Permission denied: User '{user}' does not have '{perm}' on {target}"
 
 
 TRANSCRIPT_USERS = ("riaktq:s3cret-pw", "reader:r3ad-only:riak_kv.get,riak_kv.index")

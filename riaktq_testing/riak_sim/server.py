@@ -10,7 +10,7 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 
-from riaktq_testing.riak_sim.faults import _Faults, _kinds
+from riaktq_testing.riak_sim.faults import Handoff, _Faults, _kinds
 from riaktq_testing.riak_sim.front import _Handler
 from riaktq_testing.riak_sim.model import _Store
 from riaktq_testing.riak_sim.security import Security
@@ -60,6 +60,9 @@ class RiakTestServer:
     ``tls``: a server SSLContext (see ``server_tls_context``): the node speaks
     HTTPS.  ``security``: a ``Security`` -- Riak security enabled; a node
     without ``tls`` then answers 426 (the plain listener of a secure node).
+    ``pb_port``: also serve Riak's Protocol Buffers API on that port (0 picks
+    one; see ``pb_front``), over the same data, faults and security -- with
+    security on, PB needs StartTls (``tls``) then an RpbAuthReq.
     """
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", *,
@@ -67,7 +70,7 @@ class RiakTestServer:
                  delete_mode: int | str = 3000, shuffle_unsorted: bool = True,
                  share_with: "RiakTestServer | None" = None, idle_timeout: float | None = None,
                  seed: int = 0, tls: ssl.SSLContext | None = None,
-                 security: Security | None = None):
+                 security: Security | None = None, pb_port: int | None = None):
         self.tls = tls
         self.security = security
         self.store = share_with.store if share_with is not None else _Store(types, delete_mode)
@@ -86,9 +89,12 @@ class RiakTestServer:
         self.host = host
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._pb, self._pb_wanted = None, pb_port  # the PB listener, made by _start
         self._start(port)
         self.port = self._httpd.server_address[1]
         self.node_name = f"riak@{host}:{self.port}"
+        with self.store.lock:
+            self.store.nodes.append(self)  # a member of the ring (cluster_stats)
 
     # -- lifecycle -----------------------------------------------------
 
@@ -96,13 +102,35 @@ class RiakTestServer:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
+    @property
+    def pb_port(self) -> int | None:
+        """The node's PB port, or None when it serves HTTP only."""
+        return self._pb.port if self._pb is not None else None
+
+    @property
+    def pb_url(self) -> str | None:
+        """``pb://host:port`` (with security on, the client must StartTls)."""
+        return f"pb://{self.host}:{self.pb_port}" if self._pb is not None else None
+
     def _start(self, port: int) -> None:
         httpd = _HTTPServer((self.host, port), _Handler)
         httpd.riak = self
+        if self._pb_wanted is not None:  # the PB port serves, and goes down, with the HTTP one
+            try:
+                self._start_pb()
+            except OSError:
+                httpd.server_close()
+                raise
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"riak-test-{httpd.server_address[1]}", daemon=True)
         self._thread.start()
+
+    def _start_pb(self) -> None:
+        if self._pb is not None:
+            return self._pb.listen()  # on the port it had
+        from riaktq_testing.riak_sim.pb_front import PBListener  # needs protobuf
+        self._pb = PBListener(self, self._pb_wanted)
 
     def start(self) -> "RiakTestServer":
         """Serve (again): a no-op while serving -- the constructor already
@@ -116,6 +144,8 @@ class RiakTestServer:
             return
         httpd.shutdown()
         httpd.server_close()
+        if self._pb is not None:
+            self._pb.close()
         with self._conns_lock:
             conns = list(self._conns)
         for conn in conns:  # kill keep-alive connections too: a dead node answers nothing
@@ -156,6 +186,9 @@ class RiakTestServer:
         self._stopping.set()
         with self._state_lock:
             self._close_listener()
+        with self.store.lock:  # gone for good: no longer a member of the ring
+            if self in self.store.nodes:
+                self.store.nodes.remove(self)
 
     def __enter__(self) -> "RiakTestServer":
         return self
@@ -213,7 +246,52 @@ class RiakTestServer:
             self._faults.storm += n
 
     def clear_faults(self) -> None:
+        """Every fault switch of this node off, and any handoff settled."""
         self._faults.clear()
+        self.settle()
+
+    # -- a node leaving and coming back (faults.Handoff) ----------------
+
+    def set_stopping(self, stopping: bool) -> None:
+        """While True the node answers webmachine's 404 page to everything,
+        as a Riak node does between `riak stop` and closing its listener."""
+        self._faults.stopping = stopping
+
+    def stop_like_riak(self, stopping_for: float = 1.0, down_for: float | None = None,
+                       handoff_for: float = 0.0) -> threading.Thread:
+        """`riak stop` in the background: 404 pages for ``stopping_for``
+        seconds, then connections refused; with ``down_for``, back after
+        that long and rejoined (``rejoin``: 2i misses what was written
+        meanwhile for ``handoff_for`` seconds).  Returns the thread."""
+        def run():
+            went = time.time()
+            self.set_stopping(True)
+            if self._stopping.wait(stopping_for):
+                return
+            self.set_down(True)
+            self.set_stopping(False)
+            if down_for is None or self._stopping.wait(down_for):
+                return
+            self.set_down(False)
+            self.rejoin(handoff_for, since=went)
+        thread = threading.Thread(target=run, name=f"riak-stop-{self.port}", daemon=True)
+        thread.start()
+        return thread
+
+    def rejoin(self, handoff_for: float, since: float | None = None) -> None:
+        """This node is back in the ring and the cluster hands it its data
+        for ``handoff_for`` seconds: 2i answers through every node leave out
+        its share of the keys written since ``since`` (default: 30 s ago),
+        GETs still find them, /stats shows handoffs in flight."""
+        now = time.time()
+        with self.store.lock:
+            self.store.handoff = Handoff(self.node_name, now - 30.0 if since is None else since,
+                                         now + handoff_for, len(self.store.nodes))
+
+    def settle(self) -> None:
+        """Handoff done: 2i answers are whole again."""
+        with self.store.lock:
+            self.store.handoff = None
 
     # -- inspection for tests ------------------------------------------
 

@@ -272,6 +272,10 @@ class FakeRunner:
         if self._head is None and self._pending:
             self._head = (self._pending.popleft(), self._now_us())
 
+    def output_lost(self):
+        """Lines of handler output the log could not take: none here."""
+        return 0
+
     def _cancelled(self, entry):
         return (entry["id"], entry.get("run", 0), entry["seq"]) in self._cancel
 
