@@ -191,7 +191,7 @@ class Workspace:
         """Delete every object this workspace made on the node, by key."""
         from riaktq_cli.store.base import LEASE_NAME, RECORD_KINDS, SCHEDULER
         keys = [(f"{self.prefix}_task", tid) for tid in dict.fromkeys(self.task_ids)]
-        # the lease outlives its schedulers (released, it keeps its epoch) and is in no record index
+        # a released lease keeps its copy (expired) so epochs only grow: not a record, deleted by name
         keys.append((f"{self.prefix}_{SCHEDULER}", LEASE_NAME))
         keys += [(f"{self.prefix}_raw", key) for key in self.raw_keys]
         for kind in RECORD_KINDS:
