@@ -38,7 +38,7 @@ from tests.sim import world
 IDS = ("a", "b")
 ID_CHOICE = st.sampled_from(["a", "a", "a", "b"])   # mostly one id: re-created while it runs
 NAMES = ("w1", "w2")
-SETTLE_ROUNDS = 80
+SETTLE_ROUNDS = 100      # 40 x 0.3 s, then 60 x 2.5 s: 162 s of simulated time
 ENDS = ("close", "restart")
 # SIM_SKIP=epochs leaves the epoch invariant out: to show that the liveness
 # check alone finds what a reused epoch does (a stuck queue).
@@ -320,8 +320,10 @@ class ProtocolMachine(RuleBasedStateMachine):
         if not any(not w.stop.is_set() for w in self.workers):
             self.worker_starts(f"w-final-{self._next()}")
         pending = []
-        for _ in range(SETTLE_ROUNDS):
-            self.clock.advance(0.3)
+        for round_ in range(SETTLE_ROUNDS):
+            # short steps first; then long ones, past the protocol's longest
+            # wait (an inbox read empty is doubted for up to 60 s: inbox_reads.py)
+            self.clock.advance(0.3 if round_ < 40 else 2.5)
             for s in list(self.schedulers):
                 s.step()
             for w in list(self.workers):

@@ -26,7 +26,8 @@ SOAK_EXAMPLES, SOAK_STEPS = 200, 60
 def one_round(seed, backend, stats_file):
     env = dict(os.environ, SIM_EXAMPLES=str(SOAK_EXAMPLES), SIM_STEPS=str(SOAK_STEPS), SIM_NO_DATABASE="1",
                SIM_STATS_FILE=stats_file)
-    argv = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/test_simulation.py",
+    argv = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--show-capture=no",
+            "tests/test_simulation.py",
             "-k", backend, f"--hypothesis-seed={seed}"]
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True), argv
 
@@ -54,7 +55,7 @@ def main(argv=None):
                   f"{'ok' if result.returncode == 0 else 'FAILED'}; so far {totals['examples']} examples, "
                   f"{totals['steps']} steps", flush=True)
             if result.returncode != 0:
-                print(result.stdout[-20000:], result.stderr[-5000:], sep="\n")
+                print(result.stdout[-40000:], result.stderr[-5000:], sep="\n")   # the shrunk steps, no logs
                 print(f"soak: failure with seed {seed} on {backend}; run it again with:\n  "
                       + " ".join(command[2:]) + f"  (SIM_EXAMPLES={SOAK_EXAMPLES} SIM_STEPS={SOAK_STEPS})")
                 return 1
