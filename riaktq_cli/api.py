@@ -30,6 +30,7 @@ from riaktq_cli import task as transitions
 from riaktq_cli.api_control import Control, batch_outcomes
 from riaktq_cli.api_input import (check_status, checked, created_before, make_task, moment, seconds,
                                   task_from_mapping)
+from riaktq_cli.backoff import Backoff
 from riaktq_cli.errors import BadInput, BadTasks, NoSuchTask, QueueClosed, RiaktqError, WaitTimeout, WrongStatus
 from riaktq_cli.task import FINISHED, Task
 
@@ -198,7 +199,7 @@ class Queue(Control):
         deadline = None if timeout is None else time.monotonic() + timeout
         done: dict[str, Task] = {}
         pending: dict[str, str] = {}
-        pause = WAIT_FIRST
+        pauses = Backoff(WAIT_FIRST, WAIT_MAX, factor=WAIT_GROWTH)
         while True:
             todo = [i for i in order if i not in done]
             for batch in chunks(todo):
@@ -217,8 +218,8 @@ class Queue(Control):
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise WaitTimeout(dict(pending), [done[i] for i in order if i in done])
-            self._pause(pause if left is None else min(pause, left))
-            pause = min(pause * WAIT_GROWTH, WAIT_MAX)
+            pauses.failed()
+            self._pause(pauses.delay() if left is None else min(pauses.delay(), left))
 
     def _pause(self, seconds: float) -> None:
         """Sleep `seconds`, or less when the store says another process
