@@ -28,6 +28,7 @@ from riaktq_cli import protocol
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import StoreError
 from riaktq_cli.outage import Outage
+from riaktq_cli.records import Inbox, Instance, Result
 from riaktq_cli.signals import parent_alive, pid_alive
 from riaktq_cli.store.base import INBOX, INSTANCE
 from riaktq_cli.worker import claim
@@ -215,28 +216,27 @@ class Worker:
         queued entries come back as `returned` results; its task at hand is
         left out, so the scheduler counts that run as lost."""
         self.timeout_us = claim.published_timeout_us(self.store, self._own_timeout_us)
-        old = self.store.get_record(INSTANCE, self.name)
+        old = self._instance_record()
         now = now_us()
         held = claim.holder(old, host=self.host, pid=self.pid, token=self.token, now_us=now,
                             timeout_us=self.timeout_us)
         if held:
             raise claim.NameTaken(claim.refusal(self.name, held, now))
-        if not old:
+        if old is None:
             return
-        if old.get("token") not in (None, self.token) and old.get("host") == self.host \
-                and not pid_alive(old.get("pid")):
+        if old.token not in (None, self.token) and old.host == self.host and not pid_alive(old.pid):
             # known dead (same host, no such pid): the scheduler may forget at
             # once what it held. A predecessor only presumed dead (stopped,
             # heartbeat too old) may be a paused process that comes back: its
             # holdings expire after the instance timeout instead.
-            self.replaces = old["token"]
-        self.outbox = list(old.get("outbox", []))
-        self.taken = old.get("taken", 0)
-        self.epoch = old.get("epoch", 0) or 0
-        have = {protocol.run_key(r) for r in self.outbox}
-        for entry in old.get("queue", []):
-            if protocol.run_key(entry) not in have:
-                self.outbox.append(protocol.make_result(entry, protocol.RETURNED, b"", None, None))
+            self.replaces = old.token
+        self.outbox = [result.to_dict() for result in old.outbox]
+        self.taken = old.taken
+        self.epoch = old.epoch
+        have = {result.key for result in old.outbox}
+        for taken in old.queue:
+            if taken.key not in have:
+                self.outbox.append(Result.of(taken, protocol.RETURNED, b"", None, None).to_dict())
 
     def _leave(self, exc):
         """Another live process runs under this name, and this one started
@@ -315,32 +315,32 @@ class Worker:
     def _read_inbox(self):
         if self._inbox.watch:
             self._inbox.seen_version = self.store.data_version()
-        inbox = self.store.get_record(INBOX, self.name) or protocol.empty_inbox()
+        inbox = Inbox.from_dict(self.store.get_record(INBOX, self.name))
         self._inbox.last_poll = time.monotonic()
-        epoch = inbox.get("epoch") or 0
+        epoch = inbox.epoch
         if epoch < self.epoch:
             return  # from a scheduler that lost its lease: fenced off
         if epoch != self.epoch:
             self.epoch = epoch
-        committed = protocol.committed_keys(inbox)
+        committed = inbox.committed_keys()
         if committed:
             kept = [r for r in self.outbox if protocol.run_key(r) not in committed]
             if len(kept) != len(self.outbox):
                 self.outbox = kept
-        token = inbox.get("token")
+        token = inbox.token
         if token is not None and token != self.token:
             self._name.contended_until = time.monotonic() + self.timeout_us / 1e6
             self._check_name(token)
             return
-        self.runner.cancel(inbox.get("cancel") or [])   # before new entries: never start a cancelled run
-        fresh = sorted((e for e in inbox.get("entries", []) if e["seq"] > self.taken), key=lambda e: e["seq"])
+        self.runner.cancel(inbox.cancel)   # before new entries: never start a cancelled run
+        fresh = sorted((e for e in inbox.entries if e.seq > self.taken), key=lambda e: e.seq)
         if fresh and (token is None or time.monotonic() < self._name.contended_until):
             # Just started, or another process was seen under this name: make
             # sure the name is still ours before running anything.
             self._check_name(None)
         if fresh:
-            self.runner.add(fresh)
-            self.taken = fresh[-1]["seq"]
+            self.runner.add([e.to_dict() for e in fresh])   # the runner and its child speak dicts
+            self.taken = fresh[-1].seq
             self._inbox.last_work = time.monotonic()
 
     def _check_name(self, token):
@@ -349,20 +349,24 @@ class Worker:
         whichever notices first. `token`: the inbox names that process (our
         predecessor, if the scheduler has not seen our record yet: wait)."""
         self.timeout_us = claim.published_timeout_us(self.store, self._own_timeout_us)
-        record = self.store.get_record(INSTANCE, self.name)
+        record = self._instance_record()
         now = now_us()
         if token is None:
-            token = record.get("token") if record else None
-        if record and record.get("token") not in (None, self.token) and \
-                protocol.is_live(record, now, self.timeout_us) and \
-                (record.get("started", 0), record["token"]) < (self._started, self.token):
-            raise claim.NameTaken(f"worker {self.name}: another live worker (pid {record.get('pid')} on "
-                                  f"{record.get('host')}) runs under this name; leaving")
+            token = record.token if record else None
+        if record and record.token not in (None, self.token) and record.is_live(now, self.timeout_us) and \
+                (record.started, record.token) < (self._started, self.token):
+            raise claim.NameTaken(f"worker {self.name}: another live worker (pid {record.pid} on "
+                                  f"{record.host}) runs under this name; leaving")
         if token in (None, self.token):
             return
         if not self._name.addressed_elsewhere:
             log.debug("worker %s: inbox still addressed to a predecessor; waiting", self.name)
         self._name.addressed_elsewhere = True
+
+    def _instance_record(self):
+        """The stored record under our name (an Instance), or None."""
+        doc = self.store.get_record(INSTANCE, self.name)
+        return Instance.from_dict(doc, self.name) if doc else None
 
     def _wake(self):
         try:
