@@ -8,6 +8,7 @@ the transport raises them at once instead of retrying like a 503.
 
 from __future__ import annotations
 
+import errno
 import re
 import ssl
 from urllib.parse import urlsplit
@@ -112,6 +113,18 @@ class RiakTlsError(RiakRefused):
 
 # --------------------------------------------------------------------------
 # From an answer to an error
+
+
+def connect_reason(exc: OSError | None) -> str:
+    """Why a connection could not be made, from the socket error's type
+    and errno (never its text, which the platform words as it likes)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):       # socket.timeout is TimeoutError
+        return "timed out"
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "host unreachable"
+    return "cannot connect"
 
 
 def one_line(body: bytes | str, limit: int = 200) -> str:

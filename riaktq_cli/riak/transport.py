@@ -42,7 +42,7 @@ from urllib3.exceptions import (
 )
 
 from riaktq_cli.backoff import Backoff
-from .errors import RiakUnavailable, answer_kind, one_line, refusal, ssl_error_of, tls_refusal
+from .errors import RiakUnavailable, answer_kind, connect_reason, one_line, refusal, ssl_error_of, tls_refusal
 from .security import Secret, TlsSettings, basic_auth, make_ssl_context, redact_url
 
 log = logging.getLogger("riaktq.riak")
@@ -119,14 +119,7 @@ def reason_of(exc: BaseException) -> tuple[str, bool]:
     if isinstance(exc, NameResolutionError):
         return "cannot resolve host", False
     if isinstance(exc, NewConnectionError):  # subclasses ConnectTimeoutError: test first
-        text = str(exc).lower()
-        if "refused" in text:
-            return "connection refused", False
-        if "timed out" in text:
-            return "timed out", False
-        if "no route" in text or "unreachable" in text:
-            return "host unreachable", False
-        return "cannot connect", False
+        return connect_reason(exc.__cause__), False   # urllib3 raises it from the socket's OSError
     if isinstance(exc, ConnectTimeoutError):
         return "timed out", False
     if isinstance(exc, ReadTimeoutError):
