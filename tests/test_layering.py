@@ -14,8 +14,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "riaktq_cli"
 
 LAYERS = [
-    "riak",       # the Riak client: knows nothing of tasks
-    "core",       # the task, its transitions, the protocol's records, errors, clock
+    "core",       # the task, its transitions, the protocol's records, errors, clock, back-off
+    "riak",       # the Riak client: knows nothing of tasks (it uses core's clock and back-off)
     "config",     # settings declared once, the config file, schedules' tables
     "store",      # the store contract and its two implementations
     "runtime",    # logging, signals, outages, the process's own counters

@@ -7,6 +7,7 @@ a real node (RIAKTQ_TEST_RIAK_URL); everything else runs on both.
 import json
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -273,3 +274,38 @@ def test_a_foreign_value_under_our_keys_stalls_nothing(rstore, riak_url):
     summary = Scheduler(rstore, instance_timeout=2.0, prefetch=1, events=EventSink(None)).iteration()
     assert summary["assign"] == 1 and rstore.get_task("good").assignee == "w"
     assert "ghost" not in rstore.list_records("instance")
+
+
+def test_a_missing_bucket_type_is_told_by_its_type_and_points_to_check(riak_url):
+    """The store adds its hint because the client raised RiakNoBucketType
+    (HTTP 404 body or PB errmsg), on both APIs -- not because of the text."""
+    from riaktq_cli.core.errors import StoreError
+    from riaktq_cli.store.riak import RiakStore
+    store = RiakStore(riak_client(riak_url, timeout=2.0), bucket_type="no-such-type-" + uuid.uuid4().hex[:6])
+    try:
+        with pytest.raises(StoreError) as info:
+            store.get_task("x")
+        assert "does not exist" in str(info.value) and "(see `riaktq check`)" in str(info.value)
+    finally:
+        store.close()
+
+
+def test_a_create_error_that_names_exists_is_no_duplicate():
+    """Only a conflict (the key exists: RiakConflict) makes a duplicate; any
+    other refusal is returned as it is, whatever its text says -- here a
+    task id with "exists" in it, echoed by the error."""
+    from riaktq_cli.core.errors import DuplicateTask, StoreError
+    from riaktq_cli.riak import RiakBadRequest
+    from riaktq_cli.store.riak import RiakStore
+
+    class Refusing:
+        def store(self, btype, bucket, key, *args, **kwargs):
+            raise RiakBadRequest(f"riak: PUT /types/{btype}/buckets/{bucket}/keys/{key}: 400 Bad Request",
+                                 status=400)
+
+        def close(self):
+            pass
+
+    store = RiakStore(Refusing())
+    [result] = store.create_tasks([new("it-exists")])
+    assert isinstance(result, StoreError) and not isinstance(result, DuplicateTask)

@@ -871,3 +871,31 @@ def test_pb_with_security_authenticates_once_per_connection_and_refuses_in_one_l
                                   f"instead of {plain_pb}")
     finally:
         twin.stop()
+
+
+def test_a_connect_failure_is_named_by_the_socket_errors_type_not_its_words():
+    """Both transports name why a node could not be reached from the
+    OSError's type and errno: the platform's wording does not matter."""
+    import errno
+    import socket
+
+    from urllib3.exceptions import NewConnectionError
+
+    from riaktq_cli.riak.pb.connection import _connect_reason
+    from riaktq_cli.riak.transport import reason_of
+
+    def wrapped(cause):
+        try:
+            try:
+                raise cause
+            except OSError as exc:
+                raise NewConnectionError(None, "Failed to establish a new connection: refused?") from exc
+        except NewConnectionError as exc:
+            return exc
+
+    assert reason_of(wrapped(OSError(errno.ENETUNREACH, "réseau injoignable"))) == ("host unreachable", False)
+    assert reason_of(wrapped(ConnectionRefusedError(errno.ECONNREFUSED, "nope"))) == ("connection refused", False)
+    assert reason_of(wrapped(OSError(errno.EACCES, "refused by policy"))) == ("cannot connect", False)
+    assert _connect_reason(OSError(errno.EHOSTUNREACH, "weg")) == "host unreachable"
+    assert _connect_reason(socket.timeout("slow")) == "timed out"
+    assert _connect_reason(OSError(errno.EACCES, "no route, unreachable")) == "cannot connect"

@@ -38,6 +38,7 @@ from riaktq_cli.api.inputs import (
     seconds,
     task_from_mapping,
 )
+from riaktq_cli.core.backoff import Backoff
 from riaktq_cli.core.errors import (
     BadInput,
     BadTasks,
@@ -184,7 +185,7 @@ class Queue(Control):
         deadline = None if timeout is None else time.monotonic() + timeout
         done: dict[str, Task] = {}
         pending: dict[str, str] = {}
-        pause = WAIT_FIRST
+        pauses = Backoff(WAIT_FIRST, WAIT_MAX, factor=WAIT_GROWTH)
         while True:
             todo = [i for i in order if i not in done]
             for batch in chunks(todo):
@@ -203,8 +204,8 @@ class Queue(Control):
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise WaitTimeout(dict(pending), [done[i] for i in order if i in done])
-            self._pause(pause if left is None else min(pause, left))
-            pause = min(pause * WAIT_GROWTH, WAIT_MAX)
+            pauses.failed()
+            self._pause(pauses.delay() if left is None else min(pauses.delay(), left))
 
     def _pause(self, seconds: float) -> None:
         """Sleep `seconds`, or less when the store says another process

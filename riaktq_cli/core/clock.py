@@ -14,3 +14,18 @@ def now_us():
 
 def seconds_to_us(seconds):
     return int(seconds * 1_000_000)
+
+
+class Clock:
+    """The monotonic clock and sleep, behind one object a test can replace
+    (backoff.py takes one); reads `time` at call time, so the simulation's
+    rebinding of this module's `time` reaches it too."""
+
+    def monotonic(self):
+        return time.monotonic()
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+
+
+SYSTEM = Clock()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import ssl
 
-from .errors import RiakError, unexpected
+from .errors import RiakError, RiakNoBucketType, unexpected
 from .objects import ObjectCalls
 from .queries import ACCEPT_JSON, IndexQueries
 from .security import Secret, TlsSettings, make_ssl_context, tls_probe
@@ -119,7 +119,7 @@ class RiakClient(ObjectCalls, IndexQueries):
     def _get_props(self, btype: str, path: str) -> dict:
         resp, _ = self.transport.call("GET", path, headers={"Accept": ACCEPT_JSON})
         if resp.status == 404:
-            raise RiakError(f"riak: bucket type {btype} does not exist", status=404)
+            raise RiakNoBucketType(f"riak: bucket type {btype} does not exist", status=404)
         if resp.status != 200:
             raise unexpected("GET", path, resp)
         return json.loads(resp.data)["props"]

@@ -8,6 +8,7 @@ the transport raises them at once instead of retrying like a 503.
 
 from __future__ import annotations
 
+import errno
 import re
 import ssl
 from urllib.parse import urlsplit
@@ -61,6 +62,12 @@ class RiakConflict(RiakError):
         self.after_retry = after_retry
 
 
+class RiakNoBucketType(RiakError):
+    """The bucket type does not exist (or is not active): a setup error,
+    told apart from a missing key by Riak's answer (HTTP 404 body, PB
+    errmsg) here, so callers decide by this type, never by the text."""
+
+
 class RiakBadRequest(RiakError):
     """A 4xx answer other than 404/409/412: our request was wrong.
 
@@ -106,6 +113,18 @@ class RiakTlsError(RiakRefused):
 
 # --------------------------------------------------------------------------
 # From an answer to an error
+
+
+def connect_reason(exc: OSError | None) -> str:
+    """Why a connection could not be made, from the socket error's type
+    and errno (never its text, which the platform words as it likes)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):       # socket.timeout is TimeoutError
+        return "timed out"
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "host unreachable"
+    return "cannot connect"
 
 
 def one_line(body: bytes | str, limit: int = 200) -> str:
@@ -167,8 +186,8 @@ def check_unknown_type(btype: str, resp: urllib3.BaseHTTPResponse) -> None:
     """Riak answers 404 both for a missing key and a missing bucket type;
     only the body tells them apart, and the second is a setup error."""
     if resp.status == 404 and (resp.data or b"").startswith(_UNKNOWN_TYPE.encode()):
-        raise RiakError(f"riak: bucket type {btype} does not exist",
-                        status=404, body=one_line(resp.data))
+        raise RiakNoBucketType(f"riak: bucket type {btype} does not exist",
+                               status=404, body=one_line(resp.data))
 
 
 def permission_denied(node: str, text: str) -> RiakPermissionDenied | None:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .errors import RiakError, one_line, unexpected
+from .errors import RiakError, RiakNoBucketType, one_line, unexpected
 from .transport import Transport, bucket_path, seg
 
 ACCEPT_JSON = "application/json"
@@ -81,7 +81,7 @@ class IndexQueries:
             query["return_terms"] = "true"
         resp, _ = self.transport.call("GET", path, query=query, headers={"Accept": ACCEPT_JSON})
         if resp.status == 404:
-            raise RiakError(f"riak: bucket type {btype} does not exist "
+            raise RiakNoBucketType(f"riak: bucket type {btype} does not exist "
                             f"(404 on a 2i query of {btype}/{bucket})", status=404)
         if resp.status != 200:
             raise unexpected("GET", path, resp, what=f"2i query {field} on {btype}/{bucket}")

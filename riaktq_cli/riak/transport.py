@@ -24,7 +24,6 @@ the call raises RiakUnavailable, as for a cluster that is down.
 from __future__ import annotations
 
 import logging
-import random
 import ssl
 import threading
 import time
@@ -42,7 +41,8 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from .errors import RiakUnavailable, answer_kind, one_line, refusal, ssl_error_of, tls_refusal
+from riaktq_cli.core.backoff import Backoff
+from .errors import RiakUnavailable, answer_kind, connect_reason, one_line, refusal, ssl_error_of, tls_refusal
 from .security import Secret, TlsSettings, basic_auth, make_ssl_context, redact_url
 
 log = logging.getLogger("riaktq.riak")
@@ -58,6 +58,7 @@ USER_AGENT = "riaktq-riak/0.1 (urllib3)"
 
 _DOWN_FIRST = 1.0  # seconds a failing node is skipped at first ...
 _DOWN_MAX = 10.0  # ... doubling per consecutive failure up to this
+_DOWN = Backoff(_DOWN_FIRST, _DOWN_MAX)   # only its delay(streak) is used: no state
 
 
 # --------------------------------------------------------------------------
@@ -118,14 +119,7 @@ def reason_of(exc: BaseException) -> tuple[str, bool]:
     if isinstance(exc, NameResolutionError):
         return "cannot resolve host", False
     if isinstance(exc, NewConnectionError):  # subclasses ConnectTimeoutError: test first
-        text = str(exc).lower()
-        if "refused" in text:
-            return "connection refused", False
-        if "timed out" in text:
-            return "timed out", False
-        if "no route" in text or "unreachable" in text:
-            return "host unreachable", False
-        return "cannot connect", False
+        return connect_reason(exc.__cause__), False   # urllib3 raises it from the socket's OSError
     if isinstance(exc, ConnectTimeoutError):
         return "timed out", False
     if isinstance(exc, ReadTimeoutError):
@@ -155,7 +149,7 @@ class _Attempts:
     reasons: dict[str, str] = field(default_factory=dict)
     maybe_applied: bool = False
     tried: set[str] = field(default_factory=set)  # nodes tried since the last backoff pause
-    sleeps: int = 0
+    pauses: Backoff | None = None                  # the pauses between rounds of nodes
 
 
 # --------------------------------------------------------------------------
@@ -261,7 +255,7 @@ class Transport:
             node.streak += 1
             node.reason = reason
             if skip:
-                pause = min(_DOWN_MAX, _DOWN_FIRST * 2 ** (node.streak - 1))
+                pause = _DOWN.delay(node.streak)
                 if not node.down_until:
                     # once per outage of the node, not once per request
                     log.warning("riak node %s: %s; skipping it while it fails", node.url, reason)
@@ -271,9 +265,10 @@ class Transport:
         """Back off only once every node has had its turn: a second node
         may answer at once where the first failed."""
         if attempt and target.url in state.tried:
-            delay = min(self.backoff_max, self.backoff * (2 ** state.sleeps))
-            time.sleep(random.uniform(delay / 2, delay))
-            state.sleeps += 1
+            if state.pauses is None:
+                state.pauses = Backoff(min(self.backoff, self.backoff_max), self.backoff_max, jitter=0.5)
+            state.pauses.failed()
+            state.pauses.wait()
             state.tried.clear()
         state.tried.add(target.url)
 

@@ -25,7 +25,6 @@ siblings; readers pick the newest sibling by `_written`.
 import json
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from riaktq_cli.core.errors import (
     ConfigError,
@@ -34,13 +33,13 @@ from riaktq_cli.core.errors import (
     PartialCreate,
     PartialUpdate,
     StoreError,
-    StoreRefused,
     StoreUnavailable,
 )
-from riaktq_cli.riak import connect, RiakConflict, RiakError, RiakRefused, RiakUnavailable, TlsSettings
+from riaktq_cli.riak import RiakConflict, TlsSettings, connect
 from riaktq_cli.store.base import Store
 from riaktq_cli.store import riak_terms
 from riaktq_cli.store.riak_notes import NOTE_MIN, OpeningNotes, settle
+from riaktq_cli.store.riak_access import RiakAccess
 from riaktq_cli.store.riak_queries import RiakQueries
 from riaktq_cli.store.riak_records import RiakRecords
 from riaktq_cli.store.riak_terms import (
@@ -59,18 +58,16 @@ from riaktq_cli.core.task import NEXTUP, TODO, Task, merge, ready
 
 log = logging.getLogger("riaktq")
 
-class RiakStore(RiakQueries, RiakRecords, Store):
+class RiakStore(Store):
     """Store on a Riak KV cluster through its PB or HTTP API (the client's choice)."""
 
     def __init__(self, client, bucket_type="riaktq", prefix="riaktq"):
         self.client = client
         self.btype = bucket_type
         self.prefix = prefix
-        self._vclocks = {}            # (kind, name) -> vclock of our last read/write
-        self._listed = {}             # (kind, name) -> (written_bin term, doc) last listed
-        self._vclock_lock = threading.Lock()
-        self._pool = None
-        self.parallel = PARALLEL
+        self.riak = RiakAccess(client, bucket_type, prefix)   # every Riak call goes through it
+        self.records = RiakRecords(self.riak)                # instance, inbox, lease (riak_records.py)
+        self.queries = RiakQueries(self.riak)                # the operator's queries (riak_queries.py)
         # Tasks whose last version this process read or wrote itself, with
         # the vector clock of that version (see _known_task): a transition
         # on one of them needs no GET first.
@@ -95,39 +92,57 @@ class RiakStore(RiakQueries, RiakRecords, Store):
         return store
 
     def bucket(self, kind):
-        return f"{self.prefix}_{kind}"
+        return self.riak.bucket(kind)
 
-    # --- plumbing ----------------------------------------------------------
-    def _guard(self, fn, *args, **kwargs):
-        """Run a client call, turning Riak failures into store errors."""
-        try:
-            return fn(*args, **kwargs)
-        except RiakRefused as exc:
-            # Final for this request, but daemons keep retrying: an operator
-            # may be fixing the grant or the password right now.
-            raise StoreRefused(str(exc)) from None
-        except RiakUnavailable as exc:
-            raise StoreUnavailable(str(exc)) from None
-        except RiakError as exc:
-            text = str(exc)
-            if "does not exist" in text and "bucket type" in text:
-                text += " (see `riaktq check`)"
-            raise StoreError(text if text.startswith("riak") else f"riak: {text}") from None
+    @property
+    def parallel(self):
+        """Riak requests in flight at once ([riak] concurrency)."""
+        return self.riak.parallel
 
-    def _map(self, fn, items):
-        """fn over items with up to PARALLEL requests in flight, in order."""
-        items = list(items)
-        if len(items) <= 1:
-            return [fn(i) for i in items]
-        with self._vclock_lock:     # two threads must not each start a pool
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="riak")
-        return list(self._pool.map(fn, items))
+    @parallel.setter
+    def parallel(self, value):
+        self.riak.parallel = value
+
+    # --- records, lease and queries: the parts' own (RiakRecords, RiakQueries) --
+    lease_needs_settle = RiakRecords.lease_needs_settle
+
+    def get_record(self, kind, name):
+        return self.records.get_record(kind, name)
+
+    def put_record(self, kind, name, doc):
+        self.records.put_record(kind, name, doc)
+
+    def put_records(self, kind, docs):
+        self.records.put_records(kind, docs)
+
+    def delete_record(self, kind, name):
+        self.records.delete_record(kind, name)
+
+    def list_records(self, kind):
+        return self.records.list_records(kind)
+
+    def read_lease(self):
+        return self.records.read_lease()
+
+    def swap_lease(self, choose):
+        return self.records.swap_lease(choose)
+
+    def iter_ids(self, status=None, created_before=None, page_size=1000):
+        return self.queries.iter_ids(status, created_before, page_size)
+
+    def count_by_status(self):
+        return self.queries.count_by_status()
+
+    def oldest_cat(self, status):
+        return self.queries.oldest_cat(status)
+
+    def count_finished_since(self, since_us, status=None):
+        return self.queries.count_finished_since(since_us, status)
 
     # --- tasks -------------------------------------------------------------
     def _fetch_task(self, task_id):
         """(task or None, vclock); siblings are merged and written back."""
-        obj = self._guard(self.client.fetch, self.btype, self.bucket("task"), task_id)
+        obj = self.riak.call(self.client.fetch, self.btype, self.bucket("task"), task_id)
         if obj is None:
             return None, None
         live = obj.live_siblings
@@ -153,7 +168,7 @@ class RiakStore(RiakQueries, RiakRecords, Store):
         """Write `task` over the version `vclock` names; with returnbody the
         object as stored (siblings included), else None."""
         body = json.dumps(task.to_record(), separators=(",", ":")).encode()
-        return self._guard(self.client.store, self.btype, self.bucket("task"), task.id, body, JSON,
+        return self.riak.call(self.client.store, self.btype, self.bucket("task"), task.id, body, JSON,
                            vclock=vclock, indexes=task_indexes(task), returnbody=returnbody)
 
     # A version this process read or wrote itself needs no GET before the
@@ -178,13 +193,15 @@ class RiakStore(RiakQueries, RiakRecords, Store):
         def create(task):
             body = json.dumps(task.to_record(), separators=(",", ":")).encode()
             try:
-                stored = self._guard(self.client.store, self.btype, self.bucket("task"), task.id, body, JSON,
-                                     indexes=task_indexes(task), if_none_match=True, returnbody=noted)
+                stored = self.riak.call(self.client.store, self.btype, self.bucket("task"), task.id, body, JSON,
+                                        indexes=task_indexes(task), if_none_match=True, returnbody=noted)
                 if stored is not None and len(stored.siblings) == 1:
                     created.append((task, stored.vclock))
                 return None
             except StoreError as exc:
-                if not isinstance(exc.__context__, RiakConflict) and "exists" not in str(exc):
+                # the key exists: both APIs say so with a RiakConflict (412 /
+                # match_found), which the store error was raised from
+                if not isinstance(exc.__context__, RiakConflict):
                     return exc
                 existing, _ = self._fetch_task(task.id)
                 # A retried create may have been applied by its first attempt:
@@ -192,9 +209,7 @@ class RiakStore(RiakQueries, RiakRecords, Store):
                 if existing is not None and existing.to_record() == task.to_record():
                     return None
                 return DuplicateTask(task.id)
-            except StoreUnavailable as exc:
-                return exc
-        results = self._map(create, tasks)
+        results = self.riak.map(create, tasks)
         if created:
             order = {task.id: n for n, task in enumerate(tasks)}
             OpeningNotes.write(self, sorted(created, key=lambda pair: order[pair[0].id]))
@@ -220,7 +235,7 @@ class RiakStore(RiakQueries, RiakRecords, Store):
 
     def get_tasks(self, task_ids):
         ids = list(dict.fromkeys(task_ids))
-        found = self._map(lambda i: self._readable(self.get_task, i), ids)
+        found = self.riak.map(lambda i: self._readable(self.get_task, i), ids)
         return {t.id: t for t in found if t is not None}
 
     def delete_task(self, task_id, status=None):
@@ -228,11 +243,11 @@ class RiakStore(RiakQueries, RiakRecords, Store):
         task, vclock = self._fetch_task(task_id)
         if task is None or status not in (None, task.status):
             return False
-        self._guard(self.client.delete, self.btype, self.bucket("task"), task_id, vclock=vclock)
+        self.riak.call(self.client.delete, self.btype, self.bucket("task"), task_id, vclock=vclock)
         return True
 
     def delete_tasks(self, task_ids, status=None):
-        return sum(self._map(lambda task_id: self.delete_task(task_id, status), task_ids))
+        return sum(self.riak.map(lambda task_id: self.delete_task(task_id, status), task_ids))
 
     def update_tasks(self, task_ids, change):
         """Read-modify-write each task with its vector clock, PARALLEL at a
@@ -271,7 +286,7 @@ class RiakStore(RiakQueries, RiakRecords, Store):
                 self._remember(new, stored.vclock)   # a sibling means: read it next time
             return old, new
         ids = list(dict.fromkeys(task_ids))
-        written = [o for o in self._map(update, ids) if o is not None]
+        written = [o for o in self.riak.map(update, ids) if o is not None]
         if failed:
             order = {task_id: n for n, task_id in enumerate(ids)}
             failed.sort(key=lambda pair: order[pair[0]])
@@ -292,14 +307,14 @@ class RiakStore(RiakQueries, RiakRecords, Store):
             prefix = tag_key(tags) + ";"
             field, start, end = "todotag_bin", prefix + start, prefix + end
         while True:
-            page = self._guard(self.client.index, self.btype, self.bucket("task"), field, start=start,
+            page = self.riak.call(self.client.index, self.btype, self.bucket("task"), field, start=start,
                                end=end, max_results=size, continuation=continuation, return_terms=True)
             pairs = [(term, key) for term, key in page.results if key not in seen]
             keys = list(dict.fromkeys(key for _, key in pairs))
             seen.update(keys)
             noted = self._notes.lookup(pairs)
             read = [k for k in keys if k not in noted]
-            fetched = dict(zip(read, self._map(self._fetch_known, read)))
+            fetched = dict(zip(read, self.riak.map(self._fetch_known, read)))
             self._notes.used(keys)
             found = {}
             for task_id in keys:
@@ -323,7 +338,7 @@ class RiakStore(RiakQueries, RiakRecords, Store):
         while True:
             # one seek: the first term at or after `start`; then jump past
             # every term of that tag set (";" < "<" and tags hold no ";").
-            page = self._guard(self.client.index, self.btype, self.bucket("task"), "todotag_bin",
+            page = self.riak.call(self.client.index, self.btype, self.bucket("task"), "todotag_bin",
                                start=start, end="\U0010ffff", max_results=1, return_terms=True)
             if not page.results:
                 return
@@ -331,18 +346,8 @@ class RiakStore(RiakQueries, RiakRecords, Store):
             yield tuple(key.split(",")) if key else ()
             start = key + "<"
 
-    def _index_iter(self, *args, **kwargs):
-        """index_all with errors mapped, lazily."""
-        it = self._guard(self.client.index_all, *args, **kwargs)
-        while True:
-            try:
-                item = self._guard(next, it)
-            except StopIteration:
-                return
-            yield item
-
     def nextup_states(self):
-        pairs = self._index_iter(self.btype, self.bucket("task"), "assignee_bin",
+        pairs = self.riak.index_iter(self.btype, self.bucket("task"), "assignee_bin",
                                  start=NAME_FIRST, end=NAME_LAST, page_size=1000, return_terms=True)
         found = {}
         for term, key in pairs:
@@ -371,6 +376,4 @@ class RiakStore(RiakQueries, RiakRecords, Store):
         return check_store(self)
 
     def close(self):
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-        self.client.close()
+        self.riak.close()

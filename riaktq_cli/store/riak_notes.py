@@ -80,7 +80,7 @@ def settle(store, new, stored):
     picks it), False if the task was deleted or another version is ahead
     -- the write then counts as not made, and the task is not handed out."""
     if any(s.deleted for s in stored.siblings):
-        store._guard(store.client.delete, store.btype, store.bucket("task"), new.id, vclock=stored.vclock)
+        store.riak.call(store.client.delete, store.btype, store.bucket("task"), new.id, vclock=stored.vclock)
         return False
     copies = []
     for doc in decode_siblings(stored.live_siblings, f"task {new.id!r}"):
@@ -114,7 +114,7 @@ class OpeningNotes:
             written = now_us()
             body = json.dumps({"tasks": chunk, "_written": written}, separators=(",", ":")).encode()
             try:
-                store._guard(store.client.store, store.btype, store.bucket(NOTES), secrets.token_hex(8), body,
+                store.riak.call(store.client.store, store.btype, store.bucket(NOTES), secrets.token_hex(8), body,
                              JSON, indexes={"written_bin": f"{NOTES}:{number_term(written)}"})
             except StoreError as exc:
                 log.debug("opening note not written (the scheduler will read the tasks): %s", exc)
@@ -157,7 +157,7 @@ class OpeningNotes:
     def _load(self):
         try:
             listed = {}
-            for term, name in self.store._index_iter(self.store.btype, self.store.bucket(NOTES), "written_bin",
+            for term, name in self.store.riak.index_iter(self.store.btype, self.store.bucket(NOTES), "written_bin",
                                                      start=f"{NOTES}:{number_term(0)}", end=f"{NOTES}:{HIGH}",
                                                      page_size=1000, return_terms=True):
                 listed.setdefault(name, int(term.rsplit(":", 1)[1]))
@@ -169,7 +169,7 @@ class OpeningNotes:
             # oldest first (the head of the queue, priorities aside), as many
             # as leave the copies in memory under CACHE_TASKS
             names = [n for _, n in fresh][:max(0, CACHE_TASKS - len(self._copies)) // NOTE_TASKS_TYPICAL]
-            for name, obj in zip(names, self.store._map(self._fetch, names)):
+            for name, obj in zip(names, self.store.riak.map(self._fetch, names)):
                 self._take(name, obj)
         except StoreError as exc:
             log.debug("opening notes not read (reading the tasks instead): %s", exc)
@@ -180,7 +180,7 @@ class OpeningNotes:
         self._next_check = time.monotonic() + self._backoff
 
     def _fetch(self, name):
-        return self.store._guard(self.store.client.fetch, self.store.btype, self.store.bucket(NOTES), name)
+        return self.store.riak.call(self.store.client.fetch, self.store.btype, self.store.bucket(NOTES), name)
 
     def _take(self, name, obj):
         self._seen.add(name)
@@ -203,17 +203,17 @@ class OpeningNotes:
     def _delete(self, names):
         def delete(name):
             try:
-                self.store._guard(self.store.client.delete, self.store.btype, self.store.bucket(NOTES), name)
+                self.store.riak.call(self.store.client.delete, self.store.btype, self.store.bucket(NOTES), name)
             except StoreError as exc:
                 log.debug("opening note %s not deleted (retried when it ages out): %s", name, exc)
             with self._lock:
                 self._seen.add(name)
                 for key in self._left.pop(name, ()):
                     self._copies.pop(key, None)
-        self.store._map(delete, names)
+        self.store.riak.map(delete, names)
 
     def names(self):
         """Every note's name (the benchmark's clean-up on a real node)."""
-        return [name for _, name in self.store._index_iter(
+        return [name for _, name in self.store.riak.index_iter(
             self.store.btype, self.store.bucket(NOTES), "written_bin", start=f"{NOTES}:{number_term(0)}",
             end=f"{NOTES}:{HIGH}", page_size=1000, return_terms=True)]

@@ -1,4 +1,4 @@
-"""The operator's queries on Riak (a RiakStore mixin): ids by status and
+"""The operator's queries on Riak (a part of RiakStore): ids by status and
 creation time, counts by status, the oldest task of a status, throughput.
 
 All of them read the `statuscat_bin`, `status_bin` and `finished_bin`
@@ -13,8 +13,12 @@ from riaktq_cli.core.task import DONE, FAILED, STATUSES
 
 
 class RiakQueries:
-    """Queries of RiakStore; relies on its _index_iter, _guard, client,
-    btype and bucket()."""
+    """Queries of RiakStore. Handed the store's RiakAccess (riak_access.py),
+    whose call, index_iter and bucket names it uses; it keeps no state."""
+
+    def __init__(self, riak):
+        self.client, self.btype, self.bucket = riak.client, riak.btype, riak.bucket
+        self._guard, self._index_iter = riak.call, riak.index_iter
 
     def _status_cat_iter(self, status, created_before, page_size):
         end = HIGH if created_before is None else number_term(max(0, created_before - 1))

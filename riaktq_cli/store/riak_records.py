@@ -1,4 +1,4 @@
-"""Single-writer records and the scheduler lease on Riak (a RiakStore mixin).
+"""Single-writer records and the scheduler lease on Riak (a part of RiakStore).
 
 Records (instances, inboxes) have one writer each, which keeps the vector
 clock of its own last write so its writes supersede each other; readers
@@ -8,6 +8,7 @@ concurrent swaps leave siblings, which lease.py decides among.
 """
 
 import json
+import threading
 
 from riaktq_cli.core.clock import now_us
 from riaktq_cli.core.errors import StoreError
@@ -16,8 +17,16 @@ from riaktq_cli.store.riak_terms import HIGH, JSON, decode_siblings, number_term
 
 
 class RiakRecords:
-    """Records and lease of RiakStore; relies on its _guard, _map,
-    _index_iter, client, btype, bucket() and _vclocks/_listed caches."""
+    """Records and lease of RiakStore. Handed the store's RiakAccess
+    (riak_access.py), whose call, map, index_iter and bucket names it uses;
+    it owns the vector clocks of its own writes and the listing cache."""
+
+    def __init__(self, riak):
+        self.client, self.btype, self.bucket = riak.client, riak.btype, riak.bucket
+        self._guard, self._map, self._index_iter = riak.call, riak.map, riak.index_iter
+        self._vclocks = {}            # (kind, name) -> vclock of our last read/write
+        self._listed = {}             # (kind, name) -> (written_bin term, doc) last listed
+        self._vclock_lock = threading.Lock()
 
     # --- records -------------------------------------------------------------
     def _fetch_record(self, kind, name):

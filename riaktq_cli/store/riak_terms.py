@@ -60,7 +60,7 @@ def task_indexes(task):
 
 def due_tasks(store, start=0, end=None, limit=500):
     """RiakStore.due_tasks: one range query on `due_bin` with its terms."""
-    page = store._guard(store.client.index, store.btype, store.bucket("task"), "due_bin",
+    page = store.riak.call(store.client.index, store.btype, store.bucket("task"), "due_bin",
                         start=number_term(max(0, start)), end=HIGH if end is None else number_term(max(0, end)),
                         max_results=max(1, limit), return_terms=True)
     return [(int(term), key) for term, key in page.results]

@@ -11,8 +11,8 @@ failing: it is tried CHECKPOINT_TRIES times, then Refused (exit 1) says so
 
 import os
 import sqlite3
-import time
 
+from riaktq_cli.core.backoff import Backoff
 from riaktq_cli.core.errors import Refused, StoreUnavailable
 
 CHECKPOINT_TRIES = 3     # truncating checkpoints tried while readers keep it busy
@@ -25,12 +25,13 @@ def compact(db, path):
     before = size(path)
     try:
         db.execute("VACUUM")
-        for attempt in range(CHECKPOINT_TRIES):
-            if attempt:
-                time.sleep(CHECKPOINT_PAUSE * attempt)
+        pauses = Backoff(CHECKPOINT_PAUSE, 2 * CHECKPOINT_PAUSE, attempts=CHECKPOINT_TRIES)
+        while True:
             busy, _frames, _copied = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if not busy:
                 return before, size(path)
+            if not pauses.retry():
+                break
     except sqlite3.OperationalError as exc:
         raise StoreUnavailable(f"sqlite {path}: {exc}") from None
     raise Refused(f"vacuum did not finish: readers of {path} kept the WAL checkpoint from completing"

@@ -1,7 +1,8 @@
 """Stopping the runs the scheduler cancelled: the runner's side of `riaktq cancel`.
 
 The worker's main thread hands the runner its inbox's `cancel` list
-(`cancel`); the runner thread, woken at once, on its next turn:
+(`Runner.cancel`); the runner keeps it in a `CancelList` (this module) and,
+woken at once, on its next turn (`Runner._apply_cancels`):
 
 - drops a listed entry not yet sent to the handler process: a `returned`
   result (it never started);
@@ -13,46 +14,33 @@ The worker's main thread hands the runner its inbox's `cancel` list
   in order.
 
 The scheduler closes each of these failed "cancelled: REASON" (task.py).
-A mixin of `Runner` (worker/runner.py), whose lock, queues and child it uses.
+The list owns its state and its lock; the runner asks it which entries it
+covers and acts on its own queues.
 """
 
-import time
-
-from riaktq_cli.core import protocol
-from riaktq_cli.runtime.logs import info_line
+import threading
 
 
-class Cancelling:
-    def cancel(self, items):
-        """The inbox's `cancel` list ([id, run, seq] items); main thread."""
-        keys = {tuple(item[:3]) for item in items}
+class CancelList:
+    """The runs the scheduler cancelled, as (id, run, seq): the seq tells a
+    run of a task opened again under the same id (whose run numbers start
+    again) from the cancelled one. Set by the main thread, read by the
+    runner thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._keys = frozenset()
+
+    def replace(self, items):
+        """The inbox's `cancel` list ([id, run, seq] items); True when it
+        changed and is not empty (the runner has work to do)."""
+        keys = frozenset(tuple(item[:3]) for item in items)
         with self._lock:
-            changed, self._cancel = keys != self._cancel, keys
-        if changed and keys:
-            self._wake()
+            changed, self._keys = keys != self._keys, keys
+        return changed and bool(keys)
 
-    def _cancelled(self, entry):
-        # [id, run, seq]: the seq tells a run of a task opened again under
-        # the same id (whose run numbers start again) from the cancelled one
-        return (entry["id"], entry.get("run", 0), entry["seq"]) in self._cancel
+    def __bool__(self):
+        return bool(self._keys)
 
-    def _apply_cancels(self):
-        """Runner thread: act on the cancel list (see the module's docstring)."""
-        with self._lock:
-            if not self._cancel:
-                return
-            unstarted = [e for e in self._pending if self._cancelled(e)]
-            for entry in unstarted:
-                self._pending.remove(entry)
-            self._results.extend(protocol.make_result(e, protocol.RETURNED, b"", None, None) for e in unstarted)
-            sent = [e for _, e in self._sent]
-        for entry in unstarted:
-            info_line(f"{self.name} returned {entry['id']} (cancelled before it started)")
-        if unstarted:
-            self.wake_main()
-        if sent and self._cancelled(sent[0]) and self._head_started is not None:
-            laf = int((time.monotonic() - self._head_started) * 1e6)
-            self._stop_head(protocol.make_result(sent[0], "failed", b"cancelled", self._head_sat, laf), "cancelled")
-        elif any(self._cancelled(e) for e in sent[1:]) and not self._dropping and self.child is not None:
-            self._dropping = True
-            self.child.send(("drop",))
+    def covers(self, entry):
+        return (entry["id"], entry.get("run", 0), entry["seq"]) in self._keys

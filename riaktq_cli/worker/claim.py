@@ -14,7 +14,6 @@ scheduler has not seen our record yet (our predecessor's token: wait), or
 another live process writes the record too -- then we leave.
 """
 
-from riaktq_cli.core import protocol
 from riaktq_cli.store import published as scheduler_settings
 from riaktq_cli.core.clock import seconds_to_us
 from riaktq_cli.core.durations import format_duration
@@ -29,12 +28,13 @@ class NameTaken(RiaktqError):
 
 
 def holder(record, *, host, pid, token, now_us, timeout_us):
-    """The record if it shows another live process holding the name, else None."""
-    if not record or record.get("token") == token:
+    """The record (an Instance, records.py) if it shows another live
+    process holding the name, else None."""
+    if record is None or record.token == token:
         return None
-    if not protocol.is_live(record, now_us, timeout_us):
+    if not record.is_live(now_us, timeout_us):
         return None
-    if record.get("host") == host and (record.get("pid") == pid or not pid_alive(record.get("pid"))):
+    if record.host == host and (record.pid == pid or not pid_alive(record.pid)):
         return None
     return record
 
@@ -49,6 +49,6 @@ def published_timeout_us(store, own_us):
 
 
 def refusal(name, record, now_us):
-    age = format_duration(max(0, now_us - record.get("heartbeat", 0)) / 1e6)
-    return (f"instance name {name!r} is held by a live worker (pid {record.get('pid')} on "
-            f"{record.get('host')}, heartbeat {age} ago); give another --name, or stop that one")
+    age = format_duration(max(0, now_us - record.heartbeat) / 1e6)
+    return (f"instance name {name!r} is held by a live worker (pid {record.pid} on "
+            f"{record.host}, heartbeat {age} ago); give another --name, or stop that one")

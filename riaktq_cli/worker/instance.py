@@ -28,11 +28,13 @@ from riaktq_cli.core import protocol
 from riaktq_cli.core.clock import now_us, seconds_to_us
 from riaktq_cli.core.errors import StoreError
 from riaktq_cli.runtime.outage import Outage
+from riaktq_cli.core.records import Inbox, Instance, Result
 from riaktq_cli.runtime.signals import parent_alive, pid_alive
 from riaktq_cli.store.base import INBOX, INSTANCE
 from riaktq_cli.worker import claim
 from riaktq_cli.worker.output import LostLines
 from riaktq_cli.worker.runner import Runner, RunnerFailed
+from riaktq_cli.worker.worker_state import InboxWatch, NameWatch, RecordSchedule, Stopping
 
 log = logging.getLogger("riaktq")
 
@@ -81,31 +83,12 @@ class Worker:
         self.runner = Runner(name, handler.name, getattr(handler, "options", None) or {},
                              time_limit=time_limit, wake_main=self._wake)
         self.outage = Outage(f"worker {name}")
-        # Results not yet in the stored record: what makes a write due before
-        # the heartbeat. Taking entries, trimming committed results or a new
-        # epoch change the record too, but nothing waits for them: they go
-        # out with the next write (results, or the heartbeat), so a round
-        # of work costs one write, not one when the entries come and one
-        # when their results do.
-        self._unsent = True
-        self._unsent_since = 0.0  # when the oldest result not yet written came
-        self._last_write = 0.0
-        self._last_poll = 0.0
-        self._retry_at = 0.0
-        self._last_work = 0.0
-        self._watch = False
-        self._seen_version = None
-        self._stopping = False
-        self._urgent = False
-        self._addressed_elsewhere = False
-        self._lost = LostLines(name)   # log lines its stderr could not take
-        self._leaving = None      # NameTaken, once another live process holds the name
-        # Until then, fresh entries are run only after the record shows the
-        # name is still ours: set when the inbox named another process. (At
-        # start the scheduler's side suffices: entries are addressed to our
-        # token, and what a rival under the name holds is not rolled back
-        # while it lives.)
-        self._contended_until = 0.0
+        self._retry_at = 0.0                # after a store error: nothing before this
+        self._record = RecordSchedule()     # when the instance record is due
+        self._inbox = InboxWatch()          # when the inbox was read, and what to watch
+        self._stopping = Stopping()         # asked to stop, at once, or leaving the name
+        self._name = NameWatch()            # another process seen under this name
+        self._lost = LostLines(name)        # log lines its stderr could not take
 
     # --- the loop ---------------------------------------------------------------
     def run(self, stop=None):
@@ -129,8 +112,8 @@ class Worker:
             self.runner.close()
             raise
         self.shutdown()
-        if self._leaving is not None:
-            raise self._leaving
+        if self._stopping.leaving is not None:
+            raise self._stopping.leaving
 
     def initialize(self, stop):
         """Handler process up, name claimed, first record written; False if
@@ -142,7 +125,7 @@ class Worker:
             try:
                 self._claim()
                 self._write()
-                self._watch = self.store.data_version() is not None
+                self._inbox.watch = self.store.data_version() is not None
             except StoreError as exc:
                 self.outage.failed(exc)
                 self._sleep(self.poll)
@@ -156,18 +139,18 @@ class Worker:
     def step(self, stop):
         """One pass; False once the worker has stopped."""
         self._check_health(stop)
-        if stop.is_set() and not self._stopping:
-            self._stopping = True
+        if stop.is_set() and not self._stopping.asked:
+            self._stopping.asked = True
             self.runner.stop(self.shutdown_grace)
-        if getattr(stop, "urgent", lambda: False)() and not self._urgent:
-            self._urgent = True
+        if getattr(stop, "urgent", lambda: False)() and not self._stopping.urgent:
+            self._stopping.urgent = True
             self.runner.stop_now()
         ended = self.runner.ended()
         if time.monotonic() < self._retry_at:
             return not ended
         try:
             self._take_results()
-            if not self._stopping and self._inbox_due():
+            if not self._stopping.asked and self._inbox_due():
                 try:
                     self._read_inbox()
                 except claim.NameTaken as exc:
@@ -183,17 +166,17 @@ class Worker:
     def wait(self, stop):
         """Sleep in select() until the next thing is due or a wake-up (the
         runner has results or ended, a signal came)."""
-        if stop.is_set() and not self._stopping:
+        if stop.is_set() and not self._stopping.asked:
             return
         now = time.monotonic()
-        until = self._last_write + self.heartbeat
-        if not self._stopping:
-            until = min(until, self._last_poll + self.poll)
-            if self._watch:
-                idle = now - self._last_work > IDLE_AFTER
+        until = self._record.last_write + self.heartbeat
+        if not self._stopping.asked:
+            until = min(until, self._inbox.last_poll + self.poll)
+            if self._inbox.watch:
+                idle = now - self._inbox.last_work > IDLE_AFTER
                 until = min(until, now + (IDLE_WATCH_TICK if idle else WATCH_TICK))
-        if self._unsent:
-            until = min(until, self._unsent_since + self._flush_interval())
+        if self._record.unsent:
+            until = min(until, self._record.unsent_since + self._flush_interval())
         if self._retry_at > now:
             until = max(until, self._retry_at)
         self._sleep(max(0.0, min(until - now, 1.0)))
@@ -233,28 +216,27 @@ class Worker:
         queued entries come back as `returned` results; its task at hand is
         left out, so the scheduler counts that run as lost."""
         self.timeout_us = claim.published_timeout_us(self.store, self._own_timeout_us)
-        old = self.store.get_record(INSTANCE, self.name)
+        old = self._instance_record()
         now = now_us()
         held = claim.holder(old, host=self.host, pid=self.pid, token=self.token, now_us=now,
                             timeout_us=self.timeout_us)
         if held:
             raise claim.NameTaken(claim.refusal(self.name, held, now))
-        if not old:
+        if old is None:
             return
-        if old.get("token") not in (None, self.token) and old.get("host") == self.host \
-                and not pid_alive(old.get("pid")):
+        if old.token not in (None, self.token) and old.host == self.host and not pid_alive(old.pid):
             # known dead (same host, no such pid): the scheduler may forget at
             # once what it held. A predecessor only presumed dead (stopped,
             # heartbeat too old) may be a paused process that comes back: its
             # holdings expire after the instance timeout instead.
-            self.replaces = old["token"]
-        self.outbox = list(old.get("outbox", []))
-        self.taken = old.get("taken", 0)
-        self.epoch = old.get("epoch", 0) or 0
-        have = {protocol.run_key(r) for r in self.outbox}
-        for entry in old.get("queue", []):
-            if protocol.run_key(entry) not in have:
-                self.outbox.append(protocol.make_result(entry, protocol.RETURNED, b"", None, None))
+            self.replaces = old.token
+        self.outbox = [result.to_dict() for result in old.outbox]
+        self.taken = old.taken
+        self.epoch = old.epoch
+        have = {result.key for result in old.outbox}
+        for taken in old.queue:
+            if taken.key not in have:
+                self.outbox.append(Result.of(taken, protocol.RETURNED, b"", None, None).to_dict())
 
     def _leave(self, exc):
         """Another live process runs under this name, and this one started
@@ -265,27 +247,28 @@ class Worker:
         run() raises `exc` once that is written (exit 2)."""
         log.warning("worker %s: another live process runs under this name; handing over %d result(s) "
                     "and the queue", self.name, len(self.outbox))
-        self._leaving = exc
-        self._stopping = True
+        self._stopping.leaving = exc
+        self._stopping.asked = True
         self.runner.stop(self.shutdown_grace)
-        self._unsent, self._unsent_since = True, 0.0   # write the handover at once
+        self._record.write_at_once()   # the handover
 
     def _take_results(self):
         results = self.runner.take_results()
         if results:
             self.outbox.extend(results)
-            if not self._unsent:
-                self._unsent, self._unsent_since = True, time.monotonic()
-            self._last_work = time.monotonic()
+            if not self._record.unsent:
+                self._record.results_came(time.monotonic())
+            self._inbox.last_work = time.monotonic()
 
     def _write_due(self):
         now = time.monotonic()
-        if now - self._last_write >= self.heartbeat:
+        if now - self._record.last_write >= self.heartbeat:
             return True
         # A result waits for the queue to drain, or FLUSH at most: counted
         # from that result, not from the last write, so the first result of
         # a burst after a quiet spell waits for its fellows.
-        return self._unsent and (self.runner.settled() or now - self._unsent_since >= self._flush_interval())
+        record = self._record
+        return record.unsent and (self.runner.settled() or now - record.unsent_since >= self._flush_interval())
 
     def _flush_interval(self):
         """While tasks keep coming: on SQLite, whose scheduler wakes on every
@@ -293,7 +276,7 @@ class Worker:
         scheduler reads records once per round anyway, so one write per
         `poll` carries the results of a whole round (each write is a PUT for
         us and a GET for the scheduler)."""
-        return FLUSH_INTERVAL if self._watch else max(FLUSH_INTERVAL, self.poll)
+        return FLUSH_INTERVAL if self._inbox.watch else max(FLUSH_INTERVAL, self.poll)
 
     def _write(self, status=None):
         # The view first, then the results: a task that finishes in between
@@ -304,7 +287,7 @@ class Worker:
         self._take_results()
         if status is None:
             status = protocol.BUSY if queue or current else protocol.IDLE
-        leaving = self._leaving is not None
+        leaving = self._stopping.leaving is not None
         self.store.put_record(INSTANCE, protocol.handover_name(self.name, self.token) if leaving else self.name,
                               protocol.instance_record(
             name=self.name, token=self.token, handler=self.handler_name, tags=self.tags,
@@ -312,54 +295,53 @@ class Worker:
             taken=self.taken, epoch=self.epoch, queue=queue, current=current, outbox=self.outbox,
             replaces=self.replaces, handover_of=self.name if leaving else None,
             log_lost=self._lost.count(self.runner)))
-        self._unsent = False
-        self._last_write = time.monotonic()
+        self._record.written(time.monotonic())
 
     # --- the inbox ----------------------------------------------------------------------
     def _inbox_due(self):
-        since = time.monotonic() - self._last_poll
+        since = time.monotonic() - self._inbox.last_poll
         if since >= self.poll and (self.runner.backlog() < BUSY_BACKLOG or since >= self.heartbeat):
             # A worker with work queued has nothing to gain from its inbox but
             # the committed list: on Riak each look is a GET, so it looks at
             # most once per heartbeat until its queue runs low (or drains).
             return True
-        if self._unsent and self.runner.settled() and since >= self.poll / 2:
+        if self._record.unsent and self.runner.settled() and since >= self.poll / 2:
             # drained: results out, more work in, at once -- unless the
             # inbox was read a moment ago (a batch of fast tasks), when the
             # scheduler cannot have answered yet: on Riak a look is a GET.
             return True
-        return self._watch and self.store.data_version() != self._seen_version
+        return self._inbox.watch and self.store.data_version() != self._inbox.seen_version
 
     def _read_inbox(self):
-        if self._watch:
-            self._seen_version = self.store.data_version()
-        inbox = self.store.get_record(INBOX, self.name) or protocol.empty_inbox()
-        self._last_poll = time.monotonic()
-        epoch = inbox.get("epoch") or 0
+        if self._inbox.watch:
+            self._inbox.seen_version = self.store.data_version()
+        inbox = Inbox.from_dict(self.store.get_record(INBOX, self.name))
+        self._inbox.last_poll = time.monotonic()
+        epoch = inbox.epoch
         if epoch < self.epoch:
             return  # from a scheduler that lost its lease: fenced off
         if epoch != self.epoch:
             self.epoch = epoch
-        committed = protocol.committed_keys(inbox)
+        committed = inbox.committed_keys()
         if committed:
             kept = [r for r in self.outbox if protocol.run_key(r) not in committed]
             if len(kept) != len(self.outbox):
                 self.outbox = kept
-        token = inbox.get("token")
+        token = inbox.token
         if token is not None and token != self.token:
-            self._contended_until = time.monotonic() + self.timeout_us / 1e6
+            self._name.contended_until = time.monotonic() + self.timeout_us / 1e6
             self._check_name(token)
             return
-        self.runner.cancel(inbox.get("cancel") or [])   # before new entries: never start a cancelled run
-        fresh = sorted((e for e in inbox.get("entries", []) if e["seq"] > self.taken), key=lambda e: e["seq"])
-        if fresh and (token is None or time.monotonic() < self._contended_until):
+        self.runner.cancel(inbox.cancel)   # before new entries: never start a cancelled run
+        fresh = sorted((e for e in inbox.entries if e.seq > self.taken), key=lambda e: e.seq)
+        if fresh and (token is None or time.monotonic() < self._name.contended_until):
             # Just started, or another process was seen under this name: make
             # sure the name is still ours before running anything.
             self._check_name(None)
         if fresh:
-            self.runner.add(fresh)
-            self.taken = fresh[-1]["seq"]
-            self._last_work = time.monotonic()
+            self.runner.add([e.to_dict() for e in fresh])   # the runner and its child speak dicts
+            self.taken = fresh[-1].seq
+            self._inbox.last_work = time.monotonic()
 
     def _check_name(self, token):
         """Re-read the record: another live process that writes it too? The
@@ -367,20 +349,24 @@ class Worker:
         whichever notices first. `token`: the inbox names that process (our
         predecessor, if the scheduler has not seen our record yet: wait)."""
         self.timeout_us = claim.published_timeout_us(self.store, self._own_timeout_us)
-        record = self.store.get_record(INSTANCE, self.name)
+        record = self._instance_record()
         now = now_us()
         if token is None:
-            token = record.get("token") if record else None
-        if record and record.get("token") not in (None, self.token) and \
-                protocol.is_live(record, now, self.timeout_us) and \
-                (record.get("started", 0), record["token"]) < (self._started, self.token):
-            raise claim.NameTaken(f"worker {self.name}: another live worker (pid {record.get('pid')} on "
-                                  f"{record.get('host')}) runs under this name; leaving")
+            token = record.token if record else None
+        if record and record.token not in (None, self.token) and record.is_live(now, self.timeout_us) and \
+                (record.started, record.token) < (self._started, self.token):
+            raise claim.NameTaken(f"worker {self.name}: another live worker (pid {record.pid} on "
+                                  f"{record.host}) runs under this name; leaving")
         if token in (None, self.token):
             return
-        if not self._addressed_elsewhere:
+        if not self._name.addressed_elsewhere:
             log.debug("worker %s: inbox still addressed to a predecessor; waiting", self.name)
-        self._addressed_elsewhere = True
+        self._name.addressed_elsewhere = True
+
+    def _instance_record(self):
+        """The stored record under our name (an Instance), or None."""
+        doc = self.store.get_record(INSTANCE, self.name)
+        return Instance.from_dict(doc, self.name) if doc else None
 
     def _wake(self):
         try:

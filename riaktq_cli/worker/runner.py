@@ -19,26 +19,24 @@ import threading
 import time
 
 from riaktq_cli.core import protocol
-from riaktq_cli.core.clock import now_us
 from riaktq_cli.core.durations import format_duration
 from riaktq_cli.core.errors import HandlerError, RiaktqError
 from riaktq_cli.runtime.logs import info_line
-from riaktq_cli.worker.cancel import Cancelling
+from riaktq_cli.worker.cancel import CancelList
 from riaktq_cli.worker.process import HandlerProcess, StartFailed, describe_exit
+from riaktq_cli.worker.runner_state import (DRAINING, ENDED, ENDING, RUNNING, ChildStarts, Ending, HeadClock,
+                                            LostOutput)
 
 log = logging.getLogger("riaktq")
 
-RUNNING, DRAINING, ENDING, ENDED = "running", "draining", "ending", "ended"
 TICK = 1.0            # longest select(); `tick` is fresher than this while healthy
-START_ATTEMPTS = 3    # handler processes that die before doing any work, in a row
-START_BACKOFF = (0.2, 1.0)
 
 
 class RunnerFailed(RiaktqError):
     """The handler process cannot be kept running."""
 
 
-class Runner(Cancelling):
+class Runner:
     def __init__(self, name, spec, options, *, time_limit=None, wake_main=lambda: None):
         self.name = name
         self.spec = spec
@@ -53,17 +51,13 @@ class Runner(Cancelling):
         self._pending = collections.deque()   # entries not sent to the child yet
         self._sent = collections.deque()      # (n, entry) sent, in order; the first is at hand
         self._results = []                    # protocol results for the main thread
-        self._head_started = None             # monotonic start of the task at hand
-        self._head_sat = None                 # its wall-clock start (µs)
-        self._n = 0
-        self._mode = RUNNING
-        self._grace_until = None
-        self._dropping = False
-        self._cancel = set()                  # (id, run) the scheduler cancelled (worker/cancel.py)
-        self._start_failures = 0
-        self._last_failure = None
-        self._child_lost = 0                  # handler output lines the log could not take...
-        self._earlier_lost = 0                # ...in this handler process, and in earlier ones
+        self._n = 0                           # the number of the last entry sent
+        self._dropping = False                # a "drop" asked of the child, not yet answered
+        self._head = HeadClock()              # when the task at hand started
+        self._ending = Ending()               # running, draining, ending, ended
+        self._cancels = CancelList()          # runs the scheduler cancelled (worker/cancel.py)
+        self._starts = ChildStarts()          # handler processes that would not start
+        self._lost = LostOutput()             # handler output lines the log could not take
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -89,16 +83,18 @@ class Runner(Cancelling):
         """Take no more work; hand back what has not started; let the task
         at hand run up to `grace` seconds more."""
         with self._lock:
-            if self._mode == RUNNING:
-                self._mode = DRAINING
-                self._grace_until = time.monotonic() + grace
+            self._ending.drain(grace)
         self._wake()
 
     def stop_now(self):
         with self._lock:
-            if self._mode in (RUNNING, DRAINING):
-                self._mode = ENDING
+            self._ending.end_now()
         self._wake()
+
+    def cancel(self, items):
+        """The inbox's `cancel` list ([id, run, seq] items); main thread."""
+        if self._cancels.replace(items):
+            self._wake()
 
     def take_results(self):
         with self._lock:
@@ -109,9 +105,9 @@ class Runner(Cancelling):
         """(queue, current) for the instance record: entries not started,
         and the task at hand with its start time (µs) or None."""
         with self._lock:
-            running = self._sent[0][1] if self._sent and self._head_sat is not None else None
+            running = self._sent[0][1] if self._sent and self._head.sat is not None else None
             waiting = [e for _, e in list(self._sent)[1 if running else 0:]] + list(self._pending)
-            return waiting, (running, self._head_sat) if running else None
+            return waiting, (running, self._head.sat) if running else None
 
     def backlog(self):
         """How many entries are waiting or at hand."""
@@ -125,10 +121,10 @@ class Runner(Cancelling):
 
     def output_lost(self):
         """Lines of handler output dropped because the log could not take them."""
-        return self._earlier_lost + self._child_lost
+        return self._lost.total
 
     def ended(self):
-        return self._mode == ENDED
+        return self._ending.mode == ENDED
 
     def alive(self):
         return self._thread is not None and self._thread.is_alive()
@@ -161,7 +157,7 @@ class Runner(Cancelling):
         finally:
             if self.child is not None:
                 self.child.kill()
-            self._mode = ENDED
+            self._ending.mode = ENDED
             self.wake_main()
 
     def _serve(self):
@@ -170,11 +166,11 @@ class Runner(Cancelling):
             self._apply_cancels()
             self._feed()
             if self.child is None:
-                if self._mode != RUNNING:
+                if not self._ending.running:
                     return self._end()
-                if not self._spawn(lambda: self._mode != RUNNING):
+                if not self._spawn(lambda: not self._ending.running):
                     continue
-            if self._mode != RUNNING and not self._sent and not self._pending:
+            if not self._ending.running and not self._sent and not self._pending:
                 return self._end()
             self.child.flush()
             timeout = self._next_deadline()
@@ -196,11 +192,32 @@ class Runner(Cancelling):
             self.child = None
         self._return_all("stopped by shutdown")
 
+    def _apply_cancels(self):
+        """Act on the cancel list (worker/cancel.py's docstring says how)."""
+        with self._lock:
+            if not self._cancels:
+                return
+            unstarted = [e for e in self._pending if self._cancels.covers(e)]
+            for entry in unstarted:
+                self._pending.remove(entry)
+            self._results.extend(_returned(e) for e in unstarted)
+            sent = [e for _, e in self._sent]
+        for entry in unstarted:
+            info_line(f"{self.name} returned {entry['id']} (cancelled before it started)")
+        if unstarted:
+            self.wake_main()
+        if sent and self._cancels.covers(sent[0]) and self._head.running:
+            self._stop_head(protocol.make_result(sent[0], "failed", b"cancelled", self._head.sat,
+                                                 self._head.elapsed_us()), "cancelled")
+        elif any(self._cancels.covers(e) for e in sent[1:]) and not self._dropping and self.child is not None:
+            self._dropping = True
+            self.child.send(("drop",))
+
     def _feed(self):
         """Send waiting entries to the child (while running); on shutdown,
         hand back what the child has not got and ask it for the rest."""
         with self._lock:
-            mode = self._mode
+            mode = self._ending.mode
             if mode == RUNNING:
                 if not self._pending or self.child is None:
                     return
@@ -210,8 +227,8 @@ class Runner(Cancelling):
                     entry = self._pending.popleft()
                     self._sent.append((self._n, entry))
                     batch.append((self._n, entry["id"], protocol.entry_input(entry), entry.get("tags", [])))
-                if self._head_sat is None:
-                    self._head_started, self._head_sat = time.monotonic(), now_us()
+                if self._head.sat is None:
+                    self._head.begin()
             else:
                 returned = list(self._pending)
                 self._pending.clear()
@@ -237,13 +254,13 @@ class Runner(Cancelling):
         deadline = now + TICK
         limit = self._head_limit()
         if limit is not None:
-            deadline = min(deadline, self._head_started + limit)
-        if self._mode == DRAINING and self._sent:
-            deadline = min(deadline, self._grace_until)
+            deadline = min(deadline, self._head.started + limit)
+        if self._ending.mode == DRAINING and self._sent:
+            deadline = min(deadline, self._ending.grace_until)
         return max(0.0, deadline - now)
 
     def _head_limit(self):
-        if not self._sent or self._head_started is None:
+        if not self._sent or not self._head.running:
             return None
         own = self._sent[0][1].get("time_limit")
         return own if own is not None else self.time_limit
@@ -257,7 +274,7 @@ class Runner(Cancelling):
             elif message[0] == "dropped":
                 self._dropped(set(message[1]))
             elif message[0] == "output_lost":
-                self._child_lost = message[1]
+                self._lost.child = message[1]
         if finished:
             self._finished(finished)
         if eof:
@@ -272,13 +289,13 @@ class Runner(Cancelling):
                     raise RunnerFailed(f"handler process answered task #{n}, expected #{head_n}")
                 results.append((entry, protocol.make_result(entry, status, out, sat, laf)))
             if self._sent:
-                self._head_started, self._head_sat = time.monotonic(), now_us()
+                self._head.begin()
             else:
-                self._head_started = self._head_sat = None
+                self._head.clear()
             first = not self._results
             self._results.extend(r for _, r in results)
             drained = not self._sent and not self._pending
-        self._start_failures = 0
+        self._starts.worked()
         for entry, result in results:
             info_line(f"{self.name} {result['status']} {entry['id']} in {result['laf'] / 1e6:.3f}s",
                       task=entry["id"], status=result["status"])
@@ -290,9 +307,9 @@ class Runner(Cancelling):
             kept = collections.deque((n, e) for n, e in self._sent if n not in numbers)
             returned = [e for n, e in self._sent if n in numbers]
             self._sent = kept
-            if self._mode == RUNNING:  # dropped for a cancel: the others are sent again
-                self._pending.extendleft(reversed([e for e in returned if not self._cancelled(e)]))
-                returned = [e for e in returned if self._cancelled(e)]
+            if self._ending.running:  # dropped for a cancel: the others are sent again
+                self._pending.extendleft(reversed([e for e in returned if not self._cancels.covers(e)]))
+                returned = [e for e in returned if self._cancels.covers(e)]
                 self._dropping = False
             self._results.extend(_returned(e) for e in returned)
         for entry in returned:
@@ -303,11 +320,11 @@ class Runner(Cancelling):
     def _enforce_deadlines(self):
         now = time.monotonic()
         limit = self._head_limit()
-        if limit is not None and now >= self._head_started + limit:
+        if limit is not None and now >= self._head.started + limit:
             self._stop_head(protocol.make_result(
                 self._sent[0][1], "failed", f"time limit {format_duration(limit)} exceeded".encode(),
-                self._head_sat, int((now - self._head_started) * 1e6)), "over its time limit")
-        elif self._mode == DRAINING and self._sent and now >= self._grace_until:
+                self._head.sat, self._head.elapsed_us(now)), "over its time limit")
+        elif self._sent and self._ending.grace_over(now):
             self.child.kill()
             self.child = None
             self._return_all("stopped at the end of the shutdown grace period")
@@ -324,12 +341,11 @@ class Runner(Cancelling):
         self.child = None
         how = f"handler process died ({describe_exit(code)})"
         if not self._sent:
-            self._last_failure = how + " while idle"
-            self._start_failures += 1
+            self._starts.failed(how + " while idle")
             return
         entry = self._sent[0][1]
-        laf = int((time.monotonic() - self._head_started) * 1e6) if self._head_started else 0
-        self._close_head(protocol.make_result(entry, protocol.CRASHED, how.encode(), self._head_sat, laf), how)
+        self._close_head(protocol.make_result(entry, protocol.CRASHED, how.encode(), self._head.sat,
+                                              self._head.elapsed_us()), how)
 
     def _close_head(self, result, why):
         with self._lock:
@@ -337,7 +353,7 @@ class Runner(Cancelling):
             again = [e for _, e in self._sent]
             self._sent.clear()
             self._pending.extendleft(reversed(again))
-            self._head_started = self._head_sat = None
+            self._head.clear()
             self._results.append(result)
             self._dropping = False
         info_line(f"{self.name} {result['status']} {entry['id']} in {(result['laf'] or 0) / 1e6:.3f}s: {why}",
@@ -349,7 +365,7 @@ class Runner(Cancelling):
             entries = [e for _, e in self._sent] + list(self._pending)
             self._sent.clear()
             self._pending.clear()
-            self._head_started = self._head_sat = None
+            self._head.clear()
             self._results.extend(_returned(e) for e in entries)
         for entry in entries:
             info_line(f"{self.name} returned {entry['id']} ({why})")
@@ -359,34 +375,34 @@ class Runner(Cancelling):
     def _spawn(self, cancelled):
         """A new handler process. RunnerFailed once START_ATTEMPTS in a row
         died before doing any work (failed to load, or died while idle)."""
+        def touched_or_cancelled():
+            self._touch()
+            return cancelled()
+
         while True:
-            if self._start_failures:
-                if self._start_failures >= START_ATTEMPTS:
-                    raise RunnerFailed(f"handler process failed {self._start_failures} times in a row:"
-                                       f" {self._last_failure}")
-                log.warning("%s: %s; starting a new handler process", self.name, self._last_failure)
-                end = time.monotonic() + START_BACKOFF[min(self._start_failures, len(START_BACKOFF)) - 1]
-                while time.monotonic() < end and not cancelled():
-                    self._touch()
-                    time.sleep(0.05)
-            self._earlier_lost += self._child_lost
-            self._child_lost = 0
+            starts = self._starts
+            if starts.failures:
+                if starts.waits.exhausted:
+                    raise RunnerFailed(f"handler process failed {starts.failures} times in a row:"
+                                       f" {starts.last_failure}")
+                log.warning("%s: %s; starting a new handler process", self.name, starts.last_failure)
+                starts.waits.wait(touched_or_cancelled)
+            self._lost.new_child()
             child = HandlerProcess(self.spec, self.options, self.name)
             try:
                 started = child.start(cancelled, tick=self._touch)
             except HandlerError as exc:
                 if self._thread is None:
                     raise  # at start: the user's handler does not load
-                self._last_failure = str(exc)
+                self._starts.failed(str(exc))
             except StartFailed as exc:
-                self._last_failure = str(exc)
+                self._starts.failed(str(exc))
             except OSError as exc:
-                self._last_failure = f"cannot start the handler process: {exc.strerror or exc}"
+                self._starts.failed(f"cannot start the handler process: {exc.strerror or exc}")
             else:
                 if started:
                     self.child = child
                 return started
-            self._start_failures += 1
 
     def _touch(self):
         self.tick = time.monotonic()

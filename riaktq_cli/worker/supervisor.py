@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from riaktq_cli.core.backoff import Backoff
+
 log = logging.getLogger("riaktq")
 
 BACKOFF_START = 0.5
@@ -39,7 +41,7 @@ class Child:
         self.argv = argv
         self.proc = None
         self.started = 0.0
-        self.backoff = BACKOFF_START
+        self.restarts = Backoff(BACKOFF_START, BACKOFF_MAX)   # waits before a restart
         self.restart_at = 0.0
 
     def start(self):
@@ -125,12 +127,13 @@ def supervise(children, stop):
             code = child.proc.poll()
             if code is None:
                 if now - child.started > STABLE_AFTER:
-                    child.backoff = BACKOFF_START
+                    child.restarts.reset()
                 continue
-            log.warning("supervisor: %s exited with %s; restarting in %.1fs", child.name, code, child.backoff)
+            child.restarts.failed()
+            pause = child.restarts.delay()
+            log.warning("supervisor: %s exited with %s; restarting in %.1fs", child.name, code, pause)
             child.proc = None
-            child.restart_at = now + child.backoff
-            child.backoff = min(child.backoff * 2, BACKOFF_MAX)
+            child.restart_at = now + pause
         stop.wait(0.2)
     for child in children:
         child.signal(signal.SIGTERM)

@@ -8,7 +8,7 @@ the store and ``riaktq check`` need not know which API was used.
 
 from __future__ import annotations
 
-from ..errors import (RiakAuthFailed, RiakBadRequest, RiakError, RiakHttpsRequired, RiakRefused,
+from ..errors import (RiakAuthFailed, RiakBadRequest, RiakError, RiakHttpsRequired, RiakNoBucketType, RiakRefused,
                       RiakTlsError, one_line, permission_denied)
 from .connection import CRASH_PREFIX
 
@@ -68,7 +68,7 @@ def unknown_type(text: str) -> bool:
 def request_error(what: str, text: str, btype: str | None = None) -> RiakError:
     """The one-line error for an answer that is neither a refusal nor busy."""
     if btype is not None and unknown_type(text):
-        return RiakError(f"riak: bucket type {btype} does not exist", body=one_line(text))
+        return RiakNoBucketType(f"riak: bucket type {btype} does not exist", body=one_line(text))
     if text.startswith(CRASH_PREFIX):
         # ~10 KB of Erlang stack trace: keep the reason's first words only.
         return RiakBadRequest(f"riak: {what}: the node could not process the request "

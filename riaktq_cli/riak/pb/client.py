@@ -25,7 +25,7 @@ import socket
 from typing import Any
 
 from ..client import RiakClient
-from ..errors import RiakConflict, RiakError
+from ..errors import RiakConflict, RiakError, RiakNoBucketType
 from ..objects import RiakObject, Sibling, index_terms
 from ..queries import IndexPage, check_index_query
 from ..security import TlsReport, make_ssl_context, tls_probe
@@ -245,7 +245,7 @@ class PbClient(RiakClient):
         except PbErrorAnswer as exc:
             if "no_type" in exc.text:
                 # Riak crashes the connection on a streamed query of an unknown type
-                raise RiakError(f"riak: bucket type {btype} does not exist "
+                raise RiakNoBucketType(f"riak: bucket type {btype} does not exist "
                                 f"(on a 2i query of {btype}/{bucket})") from None
             raise request_error(what, exc.text, btype) from None
         keys, results, next_page = page

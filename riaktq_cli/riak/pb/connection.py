@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError, Message
 
+from ..errors import connect_reason
 from .codes import MESSAGE_OF_CODE, MessageCode
 from . import riak_pb2
 
@@ -70,14 +71,7 @@ class PbErrorAnswer(Exception):
 def _connect_reason(exc: OSError) -> str:
     if isinstance(exc, socket.gaierror):
         return "cannot resolve host"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, (TimeoutError, socket.timeout)):
-        return "timed out"
-    text = str(exc).lower()
-    if "no route" in text or "unreachable" in text:
-        return "host unreachable"
-    return "cannot connect"
+    return connect_reason(exc)
 
 
 class PbConnection:
