@@ -7,6 +7,7 @@ import time
 import pytest
 
 from riaktq_cli import forgetting, protocol, task as T
+from riaktq_cli.records import Instance
 from riaktq_cli.api_input import make_task
 from riaktq_cli.clock import now_us
 from riaktq_cli.events import EventSink
@@ -59,10 +60,10 @@ def test_the_forgetter_deletes_nothing_on_a_read_that_comes_back_empty(store):
     store.put_record("inbox", "old", protocol.empty_inbox())
     plain = store.get_record
     store.get_record = lambda kind, name: None if kind == "instance" else plain(kind, name)
-    assert forgetting.delete(store, "old", gone) is False
+    assert forgetting.delete(store, "old", Instance.from_dict(gone)) is False
     store.get_record = plain
     assert store.get_record("inbox", "old") is not None and store.get_record("instance", "old") is not None
-    assert forgetting.delete(store, "old", gone) is True
+    assert forgetting.delete(store, "old", Instance.from_dict(gone)) is True
 
 
 @pytest.mark.parametrize("backend", ["riak"])
