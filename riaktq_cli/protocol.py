@@ -51,7 +51,7 @@ Result:   {"id", "run", "inc", "seq", "status", "out" (base64), "sat", "laf"}
 
 from riaktq_cli.records import (  # noqa: F401  (the protocol's names, where the worker looks for them)
     BUSY, CRASHED, HANDOVER_MARK, IDLE, RETURNED, STOPPED, Entry, Inbox, Instance, Result, Taken,
-    handover_name, split_handovers)
+    handover_name, run_of, split_handovers)
 
 # The worker (worker/*) and the tests still speak dicts; these helpers read
 # and write them through the records, so the format lives in one place.
@@ -73,11 +73,6 @@ def run_key(item):
     """Identity of one run: (task id, run number, incarnation), for entries,
     queue items and results (None for one written before stamps)."""
     return (item["id"], item.get("run", 0), item.get("inc"))
-
-
-def run_of(task):
-    """The run key of a task's current run (see run_key)."""
-    return (task.id, task.run, task.inc)
 
 
 def committed_keys(inbox):

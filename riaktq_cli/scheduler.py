@@ -37,7 +37,7 @@ from riaktq_cli.lease import LeaseLost
 from riaktq_cli.limits import TagLimits
 from riaktq_cli.pausing import Pauses
 from riaktq_cli.prefetch import Prefetch
-from riaktq_cli.records import CRASHED, RETURNED, Entry, split_handovers
+from riaktq_cli.records import CRASHED, RETURNED, Entry, run_of, split_handovers
 from riaktq_cli.scheduler_loop import SchedulerLoop
 from riaktq_cli.sightings import Sightings
 from riaktq_cli.schedules import Periodic
@@ -177,7 +177,7 @@ class Scheduler:
             results = fresh[task.id]
             # the current run of this incarnation (an id opened again starts
             # again at run 1: a run of the removed task must not commit here)
-            mine = next((r for name, r in results if name == task.assignee and r.key == _run_of(task)), None)
+            mine = next((r for name, r in results if name == task.assignee and r.key == run_of(task)), None)
             if task.status == transitions.NEXTUP and mine is not None:
                 new, kinds[task.id] = self._apply_result(task, mine)
                 return new
@@ -336,15 +336,10 @@ class Scheduler:
 
 
 
-def _run_of(task):
-    """The run key (records.Result.key) of a task's current run."""
-    return (task.id, task.run, task.inc)
-
-
 def _landed(task, result):
     """True if `result` was already applied to `task` (an earlier write
     whose answer was lost, or a scheduler that died before its event)."""
-    return (result.status != RETURNED and _run_of(task) == result.key and task.status != transitions.NEXTUP
+    return (result.status != RETURNED and run_of(task) == result.key and task.status != transitions.NEXTUP
             and (task.sat, task.laf) == (result.sat, result.laf))
 
 
