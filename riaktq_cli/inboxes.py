@@ -8,15 +8,15 @@ memory: a re-read would forget what was committed since. Whoever changes an
 inbox says so (`changed`); the iteration writes them all at once (`write`).
 """
 
-from riaktq_cli.records import Inbox
 from riaktq_cli.store.base import INBOX
 
 
 class Inboxes:
     """name -> Inbox, with the names changed since the last write."""
 
-    def __init__(self, store):
+    def __init__(self, store, reads):
         self.store = store
+        self.reads = reads       # inbox_reads.InboxReads: loads them, doubting empty reads
         self._inboxes = {}
         self._changed = set()
         self._unsaved = set()    # names whose last write failed
@@ -28,16 +28,23 @@ class Inboxes:
         self._changed.clear()
         self._unsaved.clear()
 
-    def load(self, name, instance):
-        """The inbox of `name`, read from the store the first time, with
-        `seq` never below what the instance took (a lost or reset inbox must
-        not re-use sequence numbers)."""
-        inbox = self._inboxes.get(name)
-        if inbox is None:
-            inbox = Inbox.from_dict(self.store.get_record(INBOX, name))
-            inbox.seq = max([inbox.seq, instance.taken] + [e.seq for e in inbox.entries])
-            self._inboxes[name] = inbox
-        return inbox
+    def load_missing(self, instances, expected, now):
+        """Read the inbox of each of `instances` (records.Instance by name)
+        not in memory yet; the names whose empty read is doubted (they sit
+        out this iteration). `expected`: nextup task id -> assignee."""
+        assigned = {}
+        for task_id, name in expected.items():
+            assigned.setdefault(name, set()).add(task_id)
+        doubted = set()
+        for name, record in instances.items():
+            if name not in self._inboxes:
+                inbox = self.reads.load(name, record, assigned.get(name, ()), now)
+                if inbox is None:
+                    doubted.add(name)
+                else:
+                    self._inboxes[name] = inbox
+        self.reads.forget_except(instances)
+        return doubted
 
     def __getitem__(self, name):
         return self._inboxes[name]

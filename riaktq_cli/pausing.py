@@ -157,7 +157,13 @@ class Pauses:
         now = time.monotonic()
         if self._read_at is None or now - self._read_at >= READ_EVERY:
             state = Pause.from_dict(self.store.get_record(SCHEDULER, PAUSE))
-            if state.version != (self.state.version if self.state else 0):
+            before = self.state or Pause()
+            if state.version < before.version:
+                # Versions only grow and the record is never deleted: an older
+                # one, or none, is a read that missed (a Riak node catching
+                # up), no resume. Keep what was read before.
+                state = before
+            if state.version != before.version:
                 log.info("%s", describe(state.to_dict()) if state.paused else "assignment resumed")
             self.state, self._read_at = state, now
         return self.state

@@ -33,6 +33,7 @@ from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import PartialUpdate
 from riaktq_cli.forgetting import Forgetter
 from riaktq_cli.inboxes import Inboxes
+from riaktq_cli.inbox_reads import InboxReads
 from riaktq_cli.lease import LeaseLost
 from riaktq_cli.limits import TagLimits
 from riaktq_cli.pausing import Pauses
@@ -62,11 +63,14 @@ class Scheduler:
         self.pauses = Pauses(store, self.owner)
         self.forgetter = Forgetter(store, forget_after, self.timeout_us)
         self.sightings = Sightings(store, self.timeout_us)   # a short listing is no loss
+        self.inbox_reads = InboxReads(store)   # nor an inbox read that comes back empty
         self._shielded = set()   # names whose tasks this iteration must not roll back
+        self._nextup = {}        # this iteration's nextup listing: task id -> assignee
         self.periodic = Periodic(store, schedules)   # [[schedule]]: tasks opened at their slots
         self.limits = TagLimits(store, self.owner)   # concurrency and rate per tag, across instances
         self.lease = None     # set by the loop; iteration() alone (tests) writes epoch 0
-        self.inboxes = Inboxes(store)   # the only writer of inboxes keeps them in memory
+        # the only writer of inboxes keeps them in memory, read through inbox_reads
+        self.inboxes = Inboxes(store, self.inbox_reads)
         self._tokens = {}     # name -> {token: (task ids it held, when seen)}
         self._taken_over = False  # set by took_over()
 
@@ -92,8 +96,14 @@ class Scheduler:
         # someone else changed since (rm) before it writes them again.
         nextup = self.store.nextup_states()
         expected = {task_id: assignee for task_id, assignee, _ in nextup}
+        self._nextup = expected   # listed nextup: a read of one that finds nothing missed (_commit)
         instances, self._shielded = self.sightings.fill(instances, set(expected.values()), now)
-        inboxes = {name: self.inboxes.load(name, record) for name, record in instances.items()}
+        # An inbox read empty that should exist sits out the iteration (inbox_reads.py)
+        seen = instances
+        doubted = self.inboxes.load_missing(instances, expected, now)
+        instances = {n: r for n, r in instances.items() if n not in doubted}
+        self._shielded |= doubted
+        inboxes = {name: self.inboxes[name] for name in instances}
         # What each instance certainly has not started, judged before the
         # inboxes change below: losing those runs costs no attempt.
         unstarted = {name: {key[0] for key in inboxes[name].unstarted_runs(record)}
@@ -103,13 +113,14 @@ class Scheduler:
 
         if self._taken_over:
             self._taken_over = False
-            self._reemit_lost_ends(instances, now)
+            self._reemit_lost_ends(seen, now)
             self.periodic.restart(now)
             self.limits.restart()
         self._address(instances)
         finished, busy = self._commit(instances, handovers, summary)
         self.prefetch.observe(time.monotonic(), finished, held_before, busy)
-        live = {n: r for n, r in instances.items() if r.is_live(now, self.timeout_us)}
+        live = {n: r for n, r in instances.items()
+                if r.is_live(now, self.timeout_us) and n not in self.sightings.expired}
         self._prune(instances, live)
         cancelling.withdraw(self.inboxes, instances, live, {i: a for i, a, marked in nextup if marked})
         self.due.release(now, self._update)      # due tasks join the todo order first
@@ -187,7 +198,8 @@ class Scheduler:
                     break
             return None  # a result of another run or instance: dropped silently
 
-        written, failed = self._update(list(fresh), apply, "commit") if fresh else ([], [])
+        read = set()   # ids of the tasks the store found
+        written, failed = self._update(list(fresh), _noting(apply, read), "commit") if fresh else ([], [])
         finished, busy = {}, {}   # per instance: results committed, seconds its handler ran for them
         for old, new in written:
             finished[old.assignee] = finished.get(old.assignee, 0) + 1
@@ -199,7 +211,7 @@ class Scheduler:
             self.events.emit(kind, task, instance=name)
         # A failed write may still have landed: not committed, so the result
         # is tried again next time, and recognized by its run if it landed.
-        unsure = {r.key for task_id in failed for _, r in fresh[task_id]}
+        unsure = _unsure(fresh, failed, read, self._nextup)
         for name, record in instances.items():
             inbox = self.inboxes[name]
             committed = [r.key for r in record.outbox if r.key not in unsure]
@@ -247,10 +259,11 @@ class Scheduler:
 
     def _prune(self, instances, live):
         """Drop inbox entries the instance has taken; empty the inboxes of
-        lost instances (their tasks are rolled back below)."""
+        lost instances (their tasks are rolled back below), but not of one
+        shielded (sightings.py): alive until positively gone."""
         for name, record in instances.items():
             inbox = self.inboxes[name]
-            keep = inbox.pending(record) if name in live else []
+            keep = inbox.pending(record) if name in live or name in self._shielded else []
             if len(keep) != len(inbox.entries):
                 inbox.entries = keep
                 self.inboxes.changed(name)
@@ -334,6 +347,25 @@ class Scheduler:
         if self.lease is not None and not self.lease.valid():
             raise LeaseLost("the scheduler lease is not confirmed; not writing")
 
+
+
+def _unsure(fresh, failed, read, nextup):
+    """Run keys of the results not to list committed: those of a failed
+    write, and those of a task the nextup listing names that the read did
+    not find -- a read that missed (a Riak node catching up), not a removed
+    task. Listed committed, the worker would drop the result and the task
+    be rolled back as lost: it waits for a read that finds the task."""
+    missed = [task_id for task_id in fresh if task_id not in read and task_id in nextup]
+    return {r.key for task_id in [*failed, *missed] for _, r in fresh[task_id]}
+
+
+def _noting(change, read):
+    """`change`, adding to `read` the id of every task it is called with:
+    the tasks the store found."""
+    def noted(task):
+        read.add(task.id)
+        return change(task)
+    return noted
 
 
 def _landed(task, result):
