@@ -144,17 +144,17 @@ def shortest_timeout(times, settles, settle=None):
     return timeout
 
 
-def released(copies, owner, now=None):
-    """The copy `owner` writes to let go of the lease, or None if it does
-    not hold it (by `winner`, the one rule): its copy, expired, with the
-    highest epoch of any copy. Deleting it would forget the epoch, and the
-    next takeover would start from 1 again, below what the workers have
-    seen (they would ignore it); and on Riak the write replaces every
-    sibling, so it carries the highest epoch they show."""
-    held = winner(copies, now_us() if now is None else now)
-    if held is None or held["owner"] != owner:
+def released(copies, owner):
+    """The copy `owner` writes to let go of the lease, or None if the first
+    copy by the one ranking (LeaseCopy.rank, the winner's; expired copies
+    too, since a release may come after its term) is not its own: that
+    copy, expired. It carries the highest epoch of any copy; deleting it
+    would forget the epoch, and the next takeover would start from 1 again,
+    below what the workers have seen (they would ignore it)."""
+    ranked = sorted(_copies(copies), key=lambda pair: pair[0].rank())
+    if not ranked or ranked[0][0].owner != owner:
         return None
-    return dict(held, expires=0, epoch=_top_epoch(copies))
+    return dict(ranked[0][1], expires=0)
 
 
 class Lease:
