@@ -69,7 +69,7 @@ def test_the_scheduler_forgets_only_what_it_has_finished_with(store):
     assert "dead" in store.list_records("instance")
     s.iteration()
     assert set(store.list_records("instance")) == {"live", "just-stopped"}
-    assert store.get_record("inbox", "dead") is None and set(s._inboxes) <= {"live", "just-stopped"}
+    assert store.get_record("inbox", "dead") is None and set(s.inboxes.names()) <= {"live", "just-stopped"}
     task = store.get_task("last-words")
     assert (task.status, task.out, task.run) == ("done", b"finished before it died", 1)
 

@@ -8,6 +8,7 @@ import pytest
 
 from riaktq_cli.scheduler import forgetting
 from riaktq_cli.core import protocol, task as T
+from riaktq_cli.core.records import Instance
 from riaktq_cli.api.inputs import make_task
 from riaktq_cli.core.clock import now_us
 from riaktq_cli.scheduler.events import EventSink
@@ -61,10 +62,10 @@ def test_the_forgetter_deletes_nothing_on_a_read_that_comes_back_empty(store):
     store.put_record("inbox", "old", protocol.empty_inbox())
     plain = store.get_record
     store.get_record = lambda kind, name: None if kind == "instance" else plain(kind, name)
-    assert forgetting.delete(store, "old", gone) is False
+    assert forgetting.delete(store, "old", Instance.from_dict(gone)) is False
     store.get_record = plain
     assert store.get_record("inbox", "old") is not None and store.get_record("instance", "old") is not None
-    assert forgetting.delete(store, "old", gone) is True
+    assert forgetting.delete(store, "old", Instance.from_dict(gone)) is True
 
 
 @pytest.mark.parametrize("backend", ["riak"])

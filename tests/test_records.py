@@ -98,3 +98,19 @@ def test_the_queries_on_instance_and_inbox():
 
 
 RESULT_KEY = ("t1", 2, "ab12")
+
+
+def test_one_lease_rule_decides_which_copy_holds_and_which_one_is_released():
+    """The stores hand over every document under the lease key as it is
+    (siblings on Riak); lease.py alone says which are copies, which holds
+    the lease (winner) and what letting go writes (released): both by one
+    ranking, LeaseCopy.rank."""
+    from riaktq_cli.scheduler.lease import decide, released, winner
+    mine = {"owner": "a", "expires": 1_000, "since": 10, "epoch": 5}
+    stale = {"owner": "b", "expires": 50, "since": 20, "epoch": 6}     # expired, the highest epoch
+    junk = [["not", "a", "copy"], "text", {"owner": "c"}]
+    assert winner(junk + [mine, stale], now=100) == mine
+    assert decide(junk + [stale], "c", 100, 10)[1]["epoch"] == 7
+    assert released(junk + [mine, stale], "b") == dict(stale, expires=0)   # the epoch is kept
+    assert released(junk + [mine, stale], "a") is None
+    assert released([dict(mine, expires=50)], "a") == dict(mine, expires=0)   # after its term too

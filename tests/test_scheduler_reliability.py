@@ -122,7 +122,7 @@ def test_only_the_current_run_is_committed(store):
     stale_key = protocol.run_key(stale)
     inbox = store.get_record("inbox", "w")
     inbox["committed"] = [c for c in inbox["committed"] if tuple(c) != stale_key]
-    s._inboxes["w"]["committed"] = inbox["committed"]
+    s.inboxes["w"].committed = [tuple(c) for c in inbox["committed"]]
     store.put_record("instance", "w", instance("w", taken=1, outbox=[stale]))
     s.iteration()
     task = store.get_task("a")

@@ -16,9 +16,10 @@ its outbox counts only results the scheduler has not committed yet.
 `paused` says what `riaktq pause` holds back from it (pausing.py).
 """
 
-from riaktq_cli.core import clock, protocol
+from riaktq_cli.core import clock
 from riaktq_cli.core.clock import now_us, seconds_to_us
 from riaktq_cli.core.task import FAILED, STATUSES, TODO
+from riaktq_cli.core.records import STOPPED, Inbox, split_handovers
 
 
 def instance_rows(store, timeout_s, pause=False):
@@ -29,26 +30,23 @@ def instance_rows(store, timeout_s, pause=False):
     now = now_us()
     pause = view(store) if pause is False else pause
     rows = []
-    instances, _ = protocol.split_handovers(store.list_records(INSTANCE))
+    instances, _ = split_handovers(store.list_records(INSTANCE))
     for name, record in sorted(instances.items()):
-        inbox = store.get_record(INBOX, name) or protocol.empty_inbox()
-        age = (now - record.get("heartbeat", 0)) / 1e6
-        status = record.get("status")
-        if status != protocol.STOPPED and not protocol.is_live(record, now, seconds_to_us(timeout_s)):
+        inbox = Inbox.from_dict(store.get_record(INBOX, name))
+        status = record.status
+        if status != STOPPED and not record.is_live(now, seconds_to_us(timeout_s)):
             status = "lost"
-        gone = status in ("lost", protocol.STOPPED)
-        current = None if gone else record.get("current")
-        committed = protocol.committed_keys(inbox)
-        outbox = [r for r in record.get("outbox", []) if protocol.run_key(r) not in committed]
+        gone = status in ("lost", STOPPED)
+        current = None if gone else record.current
         rows.append({
-            "name": name, "tags": record.get("tags", []), "status": status,
-            "queue": 0 if gone else protocol.queue_length(inbox, record), "outbox": len(outbox),
-            "heartbeat_age": round(age, 3),
-            "current": current["id"] if current else None,
-            "current_for": round((now - current["since"]) / 1e6, 3) if current else None,
-            "host": record.get("host"), "pid": record.get("pid"),
-            "paused": _paused(pause, record.get("tags", [])),
-            "log_lost": record.get("log_lost", 0),
+            "name": name, "tags": record.tags, "status": status,
+            "queue": 0 if gone else inbox.queue_length(record), "outbox": len(record.uncommitted(inbox)),
+            "heartbeat_age": round((now - record.heartbeat) / 1e6, 3),
+            "current": current.id if current else None,
+            "current_for": round((now - current.since) / 1e6, 3) if current else None,
+            "host": record.host, "pid": record.pid,
+            "paused": _paused(pause, record.tags),
+            "log_lost": record.log_lost,
         })
     return rows
 

@@ -136,6 +136,12 @@ class Result:
                    doc.get("out", ""), doc.get("sat"), doc.get("laf"))
 
 
+def run_of(task):
+    """The run key of a task's current run: what its entry, queue item and
+    result carry as `key`."""
+    return (task.id, task.run, task.inc)
+
+
 # --- instance/<name> and its handovers ------------------------------------------------
 
 @dataclass(slots=True)
@@ -380,6 +386,17 @@ class SchedulerSettings:
                    doc.get("since"))
 
 
+RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def format_rate(count, seconds):
+    """A rate as `riaktq limit --rate` takes it: `10/m`, `5/2s`."""
+    for unit, length in RATE_UNITS.items():
+        if seconds == length:
+            return f"{count}/{unit}"
+    return f"{count}/{seconds:g}s"
+
+
 @dataclass(slots=True)
 class TagLimit:
     """The limits of one tag: `concurrency` (or None) and `rate` = (count, seconds) (or None)."""
@@ -399,6 +416,9 @@ class TagLimit:
             and isinstance(rate[1], (int, float)) and rate[1] > 0
         return cls(tag, concurrency if isinstance(concurrency, int) and concurrency >= 0 else None,
                    (rate[0], float(rate[1])) if ok_rate else None)
+
+    def rate_text(self):
+        return None if self.rate is None else format_rate(*self.rate)
 
     @property
     def limited(self):

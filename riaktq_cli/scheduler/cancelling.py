@@ -25,16 +25,14 @@ instance's record shows it took that sequence number (`taken`) and holds
 the run no more; so it is never dropped before the worker can have seen it.
 """
 
-from riaktq_cli.core import protocol
 
-
-def withdraw(inboxes, instances, live, marked, dirty):
+def withdraw(inboxes, instances, live, marked):
     """Withdraw or stop the runs of the tasks marked for cancellation.
 
     `marked` maps task id -> assignee (nextup tasks with a cancel mark);
-    `inboxes` are the scheduler's inboxes (changed in place, their names
-    added to `dirty`). Runs on instances that are not live are left to the
-    rollback path."""
+    `inboxes` are the scheduler's (inboxes.Inboxes: changed in place, and
+    told so). Runs on instances that are not live are left to the rollback
+    path."""
     wanted = {}
     for task_id, name in marked.items():
         if name in live:
@@ -42,33 +40,17 @@ def withdraw(inboxes, instances, live, marked, dirty):
     for name, record in instances.items():
         inbox = inboxes[name]
         ids = wanted.get(name, ())
-        before = inbox.get("cancel") or []
-        taken, held = record.get("taken", 0), held_runs(record)
-        stops = {tuple(item) for item in before if item[2] > taken or (item[0], item[1]) in held}
+        before = inbox.cancel
+        held = record.held_runs()
+        stops = {tuple(item) for item in before if item[2] > record.taken or (item[0], item[1]) in held}
         entries = []
-        for entry in inbox["entries"]:
-            if entry["id"] in ids:
-                stops.add(_stop(entry))
+        for entry in inbox.entries:
+            if entry.id in ids:
+                stops.add((entry.id, entry.run, entry.seq))
             else:
                 entries.append(entry)
-        stops.update(_stop(item) for item in _taken_items(record) if item["id"] in ids)
-        after = sorted(list(item) for item in stops)
-        if len(entries) != len(inbox["entries"]) or after != before:
-            inbox["entries"], inbox["cancel"] = entries, after
-            dirty.add(name)
-
-
-def held_runs(record):
-    """(id, run) of every run the record shows: queued, at hand, in the outbox."""
-    runs = {protocol.run_key(item)[:2] for item in _taken_items(record)}
-    runs.update(protocol.run_key(r)[:2] for r in record.get("outbox", []))
-    return runs
-
-
-def _taken_items(record):
-    current = record.get("current")
-    return list(record.get("queue", [])) + ([current] if current else [])
-
-
-def _stop(item):
-    return (item["id"], item.get("run", 0), item["seq"])
+        stops.update((item.id, item.run, item.seq) for item in record.taken_runs() if item.id in ids)
+        after = sorted(stops)
+        if len(entries) != len(inbox.entries) or after != before:
+            inbox.entries, inbox.cancel = entries, after
+            inboxes.changed(name)

@@ -28,29 +28,12 @@ whose results or tasks the scheduler has not dealt with yet.
 
 import logging
 
-from riaktq_cli.core import protocol
 from riaktq_cli.core.clock import now_us, seconds_to_us
 from riaktq_cli.core.errors import Refused
+from riaktq_cli.core.records import STOPPED, Inbox, Instance
 from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
-
-
-def gone_for(record, now, timeout_us):
-    """µs since the instance stopped (its last write) or was lost (its
-    heartbeat plus the instance timeout); None while it is live."""
-    if protocol.is_live(record, now, timeout_us):
-        return None
-    since = record.get("heartbeat", 0) + (0 if record.get("status") == protocol.STOPPED else timeout_us)
-    return max(0, now - since)
-
-
-def leftovers(record, inbox, assigned):
-    """What the scheduler must still do for this instance: (results not
-    committed, nextup tasks naming it)."""
-    committed = protocol.committed_keys(inbox)
-    results = sum(1 for r in record.get("outbox", []) if protocol.run_key(r) not in committed)
-    return results, assigned
 
 
 def delete(store, name, record):
@@ -59,8 +42,10 @@ def delete(store, name, record):
     (a node rejoining, say), and a worker that restarted under the name
     would lose its inbox."""
     again = store.get_record(INSTANCE, name)
-    if again is None or (again.get("token"), again.get("heartbeat")) != \
-            (record.get("token"), record.get("heartbeat")):
+    if again is None:
+        return False
+    again = Instance.from_dict(again, name)
+    if (again.token, again.heartbeat) != (record.token, record.heartbeat):
         return False
     store.delete_record(INBOX, name)
     store.delete_record(INSTANCE, name)
@@ -75,26 +60,26 @@ class Forgetter:
         self.after_us = seconds_to_us(forget_after)
         self.timeout_us = timeout_us
 
-    def sweep(self, instances, inboxes, unsaved, expected):
-        """Forget what may go; drop from the scheduler's memory (`inboxes`,
-        `unsaved`) every name with no record any more. The names forgotten."""
+    def sweep(self, instances, inboxes, expected):
+        """Forget what may go; drop from the scheduler's `inboxes`
+        (inboxes.Inboxes) every name with no record any more. The names
+        forgotten."""
         now = now_us()
         per_name = {}
         for assignee in expected.values():
             per_name[assignee] = per_name.get(assignee, 0) + 1
         forgotten = []
         for name, record in instances.items():
-            gone = gone_for(record, now, self.timeout_us)
-            if gone is None or gone < self.after_us or name in unsaved:
+            gone = record.gone_for(now, self.timeout_us)
+            if gone is None or gone < self.after_us or inboxes.unsaved(name):
                 continue
-            if leftovers(record, inboxes.get(name), per_name.get(name, 0)) != (0, 0):
+            if record.uncommitted(inboxes.get(name)) or per_name.get(name, 0):
                 continue
             if delete(self.store, name, record):
                 log.info("forgot instance %s (%s %.0fs ago)", name,
-                         "stopped" if record.get("status") == protocol.STOPPED else "lost", gone / 1e6)
+                         "stopped" if record.status == STOPPED else "lost", gone / 1e6)
                 forgotten.append(name)
-        for name in [n for n in inboxes if (n not in instances or n in forgotten) and n not in unsaved]:
-            del inboxes[name]
+        inboxes.drop([n for n in inboxes.names() if n not in instances or n in forgotten])
         return forgotten
 
 
@@ -104,10 +89,11 @@ def forget_by_hand(store, name, timeout_s):
     record = store.get_record(INSTANCE, name)
     if record is None:
         raise Refused(f"no instance {name!r}")
-    if gone_for(record, now_us(), seconds_to_us(timeout_s)) is None:
+    record = Instance.from_dict(record, name)
+    if record.gone_for(now_us(), seconds_to_us(timeout_s)) is None:
         raise Refused(f"instance {name!r} is live (its heartbeat is fresh); stop it first")
     assigned = sum(1 for _, assignee in store.nextup_assignees() if assignee == name)
-    results, assigned = leftovers(record, store.get_record(INBOX, name), assigned)
+    results = len(record.uncommitted(Inbox.from_dict(store.get_record(INBOX, name))))
     if results or assigned:
         todo = " and ".join(x for x in (f"{results} result(s) to commit" if results else "",
                                         f"{assigned} task(s) to roll back" if assigned else "") if x)

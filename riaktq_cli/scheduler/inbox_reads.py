@@ -28,8 +28,8 @@ at once.
 
 import logging
 
-from riaktq_cli.core import protocol
 from riaktq_cli.core.clock import seconds_to_us
+from riaktq_cli.core.records import Inbox
 from riaktq_cli.store.base import INBOX
 
 log = logging.getLogger("riaktq")
@@ -49,9 +49,9 @@ class InboxReads:
         self._empty_since = {}   # name -> µs of the first empty read not believed
 
     def load(self, name, record, assigned, now):
-        """The inbox of `name` (whose record is `record`), or None while an
-        empty read is doubted: retry at a later iteration. `assigned`: ids
-        of the nextup tasks that name it."""
+        """The inbox (records.Inbox) of `name` (whose records.Instance is
+        `record`), or None while an empty read is doubted: retry at a later
+        iteration. `assigned`: ids of the nextup tasks that name it."""
         inbox = self.store.get_record(INBOX, name)
         if inbox is None:
             why = _exists_because(record, assigned)
@@ -63,41 +63,27 @@ class InboxReads:
                 return None
             if why:
                 log.warning("inbox of %s still not found after %gs: starting it afresh above seq %d",
-                            name, self.doubt_us / 1e6, record.get("taken", 0))
+                            name, self.doubt_us / 1e6, record.taken)
         elif self._empty_since.get(name) is not None:
             log.info("inbox of %s found on a later read", name)
         self._empty_since.pop(name, None)
-        inbox = dict(protocol.empty_inbox(), **(inbox or {}))
+        inbox = Inbox.from_dict(inbox)
         # `seq` never below what the instance took: a lost or reset inbox
         # must not re-use sequence numbers.
-        inbox["seq"] = max([inbox["seq"], record.get("taken", 0)] + [e["seq"] for e in inbox["entries"]])
+        inbox.seq = max([inbox.seq, record.taken] + [e.seq for e in inbox.entries])
         return inbox
 
-    def load_missing(self, inboxes, instances, expected, now):
-        """Load into `inboxes` the inbox of each of `instances` not there
-        yet; the names whose empty read is doubted (they sit out this
-        iteration). `expected`: nextup task id -> assignee."""
-        assigned = {}
-        for task_id, name in expected.items():
-            assigned.setdefault(name, set()).add(task_id)
-        doubted = set()
-        for name, record in instances.items():
-            if name not in inboxes:
-                inbox = self.load(name, record, assigned.get(name, ()), now)
-                if inbox is None:
-                    doubted.add(name)
-                else:
-                    inboxes[name] = inbox
-        for name in [n for n in self._empty_since if n not in instances]:
+    def forget_except(self, names):
+        """Forget the doubts about every name not in `names` (no record any more)."""
+        for name in [n for n in self._empty_since if n not in names]:
             del self._empty_since[name]
-        return doubted
 
 
 def _exists_because(record, assigned):
     """Why an inbox must exist for this record, or None."""
-    if record.get("taken", 0) > 0:
-        return f"its record says it took up to seq {record['taken']}"
-    missing = set(assigned) - protocol.held_task_ids(protocol.empty_inbox(), record)
+    if record.taken > 0:
+        return f"its record says it took up to seq {record.taken}"
+    missing = set(assigned) - Inbox().held_task_ids(record)
     if missing:
         return f"{len(missing)} task(s) assigned to it are in no record"
     return None

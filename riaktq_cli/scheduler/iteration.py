@@ -9,8 +9,13 @@ every inbox it writes carries the lease epoch and the token of the worker
 process it addresses (protocol.py), and it stops writing the moment its
 lease is no longer valid.
 
-The process loop (`run`: take the lease, iterate, let go; Huey's consumer:
-initialize, one pass at a time, shutdown) is in scheduler_loop.py. Operators
+The scheduler owns its parts and hands each what it needs: the inboxes in
+memory (inboxes.py), the due watch (delays.py), the pauses, the tag limits,
+the schedules, the forgetter, the sightings, the daily purge and the cancel
+step; none reaches into another's state. The process loop (`run`: take the
+lease, iterate, let go; Huey's consumer: initialize, one pass at a time,
+shutdown) is a SchedulerLoop (scheduler_loop.py) that drives a Scheduler
+through its public methods. Operators
 steer an iteration through the store: cancellation marks (cancelling.py),
 the pause record (pausing.py), delayed tasks and back-off (delays.py); and it
 forgets instances long gone (forgetting.py) and purges old finished tasks
@@ -23,20 +28,22 @@ import socket
 import time
 
 from riaktq_cli.scheduler import cancelling, due as delays, housekeeping
-from riaktq_cli.core import protocol, task as transitions
+from riaktq_cli.core import task as transitions
 from riaktq_cli.scheduler.assigning import pick_tasks
 from riaktq_cli.core.clock import now_us, seconds_to_us
 from riaktq_cli.core.errors import PartialUpdate
 from riaktq_cli.scheduler.forgetting import Forgetter
+from riaktq_cli.scheduler.inboxes import Inboxes
 from riaktq_cli.scheduler.inbox_reads import InboxReads
 from riaktq_cli.scheduler.lease import LeaseLost
 from riaktq_cli.scheduler.limits import TagLimits
 from riaktq_cli.scheduler.pausing import Pauses
 from riaktq_cli.scheduler.prefetch import Prefetch
+from riaktq_cli.core.records import CRASHED, RETURNED, Entry, run_of, split_handovers
 from riaktq_cli.scheduler.process import SchedulerLoop
 from riaktq_cli.scheduler.sightings import Sightings
 from riaktq_cli.scheduler.schedules import Periodic
-from riaktq_cli.store.base import INBOX, INSTANCE
+from riaktq_cli.store.base import INSTANCE
 
 log = logging.getLogger("riaktq")
 
@@ -44,7 +51,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_FORGET_AFTER = 86400.0
 
 
-class Scheduler(SchedulerLoop):
+class Scheduler:
     def __init__(self, store, *, instance_timeout, prefetch, events, owner=None,
                  max_attempts=DEFAULT_MAX_ATTEMPTS, retry_delay=0.0, retry_delay_max=3600.0, keep_finished=None,
                  forget_after=DEFAULT_FORGET_AFTER, schedules=()):
@@ -62,20 +69,29 @@ class Scheduler(SchedulerLoop):
         self._nextup = {}        # this iteration's nextup listing: task id -> assignee
         self.periodic = Periodic(store, schedules)   # [[schedule]]: tasks opened at their slots
         self.limits = TagLimits(store, self.owner)   # concurrency and rate per tag, across instances
-        self.lease = None     # set by run(); iteration() alone (tests) writes epoch 0
-        # The scheduler is the only writer of inboxes: it keeps them in
-        # memory and reads them from the store only when it takes the lease.
-        self._inboxes = {}
+        self.lease = None     # set by the loop; iteration() alone (tests) writes epoch 0
+        # the only writer of inboxes keeps them in memory, read through inbox_reads
+        self.inboxes = Inboxes(store, self.inbox_reads)
         self._tokens = {}     # name -> {token: (task ids it held, when seen)}
-        self._unsaved = set()  # inboxes whose last write failed
-        self._last_work = 0.0  # monotonic time of the last iteration that moved a task
-        self._taken_over = False  # set on taking the lease (scheduler_loop.py)
+        self._taken_over = False  # set by took_over()
+
+    def run(self, interval, stop, once=False):
+        """Hold the lease and iterate every `interval` until `stop` is set
+        (SchedulerLoop.run)."""
+        return SchedulerLoop(self).run(interval, stop, once)
+
+    def took_over(self):
+        """This process has just taken the lease: start a fresh view (other
+        schedulers may have written the inboxes), and let the first
+        iteration re-emit what the last holder may not have."""
+        self.inboxes.reset()
+        self._taken_over = True
 
     # --- one iteration -------------------------------------------------------
     def iteration(self):
         """Run one iteration; return a summary dict of what it did."""
         now = now_us()
-        instances, handovers = protocol.split_handovers(self.store.list_records(INSTANCE))
+        instances, handovers = split_handovers(self.store.list_records(INSTANCE))
         # Read before anything moves: tasks assigned below are held anyway,
         # and a store that remembers tasks (Riak) learns here which ones
         # someone else changed since (rm) before it writes them again.
@@ -84,39 +100,39 @@ class Scheduler(SchedulerLoop):
         self._nextup = expected   # listed nextup: a read of one that finds nothing missed (_commit)
         instances, self._shielded = self.sightings.fill(instances, set(expected.values()), now)
         # An inbox read empty that should exist sits out the iteration (inbox_reads.py)
-        doubted = self.inbox_reads.load_missing(self._inboxes, instances, expected, now)
-        seen, instances = instances, {n: r for n, r in instances.items() if n not in doubted}
+        seen = instances
+        doubted = self.inboxes.load_missing(instances, expected, now)
+        instances = {n: r for n, r in instances.items() if n not in doubted}
         self._shielded |= doubted
+        inboxes = {name: self.inboxes[name] for name in instances}
         # What each instance certainly has not started, judged before the
         # inboxes change below: losing those runs costs no attempt.
-        unstarted = {name: {key[0] for key in protocol.unstarted_runs(self._inboxes[name], record)}
+        unstarted = {name: {key[0] for key in inboxes[name].unstarted_runs(record)}
                      for name, record in instances.items()}
-        dirty = set()
         summary = {"commit": 0, "restart": 0, "assign": 0, "rollback": 0}
-        held_before = {name: protocol.queue_length(self._inboxes[name], record)
-                       for name, record in instances.items()}
+        held_before = {name: inboxes[name].queue_length(record) for name, record in instances.items()}
 
         if self._taken_over:
             self._taken_over = False
             self._reemit_lost_ends(seen, now)
             self.periodic.restart(now)
             self.limits.restart()
-        self._address(instances, dirty)
-        finished, busy = self._commit(instances, handovers, dirty, summary)
+        self._address(instances)
+        finished, busy = self._commit(instances, handovers, summary)
         self.prefetch.observe(time.monotonic(), finished, held_before, busy)
         live = {n: r for n, r in instances.items()
-                if protocol.is_live(r, now, self.timeout_us) and n not in self.sightings.expired}
-        self._prune(instances, live, dirty)
-        cancelling.withdraw(self._inboxes, instances, live, {i: a for i, a, marked in nextup if marked}, dirty)
+                if r.is_live(now, self.timeout_us) and n not in self.sightings.expired}
+        self._prune(instances, live)
+        cancelling.withdraw(self.inboxes, instances, live, {i: a for i, a, marked in nextup if marked})
         self.due.release(now, self._update)      # due tasks join the todo order first
         self.pauses.current()   # the pause record: read at most once a second
         self.limits.refresh(expected, now)   # the limits record likewise; in flight from the nextup read
-        self._assign(live, dirty, summary)
-        self._write_inboxes(dirty)
+        self._assign(live, summary)
+        self.inboxes.write(self.lease.epoch if self.lease is not None else 0, self._check_lease)
         self._rollback(instances, live, expected, unstarted, summary)
         self.pauses.confirm()
         self.limits.confirm()
-        self.sightings.forget(self.forgetter.sweep(instances, self._inboxes, self._unsaved, expected))
+        self.sightings.forget(self.forgetter.sweep(instances, self.inboxes, expected))
         self.daily.step(now, self._check_lease)  # keep_finished: a batch at most
         summary["opened"] = self.periodic.step(now, self._check_lease)
         summary["instances"] = len(live)
@@ -131,9 +147,8 @@ class Scheduler(SchedulerLoop):
         least once; `(id, run, transition)` tells a repeat)."""
         runs = {}
         for name, record in instances.items():
-            if not protocol.is_live(record, now, self.timeout_us) and record.get("current"):
-                current = record["current"]
-                runs[current["id"]] = (name, current.get("run", 0), current.get("inc"))
+            if not record.is_live(now, self.timeout_us) and record.current:
+                runs[record.current.id] = (name, record.current.run, record.current.inc)
         for task in (self.store.get_tasks(list(runs)) if runs else {}).values():
             name, run, inc = runs[task.id]
             last = task.history[-1] if task.history else None
@@ -141,19 +156,18 @@ class Scheduler(SchedulerLoop):
                     last[1] in ("close", "cancel") and last[2] == name and last[3] == run:
                 self.events.emit(last[1], task, instance=name)
 
-    def _address(self, instances, dirty):
+    def _address(self, instances):
         """Address each inbox to the worker process now holding the name:
         entries meant for an earlier process are withdrawn (it will never
         take them; the rollback below sends their tasks back uncounted)."""
         for name, record in instances.items():
-            inbox = self._inboxes[name]
-            token = record.get("token")
-            if inbox.get("token") != token:
-                inbox["token"] = token
-                inbox["entries"] = []
-                dirty.add(name)
+            inbox = self.inboxes[name]
+            if inbox.token != record.token:
+                inbox.token = record.token
+                inbox.entries = []
+                self.inboxes.changed(name)
 
-    def _commit(self, instances, handovers, dirty, summary):
+    def _commit(self, instances, handovers, summary):
         """Apply every outbox result of the task's current run (one batch for
         all instances and handovers), then list the results as committed in
         the inboxes and delete the handovers left with nothing to commit."""
@@ -162,13 +176,11 @@ class Scheduler(SchedulerLoop):
         # assignee; a handover's results count as its name's.
         fresh = {}
         for name, record in instances.items():
-            done = protocol.committed_keys(self._inboxes[name])
-            for result in record.get("outbox", []):
-                if protocol.run_key(result) not in done:
-                    fresh.setdefault(result["id"], []).append((name, result))
+            for result in record.uncommitted(self.inboxes[name]):
+                fresh.setdefault(result.id, []).append((name, result))
         for record in handovers.values():
-            for result in record.get("outbox", []):
-                fresh.setdefault(result["id"], []).append((record["handover_of"], result))
+            for result in record.outbox:
+                fresh.setdefault(result.id, []).append((record.handover_of, result))
 
         kinds = {}           # task id -> transition name of the write
         recognized = []      # (task, instance, kind): landed earlier, event maybe not emitted
@@ -177,8 +189,7 @@ class Scheduler(SchedulerLoop):
             results = fresh[task.id]
             # the current run of this incarnation (an id opened again starts
             # again at run 1: a run of the removed task must not commit here)
-            mine = next((r for name, r in results
-                         if name == task.assignee and protocol.run_key(r) == protocol.run_of(task)), None)
+            mine = next((r for name, r in results if name == task.assignee and r.key == run_of(task)), None)
             if task.status == transitions.NEXTUP and mine is not None:
                 new, kinds[task.id] = self._apply_result(task, mine)
                 return new
@@ -203,12 +214,11 @@ class Scheduler(SchedulerLoop):
         # is tried again next time, and recognized by its run if it landed.
         unsure = _unsure(fresh, failed, read, self._nextup)
         for name, record in instances.items():
-            inbox = self._inboxes[name]
-            committed = [list(protocol.run_key(r)) for r in record.get("outbox", [])
-                         if protocol.run_key(r) not in unsure]
-            if committed != inbox["committed"]:
-                inbox["committed"] = committed
-                dirty.add(name)
+            inbox = self.inboxes[name]
+            committed = [r.key for r in record.outbox if r.key not in unsure]
+            if committed != inbox.committed:
+                inbox.committed = committed
+                self.inboxes.changed(name)
         self._drop_handovers(handovers, unsure)
         return finished, busy
 
@@ -218,25 +228,23 @@ class Scheduler(SchedulerLoop):
         current run) has done its job."""
         now = now_us()
         for name, record in handovers.items():
-            if not protocol.is_live(record, now, self.timeout_us) and \
-                    not any(protocol.run_key(r) in unsure for r in record.get("outbox", [])):
+            if not record.is_live(now, self.timeout_us) and not any(r.key in unsure for r in record.outbox):
                 self._check_lease()
                 self.store.delete_record(INSTANCE, name)
-                log.info("committed the handover of %s (%d result(s))", record["handover_of"],
-                         len(record.get("outbox", [])))
+                log.info("committed the handover of %s (%d result(s))", record.handover_of, len(record.outbox))
 
     def _apply_result(self, task, result):
         """(new task, transition name) for the current run's result."""
-        status, out = result["status"], protocol.result_output(result)
-        if status == protocol.RETURNED:
+        status, out = result.status, result.output
+        if status == RETURNED:
             return transitions.rollback(task)
-        if status == protocol.CRASHED:
+        if status == CRASHED:
             return transitions.rollback(task, counted=True, default_max_attempts=self.max_attempts,
-                                        why=out.decode("utf-8", "replace"), sat=result["sat"], laf=result["laf"])
+                                        why=out.decode("utf-8", "replace"), sat=result.sat, laf=result.laf)
         if status not in transitions.FINISHED:
             status, out = transitions.FAILED, f"unknown result status {status!r}".encode()
         now = now_us()
-        return transitions.close(task, task.assignee, status, out, result["sat"], result["laf"], now,
+        return transitions.close(task, task.assignee, status, out, result.sat, result.laf, now,
                                  self.due.restart_delay_us(task, status, now))
 
     def _update(self, task_ids, change, step):
@@ -250,62 +258,48 @@ class Scheduler(SchedulerLoop):
             log.warning("%s: %s; retrying those next iteration", step, exc)
             return exc.written, exc.failed
 
-    def _prune(self, instances, live, dirty):
+    def _prune(self, instances, live):
         """Drop inbox entries the instance has taken; empty the inboxes of
         lost instances (their tasks are rolled back below), but not of one
         shielded (sightings.py): alive until positively gone."""
         for name, record in instances.items():
-            inbox = self._inboxes[name]
-            keep = protocol.pending_entries(inbox, record) if name in live or name in self._shielded else []
-            if len(keep) != len(inbox["entries"]):
-                inbox["entries"] = keep
-                dirty.add(name)
+            inbox = self.inboxes[name]
+            keep = inbox.pending(record) if name in live or name in self._shielded else []
+            if len(keep) != len(inbox.entries):
+                inbox.entries = keep
+                self.inboxes.changed(name)
 
-    def _assign(self, live, dirty, summary):
+    def _assign(self, live, summary):
         free, idle = {}, set()
         for name, record in live.items():
-            held = protocol.queue_length(self._inboxes[name], record)
+            held = self.inboxes[name].queue_length(record)
             slots = self.prefetch.depth(name) - held
             if slots > 0:
                 free[name] = slots
                 if not held:
                     idle.add(name)
-        if not free or self.pauses.state["all"]:
+        if not free or self.pauses.state.all:
             return
-        picks = pick_tasks(self.store, free, {n: self.limits.offered(self.pauses.offered(live[n].get("tags", [])))
-                                              for n in free}, self.limits, idle)
+        picks = pick_tasks(self.store, free, {n: self.limits.offered(self.pauses.offered(live[n].tags)) for n in free},
+                           self.limits, idle)
         if not picks:
             return
 
         def assign(task):
             name = picks[task.id]
-            if not transitions.ready(task) or not task.matches(live[name].get("tags", [])):
+            if not transitions.ready(task) or not task.matches(live[name].tags):
                 return None
             return transitions.assign(task, name)
 
         written = self._update(list(picks), assign, "assign")[0]
         self.limits.assigned([new for _old, new in written], self._check_lease)
         for _old, new in written:
-            inbox = self._inboxes[new.assignee]
-            inbox["seq"] += 1
-            inbox["entries"].append(protocol.inbox_entry(inbox["seq"], new))
-            dirty.add(new.assignee)
+            inbox = self.inboxes[new.assignee]
+            inbox.seq += 1
+            inbox.entries.append(Entry.of(inbox.seq, new))
+            self.inboxes.changed(new.assignee)
             summary["assign"] += 1
             self.events.emit("assign", new)
-
-    def _write_inboxes(self, dirty):
-        # A failed inbox write is retried from memory (this process is the
-        # only writer); a re-read would forget what was committed.
-        dirty |= self._unsaved
-        if not dirty:
-            return
-        self._unsaved = set(dirty)
-        self._check_lease()
-        epoch = self.lease.epoch if self.lease is not None else 0
-        for name in dirty:
-            self._inboxes[name]["epoch"] = epoch
-        self.store.put_records(INBOX, {name: self._inboxes[name] for name in dirty if name in self._inboxes})
-        self._unsaved = set()
 
     def _holdings(self, instances, live):
         """Task ids each live instance name holds. Two processes under one
@@ -317,8 +311,8 @@ class Scheduler(SchedulerLoop):
         held = {}
         for name, record in instances.items():
             tokens = self._tokens.setdefault(name, {})
-            token, replaced = record.get("token"), record.get("replaces")
-            tokens[token] = (protocol.held_task_ids(self._inboxes[name], record), now)
+            token, replaced = record.token, record.replaces
+            tokens[token] = (self.inboxes[name].held_task_ids(record), now)
             if replaced is not None and replaced != token:
                 tokens.pop(replaced, None)
             for token in [t for t, (_, seen) in tokens.items() if now - seen > self.instance_timeout]:
@@ -363,7 +357,7 @@ def _unsure(fresh, failed, read, nextup):
     task. Listed committed, the worker would drop the result and the task
     be rolled back as lost: it waits for a read that finds the task."""
     missed = [task_id for task_id in fresh if task_id not in read and task_id in nextup]
-    return {protocol.run_key(r) for task_id in [*failed, *missed] for _, r in fresh[task_id]}
+    return {r.key for task_id in [*failed, *missed] for _, r in fresh[task_id]}
 
 
 def _noting(change, read):
@@ -378,12 +372,11 @@ def _noting(change, read):
 def _landed(task, result):
     """True if `result` was already applied to `task` (an earlier write
     whose answer was lost, or a scheduler that died before its event)."""
-    return (result["status"] != protocol.RETURNED and protocol.run_of(task) == protocol.run_key(result)
-            and task.status != transitions.NEXTUP
-            and (task.sat, task.laf) == (result["sat"], result["laf"]))
+    return (result.status != RETURNED and run_of(task) == result.key and task.status != transitions.NEXTUP
+            and (task.sat, task.laf) == (result.sat, result.laf))
 
 
 def _kind_of(task, result):
-    if result["status"] == protocol.CRASHED:
+    if result.status == CRASHED:
         return "close" if task.status in transitions.FINISHED else "rollback"
     return "restart" if task.status == transitions.TODO else "close"

@@ -5,7 +5,9 @@ One scheduler at a time (DESIGN §2). The store keeps a lease document
 can exist after concurrent writes, so the decision takes every copy and
 every reader picks the same winner: the unexpired copy with the highest
 epoch, then the earliest `since` (the incumbent beats a late intruder),
-then the smallest owner name.
+then the smallest owner name (records.LeaseCopy.rank). The stores only
+read and write the copies: this rule, and which documents count as
+copies, is decided here and nowhere else.
 
 Taking the lease over (as opposed to renewing it) starts a new epoch, one
 above any epoch seen. The scheduler writes its epoch into every inbox and
@@ -43,16 +45,24 @@ import time
 
 from riaktq_cli.core.clock import now_us
 from riaktq_cli.core.errors import StoreError
+from riaktq_cli.core.records import LeaseCopy
 
 log = logging.getLogger("riaktq")
 
 
+def _copies(docs):
+    """(LeaseCopy, doc) of every document that is a lease copy. Stores
+    only read and write the documents (siblings on Riak); which of them
+    count, and which one holds the lease, is decided here alone."""
+    pairs = ((LeaseCopy.from_dict(doc), doc) for doc in docs)
+    return [(copy, doc) for copy, doc in pairs if copy is not None]
+
+
 def winner(copies, now):
-    """The copy every reader agrees holds the lease at `now`, or None."""
-    live = [c for c in copies if c.get("expires", 0) > now]
-    if not live:
-        return None
-    return min(live, key=lambda c: (-c.get("epoch", 0), c.get("since", 0), c.get("owner", "")))
+    """The copy every reader agrees holds the lease at `now`, or None: of
+    the unexpired copies, the first by LeaseCopy.rank."""
+    live = [(copy, doc) for copy, doc in _copies(copies) if copy.expires > now]
+    return min(live, key=lambda pair: pair[0].rank())[1] if live else None
 
 
 def decide(copies, owner, now, ttl_us, floor=0):
@@ -68,8 +78,12 @@ def decide(copies, owner, now, ttl_us, floor=0):
         return False, held
     if held is not None:
         return True, dict(held, expires=now + ttl_us)
-    top = max([c.get("epoch", 0) for c in copies] + [floor])
-    return True, {"owner": owner, "expires": now + ttl_us, "since": now, "epoch": top + 1}
+    return True, LeaseCopy(owner, now + ttl_us, now, _top_epoch(copies, floor) + 1).to_dict()
+
+
+def _top_epoch(copies, floor=0):
+    """The highest epoch of any copy, expired ones too (epochs only grow)."""
+    return max([copy.epoch for copy, _ in _copies(copies)] + [floor])
 
 
 VALID_SHARE = 0.9        # a lease is acted on for this share of its term (valid())
@@ -131,14 +145,16 @@ def shortest_timeout(times, settles, settle=None):
 
 
 def released(copies, owner):
-    """The copy `owner` writes to let go of the lease, or None if the newest
-    copy (expired or not) is not its own: the same copy, expired. Deleting
-    it would forget the epoch, and the next takeover would start from 1
-    again, below what the workers have seen (they would ignore it)."""
-    newest = min(copies, key=lambda c: (-c.get("epoch", 0), c.get("since", 0), c.get("owner", "")), default=None)
-    if newest is None or newest.get("owner") != owner:
+    """The copy `owner` writes to let go of the lease, or None if the first
+    copy by the one ranking (LeaseCopy.rank, the winner's; expired copies
+    too, since a release may come after its term) is not its own: that
+    copy, expired. It carries the highest epoch of any copy; deleting it
+    would forget the epoch, and the next takeover would start from 1 again,
+    below what the workers have seen (they would ignore it)."""
+    ranked = sorted(_copies(copies), key=lambda pair: pair[0].rank())
+    if not ranked or ranked[0][0].owner != owner:
         return None
-    return dict(newest, expires=0)
+    return dict(ranked[0][1], expires=0)
 
 
 def release(store, owner):
@@ -290,7 +306,7 @@ class Lease:
                 continue
             try:
                 if not self.attempt():
-                    log.warning("scheduler lease lost to %s", (self.holder or {}).get("owner", "?"))
+                    log.warning("scheduler lease lost to %s", self.holder["owner"] if self.holder else "?")
             except StoreError as exc:
                 log.debug("lease renewal failed: %s", exc)   # valid() runs out on its own
 

@@ -36,6 +36,7 @@ import time
 
 from riaktq_cli.core.clock import now_us, seconds_to_us
 from riaktq_cli.core.errors import BadInput, StoreError, StoreUnavailable
+from riaktq_cli.core.records import RATE_UNITS, Applied, Limits, LimitsUsed, TagLimit, format_rate  # noqa: F401
 from riaktq_cli.store.base import SCHEDULER
 
 log = logging.getLogger("riaktq")
@@ -46,46 +47,6 @@ WRITE_TRIES = 5
 CONCURRENCY_MAX = 1_000_000
 RATE_MAX = 100_000     # assigns per window: the window's times ride in one record
 WINDOW_MAX = 86400.0   # a day
-RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-class TagLimit:
-    """The limits of one tag: `concurrency` (or None) and `rate` = (count, seconds) (or None)."""
-
-    __slots__ = ("tag", "concurrency", "rate")
-
-    def __init__(self, tag, concurrency=None, rate=None):
-        self.tag, self.concurrency, self.rate = tag, concurrency, rate
-
-    def to_record(self):
-        return {"concurrency": self.concurrency, "rate": list(self.rate) if self.rate else None}
-
-    @classmethod
-    def from_record(cls, tag, doc):
-        doc = doc if isinstance(doc, dict) else {}
-        concurrency = doc.get("concurrency")
-        rate = doc.get("rate")
-        ok_rate = isinstance(rate, list) and len(rate) == 2 and isinstance(rate[0], int) and rate[0] > 0 \
-            and isinstance(rate[1], (int, float)) and rate[1] > 0
-        return cls(tag, concurrency if isinstance(concurrency, int) and concurrency >= 0 else None,
-                   (rate[0], float(rate[1])) if ok_rate else None)
-
-    def rate_text(self):
-        return None if self.rate is None else format_rate(*self.rate)
-
-    def __repr__(self):
-        return f"TagLimit({self.tag!r}, concurrency={self.concurrency!r}, rate={self.rate!r})"
-
-
-class LimitState:
-    """The record `scheduler/limits`: {tag: TagLimit} and who set it when."""
-
-    def __init__(self, tags=None, version=0, by=None, since=None):
-        self.tags, self.version, self.by, self.since = dict(tags or {}), version, by, since
-
-    def to_record(self):
-        return {"tags": {t: lim.to_record() for t, lim in sorted(self.tags.items())}, "version": self.version,
-                "by": self.by, "since": self.since}
 
 
 def parse_rate(text):
@@ -105,25 +66,14 @@ def parse_rate(text):
     return int(count), seconds
 
 
-def format_rate(count, seconds):
-    for unit, length in RATE_UNITS.items():
-        if seconds == length:
-            return f"{count}/{unit}"
-    return f"{count}/{seconds:g}s"
-
-
 def read(store):
-    """The limits as stored (LimitState)."""
-    doc = store.get_record(SCHEDULER, LIMITS) or {}
-    tags = doc.get("tags") if isinstance(doc.get("tags"), dict) else {}
-    limits = {t: TagLimit.from_record(t, d) for t, d in tags.items() if isinstance(t, str)}
-    return LimitState({t: lim for t, lim in limits.items() if lim.concurrency is not None or lim.rate},
-                      doc.get("version") or 0, doc.get("by"), doc.get("since"))
+    """The limits as stored (records.Limits)."""
+    return Limits.from_dict(store.get_record(SCHEDULER, LIMITS))
 
 
 def change(store, tag, *, concurrency=None, rate=None, clear=False):
     """Set the concurrency and/or rate limit of `tag` (the other is kept),
-    or clear both; the new LimitState. Read back until the change shows:
+    or clear both; the new Limits. Read back until the change shows:
     two operators at once leave siblings on Riak, of which readers take the
     newest."""
     from riaktq_cli.scheduler.pausing import _who
@@ -152,7 +102,7 @@ def change(store, tag, *, concurrency=None, rate=None, clear=False):
                                        old.rate if rate is None else tuple(rate))
         now = now_us()
         state.version, state.by, state.since = max(now, state.version + 1), _who(), now
-        store.put_record(SCHEDULER, LIMITS, state.to_record())
+        store.put_record(SCHEDULER, LIMITS, state.to_dict())
     state = read(store)
     if not wanted(state):
         raise StoreUnavailable("the limits record keeps changing under concurrent writers; try again")
@@ -169,8 +119,8 @@ def view(store, now=None):
     now = now_us() if now is None else now
     nextup = [task_id for task_id, _ in store.nextup_assignees()]
     tags_of = {t.id: t.tags for t in store.get_tasks(nextup).values()} if nextup else {}
-    used = _used_record(store)
-    applied = (store.get_record(SCHEDULER, APPLIED) or {}).get("version") == state.version
+    used = LimitsUsed.from_dict(store.get_record(SCHEDULER, USED)).tags
+    applied = Applied.from_dict(store.get_record(SCHEDULER, APPLIED)).version == state.version
     rows = []
     for tag, lim in sorted(state.tags.items()):
         window = [at for at in used.get(tag, []) if lim.rate and at > now - seconds_to_us(lim.rate[1])]
@@ -179,12 +129,6 @@ def view(store, now=None):
                      "in_flight": sum(1 for tags in tags_of.values() if tag in tags),
                      "used": len(window) if lim.rate else None, "applied": applied})
     return rows
-
-
-def _used_record(store):
-    doc = store.get_record(SCHEDULER, USED) or {}
-    tags = doc.get("tags") if isinstance(doc.get("tags"), dict) else {}
-    return {t: [a for a in times if isinstance(a, int)] for t, times in tags.items() if isinstance(times, list)}
 
 
 def describe(row):
@@ -205,7 +149,7 @@ class TagLimits:
 
     def __init__(self, store, owner):
         self.store, self.owner = store, owner
-        self.state = LimitState()
+        self.state = Limits()
         self._read_at = None
         self._confirmed = None
         self._tags_of = {}        # nextup task id -> its tags
@@ -239,7 +183,7 @@ class TagLimits:
             task = found.get(task_id)
             self._tags_of[task_id] = task.tags if task is not None else ()
         if self._assigns is None:
-            self._assigns = _used_record(self.store)
+            self._assigns = LimitsUsed.from_dict(self.store.get_record(SCHEDULER, USED)).tags
             for task in found.values():    # assigns the last holder may not have written down
                 for entry in task.history:
                     if entry[1] == "assign" and task.tags:
@@ -290,7 +234,7 @@ class TagLimits:
         if (rated or self._unsaved) and self._assigns is not None:
             try:
                 check_lease()
-                self.store.put_record(SCHEDULER, USED, {"tags": self._assigns, "at": now_us()})
+                self.store.put_record(SCHEDULER, USED, LimitsUsed(self._assigns, now_us()).to_dict())
                 self._unsaved = False
             except StoreError as exc:
                 # Tried again next iteration; a kill before then is covered by
@@ -302,8 +246,7 @@ class TagLimits:
         """After an iteration that applied the limits: say so, once per version."""
         if not self.state.version or self._confirmed == self.state.version:
             return
-        self.store.put_record(SCHEDULER, APPLIED, {"version": self.state.version, "owner": self.owner,
-                                                   "at": now_us()})
+        self.store.put_record(SCHEDULER, APPLIED, Applied(self.state.version, self.owner, now_us()).to_dict())
         self._confirmed = self.state.version
 
 

@@ -32,6 +32,7 @@ import time
 
 from riaktq_cli.core.clock import now_us
 from riaktq_cli.core.errors import StoreUnavailable
+from riaktq_cli.core.records import Applied, Pause
 from riaktq_cli.store.base import SCHEDULER
 
 log = logging.getLogger("riaktq")
@@ -44,11 +45,8 @@ APPLY_POLL = 0.05  # seconds between reads of the confirmation while waiting
 
 
 def read(store):
-    """The pause state: {"all", "tags", "since", "by", "version"}."""
-    doc = store.get_record(SCHEDULER, PAUSE) or {}
-    tags = doc.get("tags") if isinstance(doc.get("tags"), list) else []
-    return {"all": doc.get("all") is True, "tags": sorted({t for t in tags if isinstance(t, str)}),
-            "since": doc.get("since"), "by": doc.get("by"), "version": doc.get("version") or 0}
+    """The pause state as a dict (records.Pause): {"all", "tags", "since", "by", "version"}."""
+    return Pause.from_dict(store.get_record(SCHEDULER, PAUSE)).to_dict()
 
 
 def is_paused(state):
@@ -94,9 +92,9 @@ def view(store):
     state = read(store)
     if not is_paused(state):
         return None
-    applied = store.get_record(SCHEDULER, APPLIED) or {}
-    state["applied"] = applied.get("version") == state["version"]
-    state["applied_by"] = applied.get("owner")
+    applied = Applied.from_dict(store.get_record(SCHEDULER, APPLIED))
+    state["applied"] = applied.version == state["version"]
+    state["applied_by"] = applied.owner
     return state
 
 
@@ -115,13 +113,12 @@ def await_applied(store, state, timeout=APPLY_WAIT):
     state = dict(state)
     deadline = time.monotonic() + timeout
     while True:
-        applied = store.get_record(SCHEDULER, APPLIED) or {}
-        version = applied.get("version")
-        if isinstance(version, int) and version >= state["version"]:
-            state.update(applied=True, applied_by=applied.get("owner"), scheduler=applied.get("owner"))
+        applied = Applied.from_dict(store.get_record(SCHEDULER, APPLIED))
+        if isinstance(applied.version, int) and applied.version >= state["version"]:
+            state.update(applied=True, applied_by=applied.owner, scheduler=applied.owner)
             return state
         holder = winner(store.read_lease(), now_us())
-        state.update(applied=False, applied_by=None, scheduler=holder and holder.get("owner"))
+        state.update(applied=False, applied_by=None, scheduler=holder and holder["owner"])
         if holder is None or time.monotonic() >= deadline:
             return state
         time.sleep(APPLY_POLL)
@@ -156,29 +153,29 @@ class Pauses:
         self._confirmed = None
 
     def current(self):
+        """The pause (records.Pause) the next assignment applies."""
         now = time.monotonic()
         if self._read_at is None or now - self._read_at >= READ_EVERY:
-            state = read(self.store)
-            before = self.state or {"version": 0}
-            if state["version"] < before["version"]:
+            state = Pause.from_dict(self.store.get_record(SCHEDULER, PAUSE))
+            before = self.state or Pause()
+            if state.version < before.version:
                 # Versions only grow and the record is never deleted: an older
                 # one, or none, is a read that missed (a Riak node catching
                 # up), no resume. Keep what was read before.
                 state = before
-            if state["version"] != before["version"]:
-                log.info("%s", describe(state) if is_paused(state) else "assignment resumed")
+            if state.version != before.version:
+                log.info("%s", describe(state.to_dict()) if state.paused else "assignment resumed")
             self.state, self._read_at = state, now
         return self.state
 
     def offered(self, tags):
         """The tags an instance is offered to the assignment with."""
-        paused = set(self.state["tags"]) if self.state else set()
+        paused = set(self.state.tags) if self.state else set()
         return [t for t in tags if t not in paused]
 
     def confirm(self):
         """After an iteration that applied `state`: say so, once per version."""
-        if self.state is None or self._confirmed == self.state["version"] or not self.state["version"]:
+        if self.state is None or self._confirmed == self.state.version or not self.state.version:
             return
-        self.store.put_record(SCHEDULER, APPLIED, {"version": self.state["version"], "owner": self.owner,
-                                                   "at": now_us()})
-        self._confirmed = self.state["version"]
+        self.store.put_record(SCHEDULER, APPLIED, Applied(self.state.version, self.owner, now_us()).to_dict())
+        self._confirmed = self.state.version

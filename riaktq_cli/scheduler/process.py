@@ -4,7 +4,10 @@ for the interval or a change in the store, run one iteration, apply the
 error policy), shutdown (release the lease).
 
 Kept apart from scheduler.py, which holds what one iteration does, so that
-lease timing, watching and the error policy can be read in one place.
+lease timing, watching and the error policy can be read in one place. The
+loop owns its lease and its timing; it drives the Scheduler only through
+its public face (store, owner, instance_timeout, prefetch, lease,
+took_over(), iteration()).
 """
 
 import logging
@@ -15,6 +18,7 @@ from riaktq_cli.store import published as scheduler_settings
 from riaktq_cli.core.errors import StoreError, StoreUnavailable
 from riaktq_cli.scheduler.lease import TTL_SHARE, Lease, LeaseLost
 from riaktq_cli.runtime.outage import Outage
+from riaktq_cli.core.records import Inbox, Instance
 from riaktq_cli.store.base import INBOX, INSTANCE
 
 log = logging.getLogger("riaktq")
@@ -28,8 +32,21 @@ IDLE_AFTER = 2.0
 
 
 class SchedulerLoop:
-    """The loop of Scheduler; relies on its store, lease, owner, timeout_us,
-    instance_timeout, prefetch, _inboxes, _unsaved, _last_work and iteration()."""
+    """One scheduler process: takes the lease for `scheduler` (a Scheduler)
+    and runs its iterations."""
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+        self.store = scheduler.store
+        self._lapsed_since = None   # monotonic time the lease stopped being confirmed, while it is not
+        self._standby_for = None    # the holder we last said we stand by for
+        self._next_run = 0.0
+        self._seen_version = None
+        self._last_work = 0.0       # monotonic time of the last iteration that moved a task
+
+    @property
+    def lease(self):
+        return self.scheduler.lease
 
     def run(self, interval, stop, once=False):
         """Hold the lease and iterate every `interval` until `stop` is set.
@@ -44,12 +61,14 @@ class SchedulerLoop:
         changed -- a task opened, a result in an outbox -- at most every
         WATCH_TICK; `interval` is then the longest wait, not the only one.
         """
-        self.lease = Lease(self.store, self.owner, ttl=self.instance_timeout * TTL_SHARE, floor=self._epoch_floor)
+        scheduler = self.scheduler
+        scheduler.lease = Lease(self.store, scheduler.owner, ttl=scheduler.instance_timeout * TTL_SHARE,
+                                floor=self.epoch_floor)
         outage = Outage("scheduler")
-        self._lapsed_since = None   # monotonic time the lease stopped being confirmed, while it is not
+        self._lapsed_since = None
         try:
             while not stop.is_set():
-                if not self.lease.held and not self._take_lease(outage, stop, once, interval):
+                if not self.lease.held and not self.take_lease(outage, stop, once, interval):
                     if once:
                         return False
                     continue
@@ -59,14 +78,15 @@ class SchedulerLoop:
             self.lease.release()
         return True
 
-    def _epoch_floor(self):
+    def epoch_floor(self):
         """The highest epoch the workers' records and the inboxes show: a
         takeover counts from it too, so a lease document that was deleted
         cannot make epochs start again below what the workers have seen."""
-        records = [*self.store.list_records(INSTANCE).values(), *self.store.list_records(INBOX).values()]
-        return max((record.get("epoch") or 0 for record in records), default=0)
+        epochs = [Instance.from_dict(doc, name).epoch for name, doc in self.store.list_records(INSTANCE).items()]
+        epochs += [Inbox.from_dict(doc).epoch for doc in self.store.list_records(INBOX).values()]
+        return max(epochs, default=0)
 
-    def _take_lease(self, outage, stop, once, interval):
+    def take_lease(self, outage, stop, once, interval):
         """One attempt at the lease; on success start a fresh view."""
         try:
             held = self.lease.attempt()
@@ -76,23 +96,22 @@ class SchedulerLoop:
             stop.wait(self.lease.tick)
             return False
         if not held:
-            holder = (self.lease.holder or {}).get("owner", "?")
+            holder = self.lease.holder["owner"] if self.lease.holder else "?"
             if self.lease.holder is None and self.lease.shortfall:
                 pass   # our own lease ran out while we confirmed it: no holder to stand
                 # by for; the lease said why (once), and we try again
-            elif getattr(self, "_standby_for", None) != holder:
+            elif self._standby_for != holder:
                 log.info("standing by: scheduler lease held by %s", holder)
                 self._standby_for = holder
             if not once:
                 stop.wait(self.lease.tick)
             return False
-        log.info("scheduler %s holds the lease (epoch %d)", self.owner, self.lease.epoch)
+        scheduler = self.scheduler
+        log.info("scheduler %s holds the lease (epoch %d)", scheduler.owner, self.lease.epoch)
         self._standby_for = self._lapsed_since = None
-        scheduler_settings.publish(self.store, self.owner, self.timeout_us, interval,
-                                   self.prefetch.fixed or "auto")
-        self._inboxes.clear()     # another scheduler may have written them
-        self._unsaved = set()
-        self._taken_over = True   # the first iteration re-emits what the last holder may not have
+        scheduler_settings.publish(self.store, scheduler.owner, scheduler.timeout_us, interval,
+                                   scheduler.prefetch.fixed or "auto")
+        scheduler.took_over()
         self._next_run = time.monotonic()
         self._seen_version = None
         self.lease.keep_renewed()
@@ -118,7 +137,7 @@ class SchedulerLoop:
         started = time.monotonic()
         self._seen_version = self._data_version() if watch else None
         try:
-            summary = self.iteration()
+            summary = self.scheduler.iteration()
             outage.ok()
         except LeaseLost as exc:
             # A slow renewal: the inboxes stay in memory and are written once

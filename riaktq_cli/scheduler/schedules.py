@@ -29,6 +29,7 @@ import logging
 
 from riaktq_cli.config.schedules import BATCH
 from riaktq_cli.core.errors import DuplicateTask
+from riaktq_cli.core.records import ScheduleSlots
 from riaktq_cli.store.base import SCHEDULER
 
 log = logging.getLogger("riaktq")
@@ -43,7 +44,7 @@ class Periodic:
 
     def __init__(self, store, schedules=()):
         self.store, self.schedules = store, list(schedules)
-        self._records = None     # name -> record, read after taking the lease
+        self._records = None     # name -> ScheduleSlots (or None), read after taking the lease
         self._since = None       # when this holder started: slots at or before it were missed
         self._next_due = {}      # name -> µs of the next slot to look at (None: never again)
 
@@ -59,7 +60,8 @@ class Periodic:
         if self._since is None:
             self._since = now
         if self._records is None:
-            self._records = {s.name: self.store.get_record(SCHEDULER, s.record_name) for s in self.schedules}
+            self._records = {s.name: ScheduleSlots.from_dict(self.store.get_record(SCHEDULER, s.record_name))
+                             for s in self.schedules}
         opened = 0
         for schedule in self.schedules:
             due = self._next_due.get(schedule.name, 0)
@@ -73,19 +75,19 @@ class Periodic:
             # A new schedule starts now: nothing before it was missed. The
             # baseline is written, so a holder that dies before the first
             # slot does not make its successor skip that slot.
-            record = {"covered": now, "slot": None, "id": None, "at": now}
+            record = ScheduleSlots(now, at=now)
             check_lease()
-            self.store.put_record(SCHEDULER, schedule.record_name, record)
+            self.store.put_record(SCHEDULER, schedule.record_name, record.to_dict())
             self._records[schedule.name] = record
-        covered = record["covered"]
+        covered = record.covered
         due, covered_to = self._due(schedule, covered, now)
         if due:
             self._open(schedule, due, now, check_lease)
         if covered_to > covered:
-            record = {"covered": covered_to, "slot": due[-1] if due else record.get("slot"),
-                      "id": schedule.task_id(due[-1]) if due else record.get("id"), "at": now}
+            record = ScheduleSlots(covered_to, due[-1] if due else record.slot,
+                                   schedule.task_id(due[-1]) if due else record.id, now)
             check_lease()
-            self.store.put_record(SCHEDULER, schedule.record_name, record)
+            self.store.put_record(SCHEDULER, schedule.record_name, record.to_dict())
             self._records[schedule.name] = record
         self._next_due[schedule.name] = schedule.next_after(covered_to)
         return len(due)
@@ -127,18 +129,19 @@ class Periodic:
 def rows(store, schedules, now):
     """One dict per schedule: what `riaktq schedules` shows."""
     from riaktq_cli.core.output import utc_time
-    records = {s.name: store.get_record(SCHEDULER, s.record_name) or {} for s in schedules}
-    ids = [r["id"] for r in records.values() if r.get("id")]
+    records = {s.name: ScheduleSlots.from_dict(store.get_record(SCHEDULER, s.record_name)) or ScheduleSlots(0)
+               for s in schedules}
+    ids = [r.id for r in records.values() if r.id]
     tasks = store.get_tasks(ids) if ids else {}
     out = []
     for s in schedules:
         record = records[s.name]
-        task = tasks.get(record.get("id"))
-        upcoming = s.next_after(max(now, record.get("covered") or 0))
+        task = tasks.get(record.id)
+        upcoming = s.next_after(max(now, record.covered))
         out.append({"name": s.name, "when": s.describe(), "catch_up": s.catch_up,
-                    "last_slot": utc_time(record["slot"]) if record.get("slot") else None,
-                    "last_task": record.get("id"),
-                    "last_status": task.status if task else ("gone" if record.get("id") else None),
+                    "last_slot": utc_time(record.slot) if record.slot else None,
+                    "last_task": record.id,
+                    "last_status": task.status if task else ("gone" if record.id else None),
                     "next_slot": utc_time(upcoming) if upcoming is not None else None,
                     "next_task": s.task_id(upcoming) if upcoming is not None else None})
     return out

@@ -30,6 +30,7 @@ from memory at the first key read that misses it: the forgetter deleted
 it, or `instances --forget` did.
 """
 
+from riaktq_cli.core.records import Instance
 from riaktq_cli.store.base import INSTANCE
 
 
@@ -44,7 +45,7 @@ class Sightings:
         self.expired = set()  # names gone this iteration: unseen for the timeout, tasks to roll back
 
     def fill(self, listed, assignees, now):
-        """(instances, shielded): the listing with the gaps filled (see the
+        """(instances, shielded): the listing (records.Instance by name) with the gaps filled (see the
         module docstring), and the names whose tasks must not be rolled
         back this iteration. `assignees`: the names nextup tasks hold."""
         instances = dict(listed)
@@ -55,7 +56,7 @@ class Sightings:
         for name in sorted((set(self._last) | set(assignees)) - set(listed)):
             record = self.store.get_record(INSTANCE, name)
             if record is not None:
-                instances[name] = self._last[name] = record
+                instances[name] = self._last[name] = Instance.from_dict(record, name)
                 self._unseen.pop(name, None)
                 continue
             first = self._unseen.setdefault(name, now)

@@ -13,6 +13,7 @@ import logging
 
 from riaktq_cli.core.clock import now_us
 from riaktq_cli.core.errors import StoreError
+from riaktq_cli.core.records import SchedulerSettings
 from riaktq_cli.store.base import SCHEDULER
 
 log = logging.getLogger("riaktq")
@@ -23,20 +24,17 @@ def publish(store, owner, instance_timeout_us, interval, prefetch):
     """Write the settings the scheduler `owner` runs with. Never raises: a
     scheduler that could not publish still schedules (and says so)."""
     try:
-        store.put_record(SCHEDULER, NAME, {
-            "owner": owner, "instance_timeout": instance_timeout_us / 1e6,
-            "interval": interval, "prefetch": prefetch, "since": now_us()})
+        store.put_record(SCHEDULER, NAME, SchedulerSettings(owner, instance_timeout_us / 1e6, interval, prefetch,
+                                                            now_us()).to_dict())
     except StoreError as exc:
         log.warning("could not publish the scheduler's settings: %s", exc)
 
 
 def read(store):
-    """The published settings ({owner, instance_timeout (s), interval (s),
-    prefetch, since (µs)}) or None if no scheduler has published any."""
-    doc = store.get_record(SCHEDULER, NAME)
-    if not isinstance(doc, dict) or not isinstance(doc.get("instance_timeout"), (int, float)):
-        return None
-    return doc
+    """The published settings (records.SchedulerSettings: owner,
+    instance_timeout (s), interval (s), prefetch, since (µs)) or None if no
+    scheduler has published any."""
+    return SchedulerSettings.from_dict(store.get_record(SCHEDULER, NAME))
 
 
 def instance_timeout(store, fallback):
@@ -45,4 +43,4 @@ def instance_timeout(store, fallback):
     settings = read(store)
     if settings is None:
         return fallback, "config"
-    return float(settings["instance_timeout"]), "scheduler"
+    return float(settings.instance_timeout), "scheduler"

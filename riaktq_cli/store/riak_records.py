@@ -115,8 +115,9 @@ class RiakRecords:
     lease_needs_settle = True
 
     def _lease_copies(self, obj):
-        return [d for d in decode_siblings(obj.live_siblings, "the scheduler lease")
-                if isinstance(d, dict) and {"owner", "expires"} <= set(d)] if obj else []
+        # every sibling as it is: which of them are lease copies, and which
+        # one holds the lease, is lease.py's to decide
+        return decode_siblings(obj.live_siblings, "the scheduler lease") if obj else []
 
     def read_lease(self):
         return self._lease_copies(self._guard(self.client.fetch, self.btype, self.bucket(SCHEDULER), LEASE_NAME))

@@ -19,6 +19,7 @@ import time as real_time
 from riaktq_cli.core import protocol
 from riaktq_cli.core.errors import PartialUpdate, StoreError, StoreUnavailable
 from riaktq_cli.scheduler.lease import Lease, LeaseLost
+from riaktq_cli.scheduler.process import SchedulerLoop
 from riaktq_cli.runtime.outage import Outage
 from riaktq_cli.scheduler.iteration import Scheduler
 from riaktq_cli.store.base import INBOX
@@ -197,8 +198,8 @@ class SimScheduler:
         self.store = store
         self.sched = Scheduler(store, instance_timeout=INSTANCE_TIMEOUT, prefetch=4, events=NoEvents(),
                                owner=owner, retry_delay=0.5, retry_delay_max=2.0)
-        floor = getattr(self.sched, "_epoch_floor", None)      # as SchedulerLoop.run makes it
-        self.sched.lease = Lease(store, owner, ttl=INSTANCE_TIMEOUT / 2, **({"floor": floor} if floor else {}))
+        self.loop = SchedulerLoop(self.sched)
+        self.sched.lease = Lease(store, owner, ttl=INSTANCE_TIMEOUT / 2, floor=self.loop.epoch_floor)  # as run() does
         self.sched.lease._thread = _NoThread()     # renewals come from the simulation
         self.outage = Outage(f"scheduler {owner}")
 
@@ -216,7 +217,7 @@ class SimScheduler:
     def step(self):
         """One pass; True if an iteration ran."""
         if not self.lease.held:
-            if not self.sched._take_lease(self.outage, _Flag(), True, 0.1):
+            if not self.loop.take_lease(self.outage, _Flag(), True, 0.1):
                 return False
         else:
             self.renew()
