@@ -2,10 +2,10 @@
 
 Subcommands live in `riaktq_cli/commands/`; only the one being run is
 imported (the commonest `riaktq open` does not even get here: see
-entry.py). `main` turns usage errors into one line here and every other
-exception through `errors.report_failure`, shared with the fast lane: a
-RiaktqError is its message; anything else is a bug, with a traceback only
-under `-v`.
+entry.py). `main` hands every failure -- click's usage errors too, as
+`UsageFailed` -- to `errors.report_failure`, shared with the fast lane: one
+prefix, `riaktq: error: `; a RiaktqError is its message and its exit code;
+anything else is a bug, with a traceback only under `-v`.
 """
 
 import importlib
@@ -168,30 +168,28 @@ def cli(ctx, config_path, verbose, log_format):
 
 
 def main(argv=None):
-    from riaktq_cli.logs import write_failure  # JSON in that log format, like every line
+    from riaktq_cli.errors import RiaktqError, UsageFailed
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     try:
         rc = cli.main(args=argv, prog_name="riaktq", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        rc = exc.exit_code
+        rc = exc.exit_code  # --help, --version, and click's own ends: not failures
     except click.exceptions.Abort:
         sys.stderr.write("riaktq: interrupted\n")
         rc = 130
-    except click.UsageError as exc:
-        name = exc.ctx.command_path if exc.ctx else "riaktq"
-        hint = f" (see '{name} --help')" if exc.ctx else ""
-        write_failure(f"{name}: error: {exc.format_message()}{hint}\n")
-        rc = 2
+    except click.UsageError as exc:  # one prefix for every failure: the hint names the command
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        rc = report_failure(UsageFailed(exc.format_message() + hint))
     except click.ClickException as exc:
-        write_failure(f"riaktq: error: {exc.format_message()}\n")
-        rc = exc.exit_code
+        failure = RiaktqError(exc.format_message())
+        failure.exit_code = exc.exit_code
+        rc = report_failure(failure)
     except KeyboardInterrupt:
         sys.stderr.write("riaktq: interrupted\n")
         rc = 130
     except BrokenPipeError:
         # `riaktq report | head`: the reader left; that is not an error.
         # Point stdout at /dev/null so the interpreter's last flush is quiet.
-        import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         rc = 0
     except Exception as exc:  # RiaktqError, or a bug: one line (and -v: the traceback)

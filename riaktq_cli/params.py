@@ -5,11 +5,12 @@ import click
 
 from riaktq_cli.durations import parse_duration
 from riaktq_cli.errors import DurationError
+from riaktq_cli.task_checks import PRIORITY_MAX
 
-# Priorities, retries and counts are stored as 64-bit integers (SQLite, the
-# fixed-width Riak index terms), and every restart lowers a priority by one:
-# numbers beyond this are a usage error, not an overflow deep in a store.
-INT_LIMIT = 2**62
+# Counts a user gives (`--limit`) are bounded as the task model bounds its
+# numbers (task_checks: ±2^53, exact in JSON for every consumer): one bound,
+# and a number beyond it is a usage error, not an overflow deep in a store.
+COUNT_MAX = PRIORITY_MAX
 
 
 class Duration(click.ParamType):

@@ -7,7 +7,7 @@ import click
 
 from riaktq_cli.completion import complete_instance
 from riaktq_cli.durations import format_duration
-from riaktq_cli.errors import ConfigError
+from riaktq_cli.errors import ConfigError, Incomplete
 from riaktq_cli.output import render
 from riaktq_cli.options import setting_options
 from riaktq_cli.params import ADDRESS, IDENTIFIER, KEY_VALUE
@@ -61,7 +61,7 @@ def scheduler_cmd(app, settings, once, events, metrics_addr):
     finally:
         scheduler.events.close()
     if once and not ran:
-        raise click.exceptions.Exit(3)
+        raise Incomplete(exit_code=3)  # another scheduler holds the lease; the log said so
 
 
 @click.command("worker")
@@ -200,18 +200,18 @@ def instances_cmd(app, names, fmt, forget):
 
 
 def _forget(queue, names):
-    from riaktq_cli.errors import Refused
+    from riaktq_cli.errors import Refused, error_line
     refused = 0
     for name in dict.fromkeys(names):
         try:
             queue.forget_instance(name)
         except Refused as exc:
             refused += 1
-            click.echo(f"riaktq: error: {exc}", err=True)
+            error_line(exc)
             continue
         click.echo(f"riaktq: forgot instance {name}", err=True)
     if refused:
-        raise click.exceptions.Exit(1)
+        raise Incomplete()
 
 
 def _pause_note(queue):
