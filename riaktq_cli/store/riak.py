@@ -28,7 +28,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from riaktq_cli.errors import (ConfigError, DuplicateTask, ForeignValue, PartialCreate, PartialUpdate,
-                               StoreError, StoreRefused, StoreUnavailable)
+                               StoreConflict, StoreError, StoreRefused, StoreUnavailable)
 from riaktq_cli.riak import (RiakClient, RiakConflict, RiakError, RiakRefused, RiakUnavailable,
                              TlsSettings)
 from riaktq_cli.store.base import Store
@@ -91,6 +91,8 @@ class RiakStore(RiakQueries, RiakRecords, Store):
             raise StoreRefused(str(exc)) from None
         except RiakUnavailable as exc:
             raise StoreUnavailable(str(exc)) from None
+        except RiakConflict as exc:
+            raise StoreConflict(str(exc)) from None
         except RiakError as exc:
             text = str(exc)
             if "does not exist" in text and "bucket type" in text:
@@ -166,16 +168,14 @@ class RiakStore(RiakQueries, RiakRecords, Store):
                 if stored is not None and len(stored.siblings) == 1:
                     created.append((task, stored.vclock))
                 return None
-            except StoreError as exc:
-                if not isinstance(exc.__context__, RiakConflict) and "exists" not in str(exc):
-                    return exc
+            except StoreConflict:
                 existing, _ = self._fetch_task(task.id)
                 # A retried create may have been applied by its first attempt:
                 # the same record is our own write, not a duplicate.
                 if existing is not None and existing.to_record() == task.to_record():
                     return None
                 return DuplicateTask(task.id)
-            except StoreUnavailable as exc:
+            except StoreError as exc:   # unavailable (the batch says which landed) or refused
                 return exc
         results = self._map(create, tasks)
         if created:
