@@ -16,11 +16,12 @@ import sys
 import click
 
 from riaktq_cli.errors import report_failure
-from riaktq_cli.options import flag_help
-from riaktq_cli.settings import declared
+from riaktq_cli.options import option_for
+from riaktq_cli.settings import declared, resolve
 
-# flag (or its env) before the file's [log] format: resolved at start-up,
-# before the config is read, so the first log lines already have their format
+# flag, else its env, else the file's [log] format (settings.resolve, as every
+# setting): the first two at start-up, before the config is read, so that the
+# first log lines already have their format; the file's once it is read
 LOG_FORMAT = declared("log", "format")
 
 COMMANDS = {
@@ -102,7 +103,7 @@ class App:
     def __init__(self, config_path, verbose, log_format=None):
         self.config_path = config_path
         self.verbose = verbose
-        self.log_format = log_format  # from the command line (or env); else the config's
+        self.log_format = log_format  # a settings.Given from the command line, or None
         self._config = None
         self._queue = None
 
@@ -111,10 +112,16 @@ class App:
         if self._config is None:
             from riaktq_cli import config
             self._config = config.load(self.config_path)
-            if self.log_format is None and self._config.get("log", "format") != "text":
+            fmt, source = resolve(LOG_FORMAT, self.log_format, config=self._config)
+            if source == "file":
                 from riaktq_cli.logs import set_format
-                set_format(self._config.get("log", "format"))
+                set_format(fmt)
         return self._config
+
+    def flag_argv(self):
+        """The settings given before the subcommand, as the user wrote them
+        (a `worker --count` child gets them on its own command line)."""
+        return [LOG_FORMAT.flag, self.log_format.text] if self.log_format is not None else []
 
     def queue(self, create=True):
         """The configured queue. Read-only commands pass create=False: an
@@ -141,8 +148,7 @@ class App:
               help="Config file (TOML). Default: $RIAKTQ_CONFIG, else ./riaktq.toml, "
                    "else the embedded SQLite store at ./riaktq.db.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
-@click.option(LOG_FORMAT.flag, type=click.Choice(LOG_FORMAT.kind.choices), envvar=LOG_FORMAT.env,
-              help=flag_help(LOG_FORMAT))
+@option_for(LOG_FORMAT)
 @click.version_option(package_name="riaktq", prog_name="riaktq")
 @click.pass_context
 def cli(ctx, config_path, verbose, log_format):
@@ -158,13 +164,11 @@ def cli(ctx, config_path, verbose, log_format):
     Every process reads the same config file; `riaktq init` writes one.
     Shell completion: see README ("Shell completion").
     """
-    if log_format is not None:
-        os.environ[LOG_FORMAT.env] = log_format  # `worker --count` children log alike
     app = App(config_path, verbose, log_format)
     ctx.obj = app
     ctx.call_on_close(app.close)
     from riaktq_cli.logs import setup_logging
-    setup_logging(verbose, log_format or "text")
+    setup_logging(verbose, resolve(LOG_FORMAT, log_format)[0] or LOG_FORMAT.default)
 
 
 def main(argv=None):

@@ -9,8 +9,7 @@ misspelt `instance_timout` silently ignored is a queue that behaves wrongly.
 import os
 
 from riaktq_cli import settings
-from riaktq_cli.durations import parse_duration
-from riaktq_cli.errors import ConfigError, DurationError
+from riaktq_cli.errors import ConfigError
 
 DEFAULT_NAME = "riaktq.toml"
 PASSWORD_ENV = settings.declared("riak", "password").env
@@ -25,6 +24,7 @@ for _s in settings.DECLARED:
 del _s
 check_node_url = settings.check_node_url
 QUERY_KEYS = {"key", "status", "age"}
+QUERY_AGE = settings.Duration(0, low_open=False)
 
 
 class ObserverQuery:
@@ -95,17 +95,11 @@ class Config:
         read gets a warning). Read only when the Riak store opens, so a
         missing file never stops the SQLite store."""
         username = self.get("riak", "username")
-        password = None
-        env = os.environ.get(PASSWORD_ENV)
-        if env:
-            from riaktq_cli.riak.security import Secret
-            password = Secret(env)
-        elif self.get("riak", "password") is not None:
-            password = self.get("riak", "password")
-        elif self.get("riak", "password_file"):
+        password, source = settings.resolve(settings.declared("riak", "password"), config=self)
+        if password is None and self.get("riak", "password_file"):
             password = _read_password_file(self.riak_file("password_file"))
         if username is None and password is not None:
-            source = PASSWORD_ENV if env else "[riak] password"
+            source = f"${PASSWORD_ENV}" if source == "env" else "[riak] password"
             raise ConfigError(f"{self._where()}{source} is set but [riak] username is not")
         if username is not None and password is None:
             raise ConfigError(f"{self._where()}[riak] username {username!r} has no password: set "
@@ -234,8 +228,8 @@ def _queries(raw, where_file):
         if status is not None and status not in STATUS_CHOICES:
             raise ConfigError(f"{where_file}bad status {status!r} in query {key!r} (expected one of {', '.join(STATUS_CHOICES)})")
         try:
-            age = parse_duration(q.get("age", "0s"), f"age of query {key!r}")
-        except DurationError as exc:
+            age = QUERY_AGE.parse(q.get("age", "0s"), f"age of query {key!r}")
+        except ConfigError as exc:
             raise ConfigError(where_file + str(exc)) from None
         queries.append(ObserverQuery(key=key, status=status, age=age))
     return queries

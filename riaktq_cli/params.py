@@ -3,8 +3,8 @@ theirs in options.py, made from the declarations)."""
 
 import click
 
-from riaktq_cli.durations import parse_duration
-from riaktq_cli.errors import DurationError
+from riaktq_cli import settings
+from riaktq_cli.errors import ConfigError
 from riaktq_cli.task_checks import PRIORITY_MAX
 
 # Counts a user gives (`--limit`) are bounded as the task model bounds its
@@ -13,17 +13,22 @@ from riaktq_cli.task_checks import PRIORITY_MAX
 COUNT_MAX = PRIORITY_MAX
 
 
-class Duration(click.ParamType):
-    """`250ms`, `5s`, `1m`, `2h`, `1d` → seconds (float)."""
+class KindParam(click.ParamType):
+    """A value of one of the settings' kinds (settings.Duration...): parsed
+    and range-checked by the kind's own code, whether it comes from a
+    command's flag, a setting's flag or the config file; a refusal is a
+    usage error (exit 2)."""
 
-    name = "DURATION"
+    def __init__(self, kind):
+        self.kind = kind
+        self.name = kind.metavar or kind.noun
 
     def convert(self, value, param, ctx):
-        if isinstance(value, float):
-            return value
+        if not isinstance(value, str):
+            return value  # a default, already parsed
         try:
-            return parse_duration(value, "duration")
-        except DurationError as exc:
+            return self.kind.parse(value, self.kind.noun)
+        except ConfigError as exc:
             self.fail(str(exc), param, ctx)
 
 
@@ -78,7 +83,7 @@ class Identifier(click.ParamType):
         return value
 
 
-DURATION = Duration()
+DURATION = KindParam(settings.Duration(0, low_open=False))  # `250ms`, `5s`, `1m`, `2h`, `1d` → seconds
 IDENTIFIER = Identifier()
 KEY_VALUE = KeyValue()
 ADDRESS = Address()

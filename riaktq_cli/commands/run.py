@@ -127,7 +127,7 @@ def _supervise(app, settings, handler, count, prefix, tags, options):
     app.store()  # a clear error now if the store is unreachable
     children = [supervisor.Child(n, supervisor.worker_argv(
         n, config_path=app.config_path, verbose=app.verbose, handler=handler, tags=tags,
-        options=options, setting_flags=settings.flag_argv())) for n in names]
+        options=options, setting_flags=settings.flag_argv(), global_flags=app.flag_argv())) for n in names]
     raise click.exceptions.Exit(supervisor.supervise(children, stop_event_on_signals()))
 
 
