@@ -42,8 +42,9 @@ class Config:
     dataclasses and pathlib: both cost more start-up time than all of
     `riaktq open` on the embedded store."""
 
-    def __init__(self, path, values, queries=None, from_file=(), schedule_tables=()):
+    def __init__(self, path, values, queries=None, from_file=(), schedule_tables=(), backend_reason=None):
         self.path = path          # the file read (absolute str), or None for built-in defaults
+        self.backend_reason = backend_reason or backend_reason_for(path, {})  # why this store
         self.values = values      # section -> key -> checked value
         self.queries = queries or []
         self.from_file = set(from_file)  # (section, key) the file sets; the rest are defaults
@@ -113,6 +114,27 @@ class Config:
         if self.backend == "sqlite":
             return f"sqlite {self.sqlite_path}"
         return "riak " + ", ".join(self.get("riak", "nodes"))
+
+    def store_line(self):
+        """Which store this process uses and why, in one line: the scheduler
+        and workers log it at start, `check` and `init` print it -- a [riak]
+        section switches the backend, and that must never go unnoticed."""
+        if self.backend == "sqlite":
+            where = f"file {self.sqlite_path}"
+        else:
+            where = "nodes " + ", ".join(self.get("riak", "nodes"))
+        return f"store: {self.backend} ({where}, {self.backend_reason})"
+
+
+def backend_reason_for(path, raw):
+    """Why the backend is what it is, as `store_line` says it."""
+    if path is None:
+        return "the default: no config file"
+    if "backend" in raw.get("store", {}):
+        return f'backend = "{raw["store"]["backend"]}" in {path}'
+    if "riak" in raw:
+        return f"from [riak] in {path}"
+    return f"the default: no backend in {path}"
 
 
 def _read_password_file(path):
@@ -206,7 +228,8 @@ def from_dict(raw, path=None):
         settings.cross_check(lambda section, key: values[section][key])
     except ConfigError as exc:
         raise ConfigError(where_file + str(exc)) from None
-    return Config(path=path, values=values, queries=queries, from_file=from_file, schedule_tables=schedule_tables)
+    return Config(path=path, values=values, queries=queries, from_file=from_file, schedule_tables=schedule_tables,
+                  backend_reason=backend_reason_for(path, raw))
 
 
 def _queries(raw, where_file):

@@ -43,6 +43,7 @@ def scheduler_cmd(app, settings, once, events, metrics_addr):
     daemon_logging()
     instance_timeout = settings.get("scheduler", "instance_timeout")
     schedules = app.config.schedules   # a bad [[schedule]] stops the start (exit 2)
+    log_store(app.config)
     store = app.store()
     if metrics_addr is not None:
         from riaktq_cli import metrics
@@ -106,6 +107,12 @@ def worker_cmd(app, settings, handler, name, count, prefix, tags, options):
     _run_worker(app, settings, name, handler, tags, options)
 
 
+def log_store(config):
+    """The store line (config.store_line) as the daemon's first log line."""
+    import logging
+    logging.getLogger("riaktq").info("%s", config.store_line())
+
+
 def _checked_tags(tags):
     from riaktq_cli.errors import TransitionError
     from riaktq_cli.task import validate_tag
@@ -124,6 +131,7 @@ def _supervise(app, settings, handler, count, prefix, tags, options):
     for n in names:
         _check_name(n)
     supervisor.check_handler(handler, dict(options))  # fail fast on a bad handler
+    log_store(app.config)
     app.store()  # a clear error now if the store is unreachable
     children = [supervisor.Child(n, supervisor.worker_argv(
         n, config_path=app.config_path, verbose=app.verbose, handler=handler, tags=tags,
@@ -143,6 +151,7 @@ def _run_worker(app, settings, name, handler, tags, options):
         time_limit=settings.get("worker", "time_limit"),
         shutdown_grace=settings.get("worker", "shutdown_grace"),
         instance_timeout=settings.get("scheduler", "instance_timeout"), supervisor_pid=supervisor_pid)
+    log_store(app.config)
     # Ctrl-C reaches the whole process group; a supervisor passes it on.
     worker.run(stop_event_on_signals(sigint=not supervisor_pid))
 

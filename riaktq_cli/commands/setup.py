@@ -34,6 +34,7 @@ def init_cmd(app, path, riak_url, force):
         raise RiaktqError(f"cannot write {target}: {exc.strerror}") from None
     cfg = config.load(str(target))  # the template must always load
     click.echo(f"wrote {target}")
+    click.echo(escape(cfg.store_line()))
     if cfg.backend == "sqlite":
         from riaktq_cli.api import Queue
         Queue.from_loaded(cfg).close()  # the embedded store: create it now
@@ -60,6 +61,7 @@ def check_cmd(app):
 
     cfg = app.config
     click.echo(f"config: {cfg.path or 'built-in defaults (no config file)'}")
+    click.echo(escape(cfg.store_line()))
 
     def report(checks):
         ok_all = True
