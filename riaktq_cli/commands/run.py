@@ -136,7 +136,10 @@ def _supervise(app, settings, handler, count, prefix, tags, options):
     children = [supervisor.Child(n, supervisor.worker_argv(
         n, config_path=app.config_path, verbose=app.verbose, handler=handler, tags=tags,
         options=options, setting_flags=settings.flag_argv(), global_flags=app.flag_argv())) for n in names]
-    raise click.exceptions.Exit(supervisor.supervise(children, stop_event_on_signals()))
+    code = supervisor.supervise(children, stop_event_on_signals())
+    if code:
+        raise Incomplete(exit_code=code)  # the children's own lines said why
+    raise click.exceptions.Exit(0)  # done: not on to the one-instance path
 
 
 def _run_worker(app, settings, name, handler, tags, options):
@@ -150,8 +153,8 @@ def _run_worker(app, settings, name, handler, tags, options):
         heartbeat=settings.get("worker", "heartbeat"), poll=settings.get("worker", "poll"),
         time_limit=settings.get("worker", "time_limit"),
         shutdown_grace=settings.get("worker", "shutdown_grace"),
-        instance_timeout=settings.get("scheduler", "instance_timeout"), supervisor_pid=supervisor_pid)
-    log_store(app.config)
+        instance_timeout=settings.get("scheduler", "instance_timeout"), supervisor_pid=supervisor_pid,
+        announce=[app.config.store_line()])
     # Ctrl-C reaches the whole process group; a supervisor passes it on.
     worker.run(stop_event_on_signals(sigint=not supervisor_pid))
 

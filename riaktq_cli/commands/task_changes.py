@@ -126,7 +126,7 @@ def requeue_cmd(app, task_ids, status, age, retry, priority, dry_run, force):
             elif task_ids:  # with --status, tasks that changed meanwhile are skipped quietly
                 refused += 1
                 left = "; left alone" if isinstance(outcome.error, WrongStatus) else ""
-                click.echo(f"riaktq: {outcome.error}{left}", err=True)
+                error_line(f"{outcome.error}{left}")
     verb = "would requeue" if dry_run else "requeued"
     click.echo(f"riaktq: {verb} {moved} task(s)", err=True)
     if refused:

@@ -54,9 +54,12 @@ WEDGED_AFTER = 30.0
 
 class Worker:
     def __init__(self, store, name, handler, *, tags=(), heartbeat=2.0, poll=0.5, time_limit=None,
-                 shutdown_grace=30.0, instance_timeout=30.0, supervisor_pid=None):
+                 shutdown_grace=30.0, instance_timeout=30.0, supervisor_pid=None, announce=()):
         """`handler` names the handler: anything with `.name` (the spec given
-        to --handler) and `.options` (a dict for its init)."""
+        to --handler) and `.options` (a dict for its init). `announce`: log
+        lines for once the handler is up (the store line), so that a bad
+        handler's failure stays the only line."""
+        self.announce = tuple(announce)
         self.store = store
         self.name = name
         self.handler_name = handler.name
@@ -137,6 +140,8 @@ class Worker:
         a stop came first."""
         if not self.runner.start_child(cancelled=stop.is_set):
             return False
+        for line in self.announce:
+            log.info("%s", line)
         self.tags = sorted(set(self.tags) | set(self.runner.tags))
         while not stop.is_set():
             try:
