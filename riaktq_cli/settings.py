@@ -11,8 +11,9 @@ the file, a flag or the environment, so the three cannot disagree.
 Resolution: flag, else environment, else file, else default, in one
 function (`resolve`) that every reader goes through -- a command's flags
 (`Settings`), the Riak password (`config.Config.riak_credentials`), the log
-format at start-up (`cli.py`) -- always with `is None`, never `or`, so `--instance-timeout 0s` is refused as out of range
-instead of silently replaced by the file's value. Cross-checks between
+format at start-up (`cli.py`) -- always with `is None`, never `or`, so
+`--instance-timeout 0s` is refused as out of range instead of silently
+replaced by the file's value. Cross-checks between
 settings (a heartbeat shorter than the instance timeout...) run once on the
 resolved whole.
 
