@@ -57,8 +57,7 @@ class Worker:
                  shutdown_grace=30.0, instance_timeout=30.0, supervisor_pid=None, announce=()):
         """`handler` names the handler: anything with `.name` (the spec given
         to --handler) and `.options` (a dict for its init). `announce`: log
-        lines for once the handler is up (the store line), so that a bad
-        handler's failure stays the only line."""
+        lines for once it is up (the store line): a refusal stays one line."""
         self.announce = tuple(announce)
         self.store = store
         self.name = name
@@ -140,8 +139,6 @@ class Worker:
         a stop came first."""
         if not self.runner.start_child(cancelled=stop.is_set):
             return False
-        for line in self.announce:
-            log.info("%s", line)
         self.tags = sorted(set(self.tags) | set(self.runner.tags))
         while not stop.is_set():
             try:
@@ -153,6 +150,8 @@ class Worker:
                 self._sleep(self.poll)
                 continue
             self.outage.ok()
+            for line in self.announce:
+                log.info("%s", line)
             log.info("worker %s up (handler %s, tags %s, pid %d)", self.name, self.handler_name,
                      ",".join(self.tags) or "-", self.pid)
             return True
