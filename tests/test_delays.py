@@ -98,7 +98,8 @@ def test_bad_due_times_in_a_batch_open_nothing(procs, store, tmp_path):
     ]) + "\n")
     result = procs.run("open", "--batch", str(batch))
     assert result.returncode == 2
-    assert [line.split(":")[1].strip() for line in lines(result.stderr)[:3]] == ["line 2", "line 3", "line 4"]
+    # each bad line after the one prefix every failure has (riaktq: error: line N: ...)
+    assert [line.split(":")[2].strip() for line in lines(result.stderr)[:3]] == ["line 2", "line 3", "line 4"]
     assert store.get_task("ok") is None
 
 

@@ -2,10 +2,10 @@
 
 Subcommands live in `riaktq_cli/cli/commands/`; only the one being run is
 imported (the commonest `riaktq open` does not even get here: see
-entry.py). `main` turns usage errors into one line here and every other
-exception through `logs.report_failure`, shared with the fast lane: a
-RiaktqError is its message; anything else is a bug, with a traceback only
-under `-v`.
+entry.py). `main` hands every failure -- click's usage errors too, as
+`UsageFailed` -- to `logs.report_failure`, shared with the fast lane: one
+prefix, `riaktq: error: `; a RiaktqError is its message and its exit code;
+anything else is a bug, with a traceback only under `-v`.
 """
 
 import importlib
@@ -16,11 +16,12 @@ import sys
 import click
 
 from riaktq_cli.runtime.logs import report_failure
-from riaktq_cli.cli.options import flag_help
-from riaktq_cli.config.settings import declared
+from riaktq_cli.cli.options import option_for
+from riaktq_cli.config.settings import declared, resolve
 
-# flag (or its env) before the file's [log] format: resolved at start-up,
-# before the config is read, so the first log lines already have their format
+# flag, else its env, else the file's [log] format (settings.resolve, as every
+# setting): the first two at start-up, before the config is read, so that the
+# first log lines already have their format; the file's once it is read
 LOG_FORMAT = declared("log", "format")
 
 COMMANDS = {
@@ -102,7 +103,7 @@ class App:
     def __init__(self, config_path, verbose, log_format=None):
         self.config_path = config_path
         self.verbose = verbose
-        self.log_format = log_format  # from the command line (or env); else the config's
+        self.log_format = log_format  # a settings.Given from the command line, or None
         self._config = None
         self._queue = None
 
@@ -111,10 +112,16 @@ class App:
         if self._config is None:
             from riaktq_cli.config import loading as config
             self._config = config.load(self.config_path)
-            if self.log_format is None and self._config.get("log", "format") != "text":
+            fmt, source = resolve(LOG_FORMAT, self.log_format, config=self._config)
+            if source == "file":
                 from riaktq_cli.runtime.logs import set_format
-                set_format(self._config.get("log", "format"))
+                set_format(fmt)
         return self._config
+
+    def flag_argv(self):
+        """The settings given before the subcommand, as the user wrote them
+        (a `worker --count` child gets them on its own command line)."""
+        return [LOG_FORMAT.flag, self.log_format.text] if self.log_format is not None else []
 
     def queue(self, create=True):
         """The configured queue. Read-only commands pass create=False: an
@@ -141,8 +148,7 @@ class App:
               help="Config file (TOML). Default: $RIAKTQ_CONFIG, else ./riaktq.toml, "
                    "else the embedded SQLite store at ./riaktq.db.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
-@click.option(LOG_FORMAT.flag, type=click.Choice(LOG_FORMAT.kind.choices), envvar=LOG_FORMAT.env,
-              help=flag_help(LOG_FORMAT))
+@option_for(LOG_FORMAT)
 @click.version_option(package_name="riaktq", prog_name="riaktq")
 @click.pass_context
 def cli(ctx, config_path, verbose, log_format):
@@ -158,40 +164,36 @@ def cli(ctx, config_path, verbose, log_format):
     Every process reads the same config file; `riaktq init` writes one.
     Shell completion: see README ("Shell completion").
     """
-    if log_format is not None:
-        os.environ[LOG_FORMAT.env] = log_format  # `worker --count` children log alike
     app = App(config_path, verbose, log_format)
     ctx.obj = app
     ctx.call_on_close(app.close)
     from riaktq_cli.runtime.logs import setup_logging
-    setup_logging(verbose, log_format or "text")
+    setup_logging(verbose, resolve(LOG_FORMAT, log_format)[0] or LOG_FORMAT.default)
 
 
 def main(argv=None):
-    from riaktq_cli.runtime.logs import write_failure  # JSON in that log format, like every line
+    from riaktq_cli.core.errors import RiaktqError, UsageFailed
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     try:
         rc = cli.main(args=argv, prog_name="riaktq", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        rc = exc.exit_code
+        rc = exc.exit_code  # --help, --version, and click's own ends: not failures
     except click.exceptions.Abort:
         sys.stderr.write("riaktq: interrupted\n")
         rc = 130
-    except click.UsageError as exc:
-        name = exc.ctx.command_path if exc.ctx else "riaktq"
-        hint = f" (see '{name} --help')" if exc.ctx else ""
-        write_failure(f"{name}: error: {exc.format_message()}{hint}\n")
-        rc = 2
+    except click.UsageError as exc:  # one prefix for every failure: the hint names the command
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        rc = report_failure(UsageFailed(exc.format_message() + hint))
     except click.ClickException as exc:
-        write_failure(f"riaktq: error: {exc.format_message()}\n")
-        rc = exc.exit_code
+        failure = RiaktqError(exc.format_message())
+        failure.exit_code = exc.exit_code
+        rc = report_failure(failure)
     except KeyboardInterrupt:
         sys.stderr.write("riaktq: interrupted\n")
         rc = 130
     except BrokenPipeError:
         # `riaktq report | head`: the reader left; that is not an error.
         # Point stdout at /dev/null so the interpreter's last flush is quiet.
-        import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         rc = 0
     except Exception as exc:  # RiaktqError, or a bug: one line (and -v: the traceback)

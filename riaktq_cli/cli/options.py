@@ -16,23 +16,19 @@ import functools
 import click
 
 from riaktq_cli.config import settings as settings_mod
-from riaktq_cli.core.errors import ConfigError
+from riaktq_cli.cli.params import KindParam
 
 
-class SettingType(click.ParamType):
+class SettingType(KindParam):
     """A flag's text → settings.Given(value, text), checked as in the file."""
 
     def __init__(self, setting):
-        self.setting = setting
-        self.name = setting.kind.metavar or setting.kind.noun
+        super().__init__(setting.kind)
 
     def convert(self, value, param, ctx):
         if isinstance(value, settings_mod.Given):
             return value
-        try:
-            return settings_mod.Given(self.setting.parse(value, self.setting.kind.noun), str(value))
-        except ConfigError as exc:
-            self.fail(str(exc), param, ctx)
+        return settings_mod.Given(super().convert(str(value), param, ctx), str(value))
 
 
 def flag_help(setting):

@@ -3,26 +3,32 @@ theirs in options.py, made from the declarations)."""
 
 import click
 
-from riaktq_cli.core.durations import parse_duration
-from riaktq_cli.core.errors import DurationError
+from riaktq_cli.config import settings
+from riaktq_cli.core.errors import ConfigError
+from riaktq_cli.core.task_checks import PRIORITY_MAX
 
-# Priorities, retries and counts are stored as 64-bit integers (SQLite, the
-# fixed-width Riak index terms), and every restart lowers a priority by one:
-# numbers beyond this are a usage error, not an overflow deep in a store.
-INT_LIMIT = 2**62
+# Counts a user gives (`--limit`) are bounded as the task model bounds its
+# numbers (task_checks: ±2^53, exact in JSON for every consumer): one bound,
+# and a number beyond it is a usage error, not an overflow deep in a store.
+COUNT_MAX = PRIORITY_MAX
 
 
-class Duration(click.ParamType):
-    """`250ms`, `5s`, `1m`, `2h`, `1d` → seconds (float)."""
+class KindParam(click.ParamType):
+    """A value of one of the settings' kinds (settings.Duration...): parsed
+    and range-checked by the kind's own code, whether it comes from a
+    command's flag, a setting's flag or the config file; a refusal is a
+    usage error (exit 2)."""
 
-    name = "DURATION"
+    def __init__(self, kind):
+        self.kind = kind
+        self.name = kind.metavar or kind.noun
 
     def convert(self, value, param, ctx):
-        if isinstance(value, float):
-            return value
+        if not isinstance(value, str):
+            return value  # a default, already parsed
         try:
-            return parse_duration(value, "duration")
-        except DurationError as exc:
+            return self.kind.parse(value, self.kind.noun)
+        except ConfigError as exc:
             self.fail(str(exc), param, ctx)
 
 
@@ -77,7 +83,7 @@ class Identifier(click.ParamType):
         return value
 
 
-DURATION = Duration()
+DURATION = KindParam(settings.Duration(0, low_open=False))  # `250ms`, `5s`, `1m`, `2h`, `1d` → seconds
 IDENTIFIER = Identifier()
 KEY_VALUE = KeyValue()
 ADDRESS = Address()

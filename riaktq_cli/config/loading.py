@@ -9,8 +9,7 @@ misspelt `instance_timout` silently ignored is a queue that behaves wrongly.
 import os
 
 from riaktq_cli.config import settings
-from riaktq_cli.core.durations import parse_duration
-from riaktq_cli.core.errors import ConfigError, DurationError
+from riaktq_cli.core.errors import ConfigError
 
 DEFAULT_NAME = "riaktq.toml"
 PASSWORD_ENV = settings.declared("riak", "password").env
@@ -25,6 +24,7 @@ for _s in settings.DECLARED:
 del _s
 check_node_url = settings.check_node_url
 QUERY_KEYS = {"key", "status", "age"}
+QUERY_AGE = settings.Duration(0, low_open=False)
 
 
 class ObserverQuery:
@@ -42,8 +42,9 @@ class Config:
     dataclasses and pathlib: both cost more start-up time than all of
     `riaktq open` on the embedded store."""
 
-    def __init__(self, path, values, queries=None, from_file=(), schedule_tables=()):
+    def __init__(self, path, values, queries=None, from_file=(), schedule_tables=(), backend_reason=None):
         self.path = path          # the file read (absolute str), or None for built-in defaults
+        self.backend_reason = backend_reason or backend_reason_for(path, {})  # why this store
         self.values = values      # section -> key -> checked value
         self.queries = queries or []
         self.from_file = set(from_file)  # (section, key) the file sets; the rest are defaults
@@ -95,17 +96,11 @@ class Config:
         read gets a warning). Read only when the Riak store opens, so a
         missing file never stops the SQLite store."""
         username = self.get("riak", "username")
-        password = None
-        env = os.environ.get(PASSWORD_ENV)
-        if env:
-            from riaktq_cli.riak.security import Secret
-            password = Secret(env)
-        elif self.get("riak", "password") is not None:
-            password = self.get("riak", "password")
-        elif self.get("riak", "password_file"):
+        password, source = settings.resolve(settings.declared("riak", "password"), config=self)
+        if password is None and self.get("riak", "password_file"):
             password = _read_password_file(self.riak_file("password_file"))
         if username is None and password is not None:
-            source = PASSWORD_ENV if env else "[riak] password"
+            source = f"${PASSWORD_ENV}" if source == "env" else "[riak] password"
             raise ConfigError(f"{self._where()}{source} is set but [riak] username is not")
         if username is not None and password is None:
             raise ConfigError(f"{self._where()}[riak] username {username!r} has no password: set "
@@ -119,6 +114,27 @@ class Config:
         if self.backend == "sqlite":
             return f"sqlite {self.sqlite_path}"
         return "riak " + ", ".join(self.get("riak", "nodes"))
+
+    def store_line(self):
+        """Which store this process uses and why, in one line: the scheduler
+        and workers log it at start, `check` and `init` print it -- a [riak]
+        section switches the backend, and that must never go unnoticed."""
+        if self.backend == "sqlite":
+            where = f"file {self.sqlite_path}"
+        else:
+            where = "nodes " + ", ".join(self.get("riak", "nodes"))
+        return f"store: {self.backend} ({where}, {self.backend_reason})"
+
+
+def backend_reason_for(path, raw):
+    """Why the backend is what it is, as `store_line` says it."""
+    if path is None:
+        return "the default: no config file"
+    if "backend" in raw.get("store", {}):
+        return f'backend = "{raw["store"]["backend"]}" in {path}'
+    if "riak" in raw:
+        return f"from [riak] in {path}"
+    return f"the default: no backend in {path}"
 
 
 def _read_password_file(path):
@@ -212,7 +228,8 @@ def from_dict(raw, path=None):
         settings.cross_check(lambda section, key: values[section][key])
     except ConfigError as exc:
         raise ConfigError(where_file + str(exc)) from None
-    return Config(path=path, values=values, queries=queries, from_file=from_file, schedule_tables=schedule_tables)
+    return Config(path=path, values=values, queries=queries, from_file=from_file, schedule_tables=schedule_tables,
+                  backend_reason=backend_reason_for(path, raw))
 
 
 def _queries(raw, where_file):
@@ -234,8 +251,8 @@ def _queries(raw, where_file):
         if status is not None and status not in STATUS_CHOICES:
             raise ConfigError(f"{where_file}bad status {status!r} in query {key!r} (expected one of {', '.join(STATUS_CHOICES)})")
         try:
-            age = parse_duration(q.get("age", "0s"), f"age of query {key!r}")
-        except DurationError as exc:
+            age = QUERY_AGE.parse(q.get("age", "0s"), f"age of query {key!r}")
+        except ConfigError as exc:
             raise ConfigError(where_file + str(exc)) from None
         queries.append(ObserverQuery(key=key, status=status, age=age))
     return queries

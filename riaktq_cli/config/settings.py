@@ -8,9 +8,12 @@ schema (`config.SCHEMA`), the flags of `scheduler`, `worker`, `observe` and
 value is parsed and range-checked by the same code whether it comes from
 the file, a flag or the environment, so the three cannot disagree.
 
-Resolution: flag, else environment, else file, else default -- always with
-`is None`, never `or`, so `--instance-timeout 0s` is refused as out of range
-instead of silently replaced by the file's value. Cross-checks between
+Resolution: flag, else environment, else file, else default, in one
+function (`resolve`) that every reader goes through -- a command's flags
+(`Settings`), the Riak password (`config.Config.riak_credentials`), the log
+format at start-up (`cli.py`) -- always with `is None`, never `or`, so
+`--instance-timeout 0s` is refused as out of range instead of silently
+replaced by the file's value. Cross-checks between
 settings (a heartbeat shorter than the instance timeout...) run once on the
 resolved whole.
 
@@ -20,7 +23,7 @@ its start-up time is the queue's enqueue cost from a shell.
 """
 
 from riaktq_cli.core.durations import parse_duration
-from riaktq_cli.core.errors import ConfigError, DurationError
+from riaktq_cli.core.errors import ConfigError
 from riaktq_cli.core.task_checks import TIME_LIMIT_MAX
 
 
@@ -40,10 +43,7 @@ class Duration:
     def parse(self, value, what):
         if value is None and self.optional:
             return None
-        try:
-            seconds = parse_duration(value, what)
-        except DurationError as exc:
-            raise ConfigError(str(exc)) from None
+        seconds = parse_duration(value, what)  # a DurationError is a ConfigError
         below = seconds <= self.low if self.low_open else seconds < self.low
         if below or (self.high is not None and seconds > self.high):
             raise ConfigError(f"bad {what} {value!r}: expected a duration {self.range}")
@@ -282,15 +282,17 @@ def for_command(command):
 
 # --------------------------------------------------------------------------- cross-checks
 
-def cross_check(get, where=lambda section, key: f"[{section}] {key}"):
+def cross_check(get, where=lambda section, key: f"[{section}] {key}", source=lambda section, key: "file"):
     """Settings that are each in range but contradict each other. `get(section,
-    key)` reads the resolved value; `where` names a setting's source."""
+    key)` reads the resolved value; `where` names a setting's source and
+    `source` says which it is ("flag", "env", "file", "default")."""
     heartbeat, timeout = get("worker", "heartbeat"), get("scheduler", "instance_timeout")
     if heartbeat >= timeout:
         raise ConfigError(
             f"{where('worker', 'heartbeat')} {heartbeat:g}s must be shorter than "
             f"{where('scheduler', 'instance_timeout')} {timeout:g}s: every worker would look lost")
-    if get("riak", "password") is not None and get("riak", "password_file"):
+    if get("riak", "password") is not None and get("riak", "password_file") \
+            and source("riak", "password") != "env":  # $RIAKTQ_RIAK_PASSWORD wins over the file's
         raise ConfigError("[riak] has both password and password_file; keep one")
     if get("riak", "key_file") and not get("riak", "cert_file"):
         raise ConfigError("[riak] key_file needs cert_file (the client certificate)")
@@ -308,26 +310,39 @@ class Given:
         self.value, self.text = value, text
 
 
+def resolve(s, given=None, environ=None, config=None):
+    """(value, source) of setting `s`: the flag given, else its environment
+    variable, else the config file, else the default. The one precedence
+    every setting goes through -- a command's flags (`Settings`), the Riak
+    password (`Config.riak_credentials`), the log format before the config
+    is read (config=None: (None, None) when neither flag nor env sets it).
+    `is None`, never `or`: a flag's 0s is refused, not replaced."""
+    if given is not None:
+        return given.value, "flag"
+    if environ is None:
+        import os
+        environ = os.environ
+    if s.env and environ.get(s.env):
+        return s.parse(environ[s.env], f"${s.env}"), "env"
+    if config is None:
+        return None, None
+    return config.get(s.section, s.key), config.source(s.section, s.key)
+
+
 class Settings:
     """The resolved settings of one command: the config file (or defaults)
     under the environment under the flags given. `get` as on Config."""
 
     def __init__(self, config, given=None, environ=None):
-        import os
         self.config = config
         self.given = {s: g for s, g in (given or {}).items() if g is not None}
         self.sources, self._values = {}, {}
-        environ = os.environ if environ is None else environ
         for s in DECLARED:
-            self._values[(s.section, s.key)], self.sources[s] = self._resolve(s, environ)
-        cross_check(self.get, self._where)
+            self._values[(s.section, s.key)], self.sources[s] = resolve(s, self.given.get(s), environ, config)
+        cross_check(self.get, self._where, self._source)
 
-    def _resolve(self, s, environ):
-        if s in self.given:
-            return self.given[s].value, "flag"
-        if s.env and environ.get(s.env):
-            return s.parse(environ[s.env], f"${s.env}"), "env"
-        return self.config.get(s.section, s.key), self.config.source(s.section, s.key)
+    def _source(self, section, key):
+        return self.sources[BY_NAME[(section, key)]]
 
     def get(self, section, key):
         return self._values[(section, key)]

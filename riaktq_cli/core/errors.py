@@ -5,6 +5,13 @@ application catches `TaskExists` or `WaitTimeout`; the CLI turns every
 `RiaktqError` into its message on stderr and its `exit_code` (1 refused,
 2 bad input or config, 3 store unreachable). Anything else is a bug and
 shows a traceback only with `-v` (runtime/logs.py: report_failure).
+
+A command fails one way: it raises a RiaktqError, and `report_failure` (runtime/logs.py) is
+the one place that prints it, after the one prefix `riaktq: error: `. A
+command that reports several refused items as it goes prints each with
+`error_line` (the same prefix) and ends with `Incomplete`. Errors are told
+apart by their type (and a store's by the status it carries), never by
+their text.
 """
 
 
@@ -40,6 +47,11 @@ class StoreError(RiaktqError):
     """The store cannot be reached or refused an operation."""
 
     exit_code = 3
+
+
+class StoreConflict(StoreError):
+    """The store refused a conditional write: the key exists (a create) or
+    was changed by someone else since it was read."""
 
 
 class StoreUnavailable(StoreError):
@@ -184,3 +196,24 @@ class Refused(RiaktqError):
 
 class TransitionError(RiaktqError):
     """A transition does not apply to the task in its current state."""
+
+
+class UsageFailed(BadInput):
+    """The command line itself is wrong (click's usage errors): exit 2."""
+
+
+class Incomplete(RiaktqError):
+    """A command did only part of what it was asked, and has said what as it
+    went (a line per refused id with `error_line`, a ✗ per failed check, the
+    output of the tasks that failed): it ends with this, which adds a line
+    only when given a message. Exit 1 unless told otherwise (`scheduler
+    --once` that did not hold the lease: 3)."""
+
+    def __init__(self, message="", exit_code=1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+PREFIX = "riaktq: error: "
+
+

@@ -217,6 +217,13 @@ def info_line(text, **fields):
         _lost[0] += 1  # stderr is gone (EPIPE, EIO, closed): the work goes on without it
 
 
+def error_line(exc):
+    """One refused item of a command that goes on with the others: the same
+    prefix and the same stream as the failure that ends a command."""
+    from riaktq_cli.core.errors import PREFIX
+    write_failure(f"{PREFIX}{exc}\n")
+
+
 def report_failure(exc, verbose=False):
     """Tell the user about `exc` in one line on stderr; return the exit code.
 
@@ -228,9 +235,10 @@ def report_failure(exc, verbose=False):
     if verbose:
         import traceback
         trace = "".join(traceback.format_exception(exc))
-    from riaktq_cli.core.errors import RiaktqError
+    from riaktq_cli.core.errors import PREFIX, RiaktqError
     if isinstance(exc, RiaktqError):
-        write_failure(f"riaktq: error: {exc}\n", trace)
+        if str(exc) or trace:
+            write_failure(f"{PREFIX}{exc}\n" if str(exc) else "", trace)
         return exc.exit_code
     write_failure(f"riaktq: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n", trace)
     return 70

@@ -32,10 +32,13 @@ from riaktq_cli.core.errors import (
     ForeignValue,
     PartialCreate,
     PartialUpdate,
+    StoreConflict,
     StoreError,
+    StoreRefused,
     StoreUnavailable,
 )
-from riaktq_cli.riak import RiakConflict, TlsSettings, connect
+from riaktq_cli.riak import (RiakClient, RiakConflict, RiakError, RiakRefused, RiakUnavailable,
+                             TlsSettings)
 from riaktq_cli.store.base import Store
 from riaktq_cli.store import riak_terms
 from riaktq_cli.store.riak_notes import NOTE_MIN, OpeningNotes, settle
@@ -198,17 +201,15 @@ class RiakStore(Store):
                 if stored is not None and len(stored.siblings) == 1:
                     created.append((task, stored.vclock))
                 return None
-            except StoreError as exc:
-                # the key exists: both APIs say so with a RiakConflict (412 /
-                # match_found), which the store error was raised from
-                if not isinstance(exc.__context__, RiakConflict):
-                    return exc
+            except StoreConflict:
                 existing, _ = self._fetch_task(task.id)
                 # A retried create may have been applied by its first attempt:
                 # the same record is our own write, not a duplicate.
                 if existing is not None and existing.to_record() == task.to_record():
                     return None
                 return DuplicateTask(task.id)
+            except StoreError as exc:   # unavailable (the batch says which landed) or refused
+                return exc
         results = self.riak.map(create, tasks)
         if created:
             order = {task.id: n for n, task in enumerate(tasks)}

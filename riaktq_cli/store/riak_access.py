@@ -11,8 +11,8 @@ never their text), lazy 2i iteration, and a pool that runs up to
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from riaktq_cli.core.errors import StoreError, StoreRefused, StoreUnavailable
-from riaktq_cli.riak import RiakError, RiakNoBucketType, RiakRefused, RiakUnavailable
+from riaktq_cli.core.errors import StoreConflict, StoreError, StoreRefused, StoreUnavailable
+from riaktq_cli.riak import RiakConflict, RiakError, RiakNoBucketType, RiakRefused, RiakUnavailable
 from riaktq_cli.store.riak_terms import PARALLEL
 
 
@@ -38,6 +38,8 @@ class RiakAccess:
             raise StoreRefused(str(exc)) from None
         except RiakUnavailable as exc:
             raise StoreUnavailable(str(exc)) from None
+        except RiakConflict as exc:
+            raise StoreConflict(str(exc)) from None
         except RiakError as exc:
             text = str(exc)
             if isinstance(exc, RiakNoBucketType):

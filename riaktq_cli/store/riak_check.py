@@ -175,8 +175,7 @@ def _check_cluster(store):
         yield True, "secondary indexes (2i) work"
     except RiakError as exc:
         hint = " (2i needs the leveled or leveldb backend; bitcask has none)" \
-            if not isinstance(exc, RiakRefused) and ("indexes_not_supported" in str(exc)
-                                                     or "500" in str(exc)) else ""
+            if not isinstance(exc, RiakRefused) and (exc.status == 500 or "indexes_not_supported" in exc.body) else ""
         yield False, f"secondary indexes: {exc}{hint}"
     try:
         counts = store.count_by_status()

@@ -32,7 +32,8 @@ def sqlite_file(path, busy_timeout=5.0):
         try:
             result = [row[0] for row in db.execute("PRAGMA quick_check")]
         except sqlite3.Error as exc:
-            what = "cannot write" if "readonly" in str(exc) else "not a sound database"
+            readonly = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY
+            what = "cannot write" if readonly else "not a sound database"
             yield False, f"sqlite {path}: {what}: {exc}"
             return
         if result != ["ok"]:

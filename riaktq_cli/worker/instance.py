@@ -56,9 +56,11 @@ WEDGED_AFTER = 30.0
 
 class Worker:
     def __init__(self, store, name, handler, *, tags=(), heartbeat=2.0, poll=0.5, time_limit=None,
-                 shutdown_grace=30.0, instance_timeout=30.0, supervisor_pid=None):
+                 shutdown_grace=30.0, instance_timeout=30.0, supervisor_pid=None, announce=()):
         """`handler` names the handler: anything with `.name` (the spec given
-        to --handler) and `.options` (a dict for its init)."""
+        to --handler) and `.options` (a dict for its init). `announce`: log
+        lines for once it is up (the store line): a refusal stays one line."""
+        self.announce = tuple(announce)
         self.store = store
         self.name = name
         self.handler_name = handler.name
@@ -131,6 +133,8 @@ class Worker:
                 self._sleep(self.poll)
                 continue
             self.outage.ok()
+            for line in self.announce:
+                log.info("%s", line)
             log.info("worker %s up (handler %s, tags %s, pid %d)", self.name, self.handler_name,
                      ",".join(self.tags) or "-", self.pid)
             return True

@@ -96,14 +96,16 @@ def watch_supervisor():
     return pid
 
 
-def worker_argv(name, *, config_path, verbose, handler, tags, options, setting_flags):
+def worker_argv(name, *, config_path, verbose, handler, tags, options, setting_flags, global_flags=()):
     """The child's command line. `setting_flags`: the setting flags the
-    user gave, as written (`Settings.flag_argv()`), never re-formatted."""
+    user gave, as written (`Settings.flag_argv()`), never re-formatted;
+    `global_flags` those given before the subcommand (`--log-format`)."""
     argv = [sys.executable, "-m", "riaktq_cli"]
     if config_path:
         argv += ["--config", os.path.abspath(config_path)]
     if verbose:
         argv.append("-v")
+    argv += list(global_flags)
     argv += ["worker", "--name", name, "--handler", handler]
     for tag in tags:
         argv += ["--tag", tag]

@@ -15,6 +15,7 @@ from riaktq_cli.cli import partial
 from riaktq_cli.core import task as tasks_mod
 from riaktq_cli.cli.completion import complete_task_id
 from riaktq_cli.core.durations import format_duration
+from riaktq_cli.core.errors import Incomplete
 from riaktq_cli.cli.params import DURATION, IDENTIFIER
 
 
@@ -24,7 +25,8 @@ def finish_wait(queue, ids, timeout, show):
     exit 2 with one line naming what is still pending."""
     finished = queue.wait(ids, timeout)
     show(finished)
-    sys.exit(0 if all(t.status == tasks_mod.DONE for t in finished) else 1)
+    if not all(t.status == tasks_mod.DONE for t in finished):
+        raise Incomplete()  # the failed tasks' outputs were shown: exit 1, no more said
 
 
 def _show_ids(finished):

@@ -14,7 +14,7 @@ from riaktq_cli.core import task as tasks_mod
 from riaktq_cli.config.loading import ObserverQuery
 from riaktq_cli.core.errors import RiaktqError, StoreError
 from riaktq_cli.cli.options import setting_options
-from riaktq_cli.cli.params import DURATION, INT_LIMIT
+from riaktq_cli.cli.params import COUNT_MAX, DURATION
 
 REPORT_FORMATS = ["ids", "table", "json", "csv"]
 
@@ -32,7 +32,7 @@ def _queries_or_fail(app, command):
 @click.option("--age", type=DURATION, metavar="DURATION",
               help="Only tasks created at least this long ago (e.g. 1d), measured against their `cat`.")
 @click.option("--key", metavar="NAME", help="Name of the query, shown in json output.")
-@click.option("--limit", type=click.IntRange(0, INT_LIMIT), default=0, metavar="N",
+@click.option("--limit", type=click.IntRange(0, COUNT_MAX), default=0, metavar="N",
               help="At most N ids (per query) [default: 0, all].")
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS),
               help="[default: table on a terminal, else ids]")

@@ -4,12 +4,12 @@ Thin click commands over `Queue.pause` / `Queue.resume` (api_control.py);
 how the scheduler applies the state is in riaktq_cli/scheduler/pausing.py.
 """
 
-import sys
 
 import click
 
 from riaktq_cli.scheduler import pausing
 from riaktq_cli.core.durations import format_duration
+from riaktq_cli.core.errors import Incomplete
 from riaktq_cli.core.output import escape
 from riaktq_cli.cli.params import DURATION
 
@@ -46,7 +46,7 @@ def pause_cmd(app, tag, timeout):
         click.echo(f"riaktq: {pausing.describe(state)}: scheduler {escape(state['scheduler'])} has not applied"
                    f" it within {format_duration(wait)}, so tasks may still be assigned; `riaktq stats`"
                    " says when it has", err=True)
-        sys.exit(1)
+        raise Incomplete()
 
 
 @click.command("resume")

@@ -7,7 +7,7 @@ import click
 
 from riaktq_cli.cli.completion import complete_instance
 from riaktq_cli.core.durations import format_duration
-from riaktq_cli.core.errors import ConfigError
+from riaktq_cli.core.errors import ConfigError, Incomplete
 from riaktq_cli.core.output import render
 from riaktq_cli.cli.options import setting_options
 from riaktq_cli.cli.params import ADDRESS, IDENTIFIER, KEY_VALUE
@@ -43,6 +43,7 @@ def scheduler_cmd(app, settings, once, events, metrics_addr):
     daemon_logging()
     instance_timeout = settings.get("scheduler", "instance_timeout")
     schedules = app.config.schedules   # a bad [[schedule]] stops the start (exit 2)
+    log_store(app.config)
     store = app.store()
     if metrics_addr is not None:
         from riaktq_cli.views import metrics
@@ -61,7 +62,7 @@ def scheduler_cmd(app, settings, once, events, metrics_addr):
     finally:
         scheduler.events.close()
     if once and not ran:
-        raise click.exceptions.Exit(3)
+        raise Incomplete(exit_code=3)  # another scheduler holds the lease; the log said so
 
 
 @click.command("worker")
@@ -106,6 +107,12 @@ def worker_cmd(app, settings, handler, name, count, prefix, tags, options):
     _run_worker(app, settings, name, handler, tags, options)
 
 
+def log_store(config):
+    """The store line (config.store_line) as the daemon's first log line."""
+    import logging
+    logging.getLogger("riaktq").info("%s", config.store_line())
+
+
 def _checked_tags(tags):
     from riaktq_cli.core.errors import TransitionError
     from riaktq_cli.core.task import validate_tag
@@ -124,11 +131,15 @@ def _supervise(app, settings, handler, count, prefix, tags, options):
     for n in names:
         _check_name(n)
     supervisor.check_handler(handler, dict(options))  # fail fast on a bad handler
+    log_store(app.config)
     app.store()  # a clear error now if the store is unreachable
     children = [supervisor.Child(n, supervisor.worker_argv(
         n, config_path=app.config_path, verbose=app.verbose, handler=handler, tags=tags,
-        options=options, setting_flags=settings.flag_argv())) for n in names]
-    raise click.exceptions.Exit(supervisor.supervise(children, stop_event_on_signals()))
+        options=options, setting_flags=settings.flag_argv(), global_flags=app.flag_argv())) for n in names]
+    code = supervisor.supervise(children, stop_event_on_signals())
+    if code:
+        raise Incomplete(exit_code=code)  # the children's own lines said why
+    raise click.exceptions.Exit(0)  # done: not on to the one-instance path
 
 
 def _run_worker(app, settings, name, handler, tags, options):
@@ -142,7 +153,8 @@ def _run_worker(app, settings, name, handler, tags, options):
         heartbeat=settings.get("worker", "heartbeat"), poll=settings.get("worker", "poll"),
         time_limit=settings.get("worker", "time_limit"),
         shutdown_grace=settings.get("worker", "shutdown_grace"),
-        instance_timeout=settings.get("scheduler", "instance_timeout"), supervisor_pid=supervisor_pid)
+        instance_timeout=settings.get("scheduler", "instance_timeout"), supervisor_pid=supervisor_pid,
+        announce=[app.config.store_line()])
     # Ctrl-C reaches the whole process group; a supervisor passes it on.
     worker.run(stop_event_on_signals(sigint=not supervisor_pid))
 
@@ -201,17 +213,18 @@ def instances_cmd(app, names, fmt, forget):
 
 def _forget(queue, names):
     from riaktq_cli.core.errors import Refused
+    from riaktq_cli.runtime.logs import error_line
     refused = 0
     for name in dict.fromkeys(names):
         try:
             queue.forget_instance(name)
         except Refused as exc:
             refused += 1
-            click.echo(f"riaktq: error: {exc}", err=True)
+            error_line(exc)
             continue
         click.echo(f"riaktq: forgot instance {name}", err=True)
     if refused:
-        raise click.exceptions.Exit(1)
+        raise Incomplete()
 
 
 def _pause_note(queue):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from riaktq_cli.core.errors import RiaktqError
+from riaktq_cli.core.errors import Incomplete, RiaktqError
 from riaktq_cli.core.output import escape
 
 
@@ -42,6 +42,7 @@ def init_cmd(app, path, riak_url, force):
         raise RiaktqError(f"cannot write {target}: {exc.strerror}") from None
     cfg = config.load(str(target))  # the template must always load
     click.echo(f"wrote {target}")
+    click.echo(escape(cfg.store_line()))
     if cfg.backend == "sqlite":
         from riaktq_cli.api.queue import Queue
         Queue.from_loaded(cfg).close()  # the embedded store: create it now
@@ -68,6 +69,7 @@ def check_cmd(app):
 
     cfg = app.config
     click.echo(f"config: {cfg.path or 'built-in defaults (no config file)'}")
+    click.echo(escape(cfg.store_line()))
 
     def report(checks):
         """✓ passed, ✗ failed (exit 1), ! works but worth changing (ok is None)."""
@@ -78,9 +80,9 @@ def check_cmd(app):
         return ok_all
 
     if cfg.backend == "sqlite" and not report(probe.sqlite_file(cfg.sqlite_path)):
-        raise click.exceptions.Exit(1)  # opening the store would fail or create it
+        raise Incomplete()  # opening the store would fail or create it
     store = app.store()
     ok_all = report(store.check())
     ok_all = report(probe.record_round_trip(store)) and ok_all
     if not ok_all:
-        raise click.exceptions.Exit(1)
+        raise Incomplete()  # each ✗ said what

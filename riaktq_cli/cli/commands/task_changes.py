@@ -7,15 +7,15 @@ Thin click commands over `Queue.cancel` / `Queue.cancel_where` /
 is in riaktq_cli/scheduler/cancelling.py.
 """
 
-import sys
 
 import click
 
 from riaktq_cli.cli import partial
 from riaktq_cli.core import task as tasks_mod
 from riaktq_cli.cli.completion import complete_task_id
-from riaktq_cli.core.errors import RiaktqError, WrongStatus
-from riaktq_cli.cli.params import DURATION, IDENTIFIER, INT_LIMIT
+from riaktq_cli.core.errors import Incomplete, RiaktqError, WrongStatus
+from riaktq_cli.runtime.logs import error_line
+from riaktq_cli.cli.params import DURATION, IDENTIFIER
 from riaktq_cli.core.task import NEXTUP, TODO
 
 DRY_RUN_STATES = {"failed": "would fail", "cancelling": "would stop"}
@@ -61,7 +61,7 @@ def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run, force):
         for outcome in outcomes:
             if not outcome.ok:
                 refused += 1
-                click.echo(f"riaktq: error: {outcome.error}", err=True)
+                error_line(outcome.error)
                 continue
             state = "cancelling" if outcome.task.status == NEXTUP else "failed"
             counts[state] += 1
@@ -76,7 +76,7 @@ def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run, force):
     click.echo(f"riaktq: {verb} {counts['failed'] + counts['cancelling']} task(s): {counts['failed']} todo"
                f" (failed at once), {counts['cancelling']} nextup (stopped by the scheduler)", err=True)
     if refused:
-        sys.exit(1)
+        raise Incomplete()
 
 
 @click.command("requeue")
@@ -85,7 +85,7 @@ def cancel_cmd(app, task_ids, reason, status, tag, age, dry_run, force):
               help="Requeue every task with this status (instead of IDs).")
 @click.option("--age", type=DURATION, metavar="DURATION",
               help="With --status: only tasks created at least this long ago.")
-@click.option("--retry", type=click.IntRange(0, INT_LIMIT), default=0, show_default=True,
+@click.option("--retry", type=click.IntRange(0, tasks_mod.RETRY_MAX), default=0, show_default=True,
               help="The fresh retry count.")
 @click.option("--priority", type=int, metavar="N", help="A new priority (higher runs first). [default: kept]")
 @click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
@@ -128,7 +128,7 @@ def requeue_cmd(app, task_ids, status, age, retry, priority, dry_run, force):
             elif task_ids:  # with --status, tasks that changed meanwhile are skipped quietly
                 refused += 1
                 left = "; left alone" if isinstance(outcome.error, WrongStatus) else ""
-                click.echo(f"riaktq: {outcome.error}{left}", err=True)
+                error_line(f"{outcome.error}{left}")
     verb = "would requeue" if dry_run else "requeued"
     click.echo(f"riaktq: {verb} {moved} task(s)", err=True)
     if refused:

@@ -14,12 +14,22 @@ from riaktq_cli.core import task as tasks_mod
 from riaktq_cli.api.inputs import DURATION_FIELDS, OPEN_FIELDS, make_task
 from riaktq_cli.core.clock import now_us
 from riaktq_cli.cli.completion import complete_task_id
-from riaktq_cli.core.errors import BadInput, ConfigError, DurationError, StoreUnavailable
+from riaktq_cli.core.errors import (
+    BadInput,
+    ConfigError,
+    DurationError,
+    Incomplete,
+    StoreUnavailable,
+)
+from riaktq_cli.runtime.logs import error_line
 from riaktq_cli.core.durations import format_duration, parse_duration
 from riaktq_cli.core.output import display, escape, render, utc_time
-from riaktq_cli.cli.params import DURATION, IDENTIFIER, INT_LIMIT
+from riaktq_cli.cli.params import COUNT_MAX, DURATION, IDENTIFIER
+from riaktq_cli.core.task_checks import PRIORITY_MAX, PRIORITY_MIN, RETRY_MAX
 
 BATCH_CHUNK = 500
+# the model's bounds (task_checks), checked here to name the line's field
+BATCH_BOUNDS = {"priority": (PRIORITY_MIN, PRIORITY_MAX), "retry": (0, RETRY_MAX)}
 FORMATS = click.Choice(["table", "json"])
 
 
@@ -138,8 +148,9 @@ def _parse_batch_line(line, now):
     for key in ("priority", "retry"):
         if not isinstance(item.get(key, 0), int) or isinstance(item.get(key), bool):
             raise ValueError(f'"{key}" must be an integer')
-        if abs(item.get(key, 0)) > INT_LIMIT:
-            raise ValueError(f'"{key}" out of range (at most {INT_LIMIT} either way)')
+        low, high = BATCH_BOUNDS[key]
+        if not low <= item.get(key, 0) <= high:
+            raise ValueError(f'"{key}" out of range ({low} to {high})')
     tags = item.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ValueError('"tags" must be a list of strings')
@@ -185,7 +196,7 @@ def _open_batch(app, source):
             raise ConfigError(f"{source}: not UTF-8 text") from None
     if problems:
         for p in problems:
-            sys.stderr.write(f"riaktq: {escape(p)}\n")
+            error_line(escape(p))
         raise BadInput(f"{len(problems)} bad line(s) in {source}; no task opened")
     queue = app.queue()
     failed = 0
@@ -198,11 +209,11 @@ def _open_batch(app, source):
         for (number, _spec), error in zip(chunk, outcomes):
             if error is not None:
                 failed += 1
-                sys.stderr.write(f"riaktq: line {number}: {error}\n")
+                error_line(f"line {number}: {error}")
     opened = len(tasks) - failed
     sys.stderr.write(f"riaktq: opened {opened} task(s)" + (f", {failed} refused\n" if failed else "\n"))
     if failed:
-        sys.exit(1)
+        raise Incomplete()
 
 
 def _batch_cut_short(exc, chunk, rest, failed):
@@ -217,7 +228,7 @@ def _batch_cut_short(exc, chunk, rest, failed):
             missing.append(number)
         elif error is not None:
             failed += 1
-            sys.stderr.write(f"riaktq: line {number}: {error}\n")
+            error_line(f"line {number}: {error}")
     missing += [number for number, _ in rest]
     raise StoreUnavailable(f"{len(missing)} line(s) not opened ({_line_ranges(missing)}), "
                            f"{failed} refused: {exc}")
@@ -297,7 +308,7 @@ TASK_COLUMNS = [("id", "ID"), ("status", "STATUS"), ("priority", "PRIO"), ("retr
 
 @click.command("tasks")
 @click.option("--status", type=click.Choice(tasks_mod.STATUSES), help="Only tasks with this status.")
-@click.option("--limit", type=click.IntRange(0, INT_LIMIT), default=100, show_default=True,
+@click.option("--limit", type=click.IntRange(0, COUNT_MAX), default=100, show_default=True,
               help="At most this many (0: all).")
 @click.option("--tag", metavar="TAG", help="Only tasks that need this tag.")
 @click.option("--assignee", metavar="NAME", type=IDENTIFIER, help="Only tasks assigned to this instance.")
@@ -355,6 +366,6 @@ def rm_cmd(app, task_ids):
     for outcome in app.queue(create=False).rm(task_ids):
         if not outcome.ok:
             missing += 1
-            click.echo(f"riaktq: {outcome.error}", err=True)
+            error_line(outcome.error)
     if missing:
-        sys.exit(1)
+        raise Incomplete()
