@@ -34,11 +34,9 @@ from riaktq_cli.core.errors import (
     PartialUpdate,
     StoreConflict,
     StoreError,
-    StoreRefused,
     StoreUnavailable,
 )
-from riaktq_cli.riak import (RiakClient, RiakConflict, RiakError, RiakRefused, RiakUnavailable,
-                             TlsSettings)
+from riaktq_cli.riak import TlsSettings, connect
 from riaktq_cli.store.base import Store
 from riaktq_cli.store import riak_terms
 from riaktq_cli.store.riak_notes import NOTE_MIN, OpeningNotes, settle
