@@ -1,0 +1,67 @@
+"""The README and the reference under docs/ stay whole: every flag of every
+command and every config key is documented, every link between the pages
+lands, and the set-up the README gives is the one CI runs."""
+
+import importlib
+import re
+
+import click
+
+from tests.conftest import ROOT
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def sections(page, level="###"):
+    """{heading: text} of a page's sections at one heading level."""
+    parts = re.split(rf"^{level} (.+)$", page.read_text(), flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def anchor(heading):
+    """The anchor GitHub gives a heading: lower case, punctuation dropped,
+    spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_command_and_flag_is_in_the_commands_page():
+    from riaktq_cli.cli import COMMANDS
+    documented = sections(ROOT / "docs" / "commands.md")
+    for name, (module, attr) in COMMANDS.items():
+        text = documented.get(f"`riaktq {name}`")
+        assert text is not None, f"docs/commands.md has no section for riaktq {name}"
+        command = getattr(importlib.import_module(module), attr)
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name != "help":
+                for flag in param.opts:
+                    assert f"`{flag}" in text, f"riaktq {name} {flag} is missing from docs/commands.md"
+
+
+def test_every_config_key_is_in_the_operations_page():
+    from riaktq_cli.settings import DECLARED
+    text = (ROOT / "docs" / "operations.md").read_text()
+    for setting in DECLARED:
+        assert f"`[{setting.section}] {setting.key}`" in text, f"[{setting.section}] {setting.key}"
+
+
+def test_every_link_between_the_pages_lands():
+    for page in PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"\w+://", target):
+                continue
+            path, _, fragment = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name}: {target}"
+            if fragment and linked.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), flags=re.M)
+                assert fragment in {anchor(h) for h in headings}, f"{page.name}: {target}"
+
+
+def test_the_readme_sets_up_with_make_and_ci_runs_the_same():
+    readme = (ROOT / "README.md").read_text()
+    [setup] = re.findall(r"^## Set up\n(.*?)^## ", readme, flags=re.S | re.M)
+    commands = re.findall(r"^(make \w+)", "".join(re.findall(r"```sh\n(.*?)```", setup, re.S)), re.M)
+    assert commands == ["make demo", "make test"]
+    assert "PYTHON=" in setup
+    assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(), re.M)
