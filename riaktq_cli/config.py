@@ -247,7 +247,7 @@ TEMPLATE = '''\
 
 [store]
 # "sqlite": the embedded store, one machine, many processes.
-# "riak": a Riak KV cluster over its HTTP API, many machines.
+# "riak": a Riak KV cluster, many machines.
 backend = "{backend}"
 
 [sqlite]
@@ -258,6 +258,8 @@ busy_timeout = "30s"
 
 [riak]
 # Every node the processes may talk to; requests spread over healthy ones.
+# pb://host:8087 speaks Riak's Protocol Buffers API (faster; pbs:// with
+# security on), http://host:8098 its HTTP API (https:// with security on).
 nodes = [{nodes}]
 # A bucket type with allow_mult = true (see `riaktq check`).
 bucket_type = "riaktq"
@@ -268,7 +270,8 @@ timeout = "5s"
 # Requests one process keeps in flight at once (the scheduler's reads and
 # writes of an iteration go out in parallel over this many connections).
 concurrency = 16
-# Riak with security enabled (`riak admin security enable`): https:// nodes,
+# Riak with security enabled (`riak admin security enable`): pbs:// nodes
+# (or https://, ~100x slower: it re-checks the password on every request),
 # a user and its password. Paths are relative to this file. See README.
 # username = "riaktq"
 # password_file = "riak-password"    # chmod 600 (or $RIAKTQ_RIAK_PASSWORD, which wins)

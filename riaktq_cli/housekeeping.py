@@ -11,6 +11,14 @@ written only by the lease holder): a scheduler that takes over, or one
 restarted after kill -9 in the middle, finds today not done and carries on
 with what is left (deleting is idempotent). A task finishing after the day's
 purge waits for the next day.
+
+A pass over the listings ends the day only if they were whole: a Riak
+cluster catching up (a node down, or handing data back after it rejoined)
+answers index queries that can leave tasks out. So when a pass finds
+nothing more, the store is asked once (`listings_partial`: on Riak one
+/stats request per node, once per pass, never per iteration); while it
+says the listings may be partial the day is not marked done and another
+pass starts RECHECK seconds later.
 """
 
 import logging
@@ -23,6 +31,7 @@ log = logging.getLogger("riaktq")
 
 RECORD = "housekeeping"
 BATCH = 200
+RECHECK = 300.0    # seconds between passes while listings may be partial
 STATUSES = ("done", "failed")
 
 
@@ -31,10 +40,13 @@ def utc_day(now_us):
 
 
 class DailyPurge:
-    def __init__(self, store, keep_finished, batch=BATCH):
+    def __init__(self, store, keep_finished, batch=BATCH, recheck=RECHECK):
         self.store, self.keep, self.batch = store, keep_finished, batch
+        self.recheck_us = seconds_to_us(recheck)
         self.day = None       # the UTC day whose purge is done (read from the store once)
         self.job = None       # (day, created_before µs, statuses left) while purging
+        self.next_pass = 0    # µs: no pass before (after one that may have missed tasks)
+        self._partial_day = None  # the day a partial pass was last logged (once a day)
 
     def step(self, now, check_lease):
         """One batch of today's purge, if it is not done yet; the number
@@ -42,13 +54,16 @@ class DailyPurge:
         if self.keep is None:
             return 0
         today = utc_day(now)
+        if self.job is None and now < self.next_pass:
+            return 0
         if self.day is None and self.job is None:
             self.day = (self.store.get_record(SCHEDULER, RECORD) or {}).get("day")
         if self.day == today:
             return 0
         if self.job is None or self.job[0] != today:
             self.job = (today, now - seconds_to_us(self.keep) + 1, list(STATUSES))
-            log.info("keep_finished: deleting done and failed tasks older than %gs", self.keep)
+            if self._partial_day != today:
+                log.info("keep_finished: deleting done and failed tasks older than %gs", self.keep)
         _, before, left = self.job
         ids = []
         for task_id in self.store.iter_ids(status=left[0], created_before=before, page_size=self.batch):
@@ -60,8 +75,20 @@ class DailyPurge:
         if not removed:   # none left with this status (or none deletable now): the next one
             left.pop(0)
             if not left:
-                self._done(today)
+                self._end_pass(today, now)
         return removed
+
+    def _end_pass(self, today, now):
+        """The day is done if the listings were whole; else another pass later."""
+        self.job, self.next_pass = None, now + self.recheck_us   # also if the store cannot say
+        reason = self.store.listings_partial()
+        if not reason:
+            self._done(today)
+            return
+        if self._partial_day != today:
+            self._partial_day = today
+            log.warning("keep_finished: listings may be partial (%s): %s not marked done, another pass "
+                        "in %gs", reason, today, self.recheck_us / 1e6)
 
     def _done(self, today):
         self.store.put_record(SCHEDULER, RECORD, {"day": today})

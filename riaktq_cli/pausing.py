@@ -160,6 +160,11 @@ class Pauses:
         if self._read_at is None or now - self._read_at >= READ_EVERY:
             state = read(self.store)
             before = self.state or {"version": 0}
+            if state["version"] < before["version"]:
+                # Versions only grow and the record is never deleted: an older
+                # one, or none, is a read that missed (a Riak node catching
+                # up), no resume. Keep what was read before.
+                state = before
             if state["version"] != before["version"]:
                 log.info("%s", describe(state) if is_paused(state) else "assignment resumed")
             self.state, self._read_at = state, now

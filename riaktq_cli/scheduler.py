@@ -27,6 +27,7 @@ from riaktq_cli.assigning import pick_tasks
 from riaktq_cli.clock import now_us, seconds_to_us
 from riaktq_cli.errors import PartialUpdate
 from riaktq_cli.forgetting import Forgetter
+from riaktq_cli.inbox_reads import InboxReads
 from riaktq_cli.lease import LeaseLost
 from riaktq_cli.limits import TagLimits
 from riaktq_cli.pausing import Pauses
@@ -55,7 +56,9 @@ class Scheduler(SchedulerLoop):
         self.pauses = Pauses(store, self.owner)
         self.forgetter = Forgetter(store, forget_after, self.timeout_us)
         self.sightings = Sightings(store, self.timeout_us)   # a short listing is no loss
+        self.inbox_reads = InboxReads(store)   # nor an inbox read that comes back empty
         self._shielded = set()   # names whose tasks this iteration must not roll back
+        self._nextup = {}        # this iteration's nextup listing: task id -> assignee
         self.periodic = Periodic(store, schedules)   # [[schedule]]: tasks opened at their slots
         self.limits = TagLimits(store, self.owner)   # concurrency and rate per tag, across instances
         self.lease = None     # set by run(); iteration() alone (tests) writes epoch 0
@@ -77,10 +80,12 @@ class Scheduler(SchedulerLoop):
         # someone else changed since (rm) before it writes them again.
         nextup = self.store.nextup_states()
         expected = {task_id: assignee for task_id, assignee, _ in nextup}
+        self._nextup = expected   # listed nextup: a read of one that finds nothing missed (_commit)
         instances, self._shielded = self.sightings.fill(instances, set(expected.values()), now)
-        for name, record in instances.items():
-            if name not in self._inboxes:
-                self._inboxes[name] = self._load_inbox(name, record)
+        # An inbox read empty that should exist sits out the iteration (inbox_reads.py)
+        doubted = self.inbox_reads.load_missing(self._inboxes, instances, expected, now)
+        seen, instances = instances, {n: r for n, r in instances.items() if n not in doubted}
+        self._shielded |= doubted
         # What each instance certainly has not started, judged before the
         # inboxes change below: losing those runs costs no attempt.
         unstarted = {name: {key[0] for key in protocol.unstarted_runs(self._inboxes[name], record)}
@@ -92,13 +97,14 @@ class Scheduler(SchedulerLoop):
 
         if self._taken_over:
             self._taken_over = False
-            self._reemit_lost_ends(instances, now)
+            self._reemit_lost_ends(seen, now)
             self.periodic.restart(now)
             self.limits.restart()
         self._address(instances, dirty)
         finished, busy = self._commit(instances, handovers, dirty, summary)
         self.prefetch.observe(time.monotonic(), finished, held_before, busy)
-        live = {n: r for n, r in instances.items() if protocol.is_live(r, now, self.timeout_us)}
+        live = {n: r for n, r in instances.items()
+                if protocol.is_live(r, now, self.timeout_us) and n not in self.sightings.expired}
         self._prune(instances, live, dirty)
         cancelling.withdraw(self._inboxes, instances, live, {i: a for i, a, marked in nextup if marked}, dirty)
         self.due.release(now, self._update)      # due tasks join the todo order first
@@ -133,14 +139,6 @@ class Scheduler(SchedulerLoop):
             if task.status in transitions.FINISHED and (task.run, task.inc) == (run, inc) and last is not None and \
                     last[1] in ("close", "cancel") and last[2] == name and last[3] == run:
                 self.events.emit(last[1], task, instance=name)
-
-    def _load_inbox(self, name, record):
-        """The stored inbox, with `seq` never below what the instance took
-        (a lost or reset inbox must not re-use sequence numbers)."""
-        inbox = self.store.get_record(INBOX, name) or protocol.empty_inbox()
-        inbox = dict(protocol.empty_inbox(), **inbox)
-        inbox["seq"] = max([inbox["seq"], record.get("taken", 0)] + [e["seq"] for e in inbox["entries"]])
-        return inbox
 
     def _address(self, instances, dirty):
         """Address each inbox to the worker process now holding the name:
@@ -189,7 +187,8 @@ class Scheduler(SchedulerLoop):
                     break
             return None  # a result of another run or instance: dropped silently
 
-        written, failed = self._update(list(fresh), apply, "commit") if fresh else ([], [])
+        read = set()   # ids of the tasks the store found
+        written, failed = self._update(list(fresh), _noting(apply, read), "commit") if fresh else ([], [])
         finished, busy = {}, {}   # per instance: results committed, seconds its handler ran for them
         for old, new in written:
             finished[old.assignee] = finished.get(old.assignee, 0) + 1
@@ -201,7 +200,7 @@ class Scheduler(SchedulerLoop):
             self.events.emit(kind, task, instance=name)
         # A failed write may still have landed: not committed, so the result
         # is tried again next time, and recognized by its run if it landed.
-        unsure = {protocol.run_key(r) for task_id in failed for _, r in fresh[task_id]}
+        unsure = _unsure(fresh, failed, read, self._nextup)
         for name, record in instances.items():
             inbox = self._inboxes[name]
             committed = [list(protocol.run_key(r)) for r in record.get("outbox", [])
@@ -252,10 +251,11 @@ class Scheduler(SchedulerLoop):
 
     def _prune(self, instances, live, dirty):
         """Drop inbox entries the instance has taken; empty the inboxes of
-        lost instances (their tasks are rolled back below)."""
+        lost instances (their tasks are rolled back below), but not of one
+        shielded (sightings.py): alive until positively gone."""
         for name, record in instances.items():
             inbox = self._inboxes[name]
-            keep = protocol.pending_entries(inbox, record) if name in live else []
+            keep = protocol.pending_entries(inbox, record) if name in live or name in self._shielded else []
             if len(keep) != len(inbox["entries"]):
                 inbox["entries"] = keep
                 dirty.add(name)
@@ -353,6 +353,25 @@ class Scheduler(SchedulerLoop):
         if self.lease is not None and not self.lease.valid():
             raise LeaseLost("the scheduler lease is not confirmed; not writing")
 
+
+
+def _unsure(fresh, failed, read, nextup):
+    """Run keys of the results not to list committed: those of a failed
+    write, and those of a task the nextup listing names that the read did
+    not find -- a read that missed (a Riak node catching up), not a removed
+    task. Listed committed, the worker would drop the result and the task
+    be rolled back as lost: it waits for a read that finds the task."""
+    missed = [task_id for task_id in fresh if task_id not in read and task_id in nextup]
+    return {protocol.run_key(r) for task_id in [*failed, *missed] for _, r in fresh[task_id]}
+
+
+def _noting(change, read):
+    """`change`, adding to `read` the id of every task it is called with:
+    the tasks the store found."""
+    def noted(task):
+        read.add(task.id)
+        return change(task)
+    return noted
 
 
 def _landed(task, result):

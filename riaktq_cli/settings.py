@@ -143,8 +143,9 @@ def check_node_url(url, where):
     Credentials in it are refused, and the refusal shows the URL without
     them: a password in a URL ends up in every log line that names a node.
     """
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"bad {where} {url!r}: expected http://host:port or https://host:port")
+    if not url.startswith(("http://", "https://", "pb://", "pbs://")):
+        raise ConfigError(f"bad {where} {url!r}: expected pb://host:port (Protocol Buffers), "
+                          "pbs://host:port (with TLS), http://host:port or https://host:port")
     scheme, _, rest = url.partition("://")
     netloc = rest.split("/", 1)[0]
     if "@" in netloc:
@@ -155,7 +156,7 @@ def check_node_url(url, where):
 
 
 class Nodes:
-    noun, metavar, range = "node list", None, "a non-empty list of http(s):// URLs without credentials"
+    noun, metavar, range = "node list", None, "a non-empty list of pb(s):// or http(s):// URLs without credentials"
 
     def parse(self, value, what):
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):

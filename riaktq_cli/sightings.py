@@ -17,6 +17,14 @@ instances for lost and rolled their tasks back (run twice, or failed
   unseen (listing and key read alike) for the instance timeout. Only then
   is it forgotten here and its tasks go the way of a lost instance's.
 
+While shielded an instance is treated as alive for what it holds: its
+pending inbox entries stay (scheduler._prune), whether or not its last
+seen record has gone stale meanwhile -- withdrawn, they would never reach
+a worker that lives. At the timeout it is gone, positively: for that one
+iteration its last seen record is used as a lost instance's (`expired`),
+so its entries are withdrawn and its tasks rolled back together, and the
+runs it had not taken cost no attempt.
+
 A name nothing depends on any more (no nextup task names it) is dropped
 from memory at the first key read that misses it: the forgetter deleted
 it, or `instances --forget` did.
@@ -33,6 +41,7 @@ class Sightings:
         self.timeout_us = timeout_us
         self._last = {}      # name -> the record last seen (listed or read by key)
         self._unseen = {}    # name -> µs when a key read first missed it
+        self.expired = set()  # names gone this iteration: unseen for the timeout, tasks to roll back
 
     def fill(self, listed, assignees, now):
         """(instances, shielded): the listing with the gaps filled (see the
@@ -42,7 +51,7 @@ class Sightings:
         for name, record in listed.items():
             self._last[name] = record
             self._unseen.pop(name, None)
-        shielded = set()
+        shielded, self.expired = set(), set()
         for name in sorted((set(self._last) | set(assignees)) - set(listed)):
             record = self.store.get_record(INSTANCE, name)
             if record is not None:
@@ -55,6 +64,9 @@ class Sightings:
                 if name in self._last:
                     instances[name] = self._last[name]
                 continue
+            if name in assignees and name in self._last:     # gone: treated as lost, once
+                instances[name] = self._last[name]
+                self.expired.add(name)
             self._last.pop(name, None)     # gone: unseen for the timeout, or needed by nothing
             self._unseen.pop(name, None)
         return instances, shielded

@@ -5,6 +5,12 @@ the project's Riak test server (riaktq_testing.riak_sim), or to a real node
 when RIAKTQ_TEST_RIAK_URL is set; each test gets its own bucket prefix, so
 tests never see each other's data on a shared node.
 
+Riak's two APIs: the "riak" half speaks HTTP, or Protocol Buffers with
+RIAKTQ_TEST_RIAK_TRANSPORT=pb (the test server's PB port), or whatever
+RIAKTQ_TEST_RIAK_URL names (http(s):// or pb(s)://). The store's contract
+(BOTH_TRANSPORTS modules) runs on the other API too in every run against the
+test server: `backend` is then "riak" with `.transport` "pb" (id riak-pb).
+
 With Riak security on, the whole Riak half runs over HTTPS with a user:
 against a real node, RIAKTQ_TEST_RIAK_URL=https://... plus
 RIAKTQ_TEST_RIAK_USER, RIAKTQ_TEST_RIAK_PASSWORD and RIAKTQ_TEST_RIAK_CA (the
@@ -26,7 +32,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 REAL_RIAK = os.environ.get("RIAKTQ_TEST_RIAK_URL")
 SECURE_TEST_SERVER = os.environ.get("RIAKTQ_TEST_RIAK_SECURE") == "1"
-BACKENDS = ["sqlite", "riak"]
+TRANSPORTS = ("http", "pb")
+if REAL_RIAK:
+    RIAK_TRANSPORT = "pb" if REAL_RIAK.lower().startswith(("pb://", "pbs://")) else "http"
+else:
+    RIAK_TRANSPORT = os.environ.get("RIAKTQ_TEST_RIAK_TRANSPORT", "http").lower()
+    assert RIAK_TRANSPORT in TRANSPORTS, "RIAKTQ_TEST_RIAK_TRANSPORT must be http or pb"
+# Test modules whose store tests also run on the other transport (test server only).
+BOTH_TRANSPORTS = {"test_store", "test_store_contract"}
 # node URL -> (user, password, CA file): what write_config adds for that node
 RIAK_CREDENTIALS = {}
 if REAL_RIAK and os.environ.get("RIAKTQ_TEST_RIAK_USER"):
@@ -45,7 +58,7 @@ def riak_server(tmp_path_factory):
     if SECURE_TEST_SERVER:
         server = secure_test_server(tmp_path_factory.mktemp("riak-tls"))
     else:
-        server = RiakTestServer(port=0)
+        server = RiakTestServer(port=0, pb_port=0)
     server.start()
     server.listings = 0
     plain_reset = server.reset_counts
@@ -86,10 +99,14 @@ def secure_test_server(directory, **kwargs):
     security = Security()
     security.add_user(TEST_USER, TEST_PASSWORD, Security.ALL)
     security.add_user(READER, READER_PASSWORD, ["riak_kv.get", "riak_kv.index"])
+    # Riak answers a failed PB login after 5 s; the tests need not wait that long.
+    security.auth_failure_delay = 0.05
+    kwargs.setdefault("pb_port", 0)
     server = RiakTestServer(port=0, tls=server_tls_context(str(server_pem)), security=security,
                             **kwargs)
     server.ca_file = str(ca_file)
-    RIAK_CREDENTIALS[server.url] = (TEST_USER, TEST_PASSWORD, server.ca_file)
+    for transport in TRANSPORTS if server.pb_port else ("http",):
+        RIAK_CREDENTIALS[server_url(server, transport)] = (TEST_USER, TEST_PASSWORD, server.ca_file)
     return server
 
 
@@ -107,9 +124,47 @@ def no_key_listing(request):
             assert listings(server) == 0, "a key or bucket listing reached the Riak test server"
 
 
+class RiakBackend(str):
+    """The "riak" backend (equal to "riak") on one API: ``transport`` is "http" or "pb"."""
+
+    transport = "http"
+
+
+def riak_backend(transport):
+    backend = RiakBackend("riak")
+    backend.transport = transport
+    return backend
+
+
+def pytest_generate_tests(metafunc):
+    """`backend`: sqlite and riak, and riak on the other API for BOTH_TRANSPORTS modules."""
+    if "backend" not in metafunc.fixturenames or any(
+            "backend" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize")):
+        return
+    params = [pytest.param("sqlite", id="sqlite"),
+              pytest.param(riak_backend(RIAK_TRANSPORT), id="riak")]
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if not REAL_RIAK and module in BOTH_TRANSPORTS and "store" in metafunc.fixturenames:
+        other = "pb" if RIAK_TRANSPORT == "http" else "http"
+        params.append(pytest.param(riak_backend(other), id=f"riak-{other}"))
+    metafunc.parametrize("backend", params, indirect=True)
+
+
+def server_url(server, transport):
+    """The test server's address on one API (pbs:// when it speaks TLS)."""
+    if transport == "http":
+        return server.url
+    return f"{'pbs' if server.tls is not None else 'pb'}://127.0.0.1:{server.pb_port}"
+
+
 @pytest.fixture
-def riak_url(riak_server):
-    return REAL_RIAK or riak_server.url
+def riak_url(riak_server, request):
+    if REAL_RIAK:
+        return REAL_RIAK
+    transport = RIAK_TRANSPORT
+    if "backend" in request.fixturenames:
+        transport = getattr(request.getfixturevalue("backend"), "transport", transport)
+    return server_url(riak_server, transport)
 
 
 @pytest.fixture
@@ -121,12 +176,15 @@ def fault_server(riak_server):
     riak_server.clear_faults()
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture
 def backend(request):
     """The store a test runs on. The Riak store is never skipped: if it
     does not import, every Riak test fails (a broken import must fail the
     suite, not make half of it vanish)."""
-    return request.param
+    param = getattr(request, "param", "sqlite")
+    if param == "riak" and not isinstance(param, RiakBackend):
+        param = riak_backend(RIAK_TRANSPORT)
+    return param
 
 
 def write_config(path, backend, riak_url=None, **sections):

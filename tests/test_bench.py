@@ -18,8 +18,10 @@ import pytest
 from scripts.bench import drain, huey_tools
 from scripts.bench.__main__ import FIGURES
 from scripts.bench.report import checks
-from scripts.bench.results import HUEY, RIAK, SQLITE, SYSTEMS, Figure, Results, required, row_key
+from scripts.bench.results import HUEY, RIAK, RIAK_PB, SQLITE, SYSTEMS, Figure, Results, required, row_key
 from scripts.bench.riak_http import RiakHTTP, counters_delta
+
+from tests.conftest import server_url
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES_BY_NAME = {f.workload: f for f in FIGURES}
@@ -77,9 +79,21 @@ def test_quick_bench_writes_every_row(tmp_path):
     assert "check" in proc.stdout and "sqlite/huey" in proc.stdout
 
 
+@pytest.fixture
+def riak_http_url(riak_server):
+    """The node's HTTP address: the bench counts and cleans up over HTTP."""
+    from tests.conftest import REAL_RIAK
+    if REAL_RIAK and not REAL_RIAK.startswith("http"):
+        pytest.skip("the bench needs the node's HTTP address (RIAKTQ_TEST_RIAK_URL is PB)")
+    return REAL_RIAK or riak_server.url
+
+
 @pytest.mark.timeout(300)
-def test_riak_url_run_uses_the_node_and_leaves_nothing_behind(tmp_path, riak_url, riak_server):
-    proc, by_key = run_bench(tmp_path, "--only", "raw,requests,drain", "--riak-url", riak_url, module=True)
+def test_riak_url_run_uses_the_node_and_leaves_nothing_behind(tmp_path, riak_http_url, riak_server):
+    riak_url = riak_http_url
+    pb = ["--riak-pb", server_url(riak_server, "pb")] if riak_server is not None else []
+    proc, by_key = run_bench(tmp_path, "--only", "raw,requests,drain", "--riak-url", riak_url, *pb,
+                             module=True)
     assert f"Riak node {riak_url}" in proc.stdout
     for key in [("raw-put", 1, RIAK), ("raw-put", 16, RIAK), ("raw-get", 1, RIAK), ("raw-get", 16, RIAK),
                 ("requests-per-task", "get", RIAK), ("requests-per-task", "put", RIAK),
@@ -87,6 +101,11 @@ def test_riak_url_run_uses_the_node_and_leaves_nothing_behind(tmp_path, riak_url
                 ("drain", None, RIAK), ("drain-vs-raw-put", None, RIAK),
                 ("drain", None, SQLITE), ("drain-defaults", None, SQLITE)]:
         assert by_key[key]["value"] is not None, by_key[key]
+    if pb:  # the same Riak rows over PB, in the same run, on the same node
+        for key in [("raw-put", 16, RIAK_PB), ("raw-get", 1, RIAK_PB), ("drain", None, RIAK_PB),
+                    ("drain-cpu", None, RIAK_PB), ("requests-per-task", "total", RIAK_PB)]:
+            assert by_key[key]["value"] is not None, by_key[key]
+        assert by_key[("drain-pbs", None, RIAK_PB)]["value"] is None  # test server only
     kinds = {k: by_key[("requests-per-task", k, RIAK)]["value"] for k in ("get", "put", "2i", "total")}
     assert kinds["total"] == pytest.approx(kinds["get"] + kinds["put"] + kinds["2i"], abs=0.01)
     assert "clean-up of rtqbench" in proc.stderr
@@ -98,10 +117,10 @@ def test_riak_url_run_uses_the_node_and_leaves_nothing_behind(tmp_path, riak_url
         assert not any(left.values()), f"objects left behind: {left}"
 
 
-def test_node_counters_count_requests_by_kind(riak_url, riak_server):
+def test_node_counters_count_requests_by_kind(riak_http_url, riak_server):
     """/stats totals under Riak's names: a GET, a PUT, a 2i query; a DELETE
     is a tombstone PUT and a reaping GET, as on a real node."""
-    http = RiakHTTP(riak_url)
+    http = RiakHTTP(riak_http_url)
     bucket = "rtqbench-counters"
     try:
         before = http.counters()
@@ -151,7 +170,7 @@ def test_results_rows_variants_and_missing_reasons():
             "params": {"tasks": 10}} in rows
     assert {"workload": "raw-put", "system": RIAK, "value": 900.0, "unit": "requests/s",
             "params": {"requests": 5, "connections": 16}} in rows
-    assert len(rows) == len(required(figures)) == 3 * 3
+    assert len(rows) == len(required(figures)) == 3 * len(SYSTEMS)
     assert all(r["value"] is not None or r["reason"] for r in rows)
     assert results.value("raw-put", RIAK, 16) == 900.0 and results.value("raw-put", RIAK, 1) is None
     with pytest.raises(ValueError):

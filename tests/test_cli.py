@@ -105,7 +105,7 @@ def test_tasks_and_get_formats(store, config_file, tmp_path):
     rows = json.loads(riaktq(*cfg, "tasks", "--format", "json", cwd=tmp_path).stdout)
     assert [r["id"] for r in rows] == ["t0", "t1", "t2"] and rows[1]["in"] == "v1"
     assert set(rows[0]) == {"id", "status", "priority", "retry", "assignee", "in", "out", "sat", "laf",
-                            "cat", "tags", "rev", "run", "lost", "max_attempts", "time_limit", "due", "retry_delay",
+                            "cat", "tags", "rev", "run", "lost", "max_attempts", "time_limit", "due", "retry_delay", "inc",
                             "cancel"}
     table = list(csv.DictReader(io.StringIO(riaktq(*cfg, "tasks", "--format", "csv", "--limit", "2",
                                                    cwd=tmp_path).stdout.decode())))

@@ -97,7 +97,26 @@ def open_batch(procs, tmp_path, ids, payload="0.02"):
 
 
 def test_lifecycle_over_https_with_auth_survives_kill_9(secure, run, tmp_path):
-    store, procs = run.store, run.procs
+    lifecycle_survives_kill_9(run.store, run.procs, tmp_path)
+    assert secure.server.counts["status_401"] == 0 and secure.server.counts["status_403"] == 0
+
+
+def test_lifecycle_over_pbs_with_auth_survives_kill_9(secure, tmp_path):
+    """The same over Riak's PB API with TLS and a user: each connection authenticates once."""
+    from tests.conftest import server_url
+    cfg = secure_config(tmp_path / "riaktq.toml", server_url(secure.server, "pb"), ca=secure.ca)
+    store = open_store(config.load(str(cfg)))
+    procs = Processes(tmp_path, cfg)
+    try:
+        lifecycle_survives_kill_9(store, procs, tmp_path)
+    finally:
+        procs.cleanup()
+        store.close()
+    counts = secure.server.counts
+    assert counts["auth_failed"] == 0 and counts["status_401"] == 0 and counts["pb_connections"] > 0
+
+
+def lifecycle_survives_kill_9(store, procs, tmp_path):
     ids = [f"s{i}" for i in range(100)]
     open_batch(procs, tmp_path, ids, payload="0.03")
     events = [tmp_path / "ev0.jsonl"]
@@ -121,7 +140,6 @@ def test_lifecycle_over_https_with_auth_survives_kill_9(secure, run, tmp_path):
     # (a scheduler that takes over emits the closes it may have missed).
     per_task = closes([e for path in events for e in read_events(path)])
     assert set(per_task.values()) == {1} and set(per_task) == set(ids)
-    assert secure.server.counts["status_401"] == 0 and secure.server.counts["status_403"] == 0
 
 
 def test_check_reports_tls_user_and_grants(secure, tmp_path):
@@ -203,14 +221,20 @@ def test_refusal_is_one_line_from_open_tasks_and_check(secure, tmp_path, case):
         assert result.returncode == 0, result.stderr
     else:
         assert result.returncode == 3 and one_line(result) == f"riaktq: error: {line}"
+    out = check_fails_on_refusal(procs, case)
+    if case != "read-only user":
+        node = secure.plain_url if case == "plain HTTP" else secure.url
+        assert f"✗ node {node}: {line[len('riak: '):]}" in out
+
+
+def check_fails_on_refusal(procs, case):
+    """`riaktq check` under a refusal: exit 1, no traceback, the grant a reader lacks; its output."""
     result = procs.run("check")
     out = result.stdout.decode()
     assert result.returncode == 1 and "Traceback" not in out + result.stderr.decode()
     if case == "read-only user":
         assert "riak admin security grant riak_kv.put on riaktq to reader" in out
-    else:
-        node = secure.plain_url if case == "plain HTTP" else secure.url
-        assert f"✗ node {node}: {line[len('riak: '):]}" in out
+    return out
 
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
@@ -424,3 +448,50 @@ def test_init_riak_https_writes_the_security_keys_commented(tmp_path):
     for key in ("username", "password_file", "ca_file", "cert_file", "key_file", "verify"):
         assert f"# {key} = " in text
     assert config.load(str(target)).get("riak", "nodes") == ["https://riak1.example:8443"]
+
+
+# --------------------------------------------------------------------------
+# The same over Riak's PB API (pbs://): StartTls, one authentication per connection
+
+
+PB_REFUSALS = {
+    "wrong password": dict(password="not-the-password",
+                           line="riak: authentication failed for user 'riaktq' at {pbs}"),
+    "read-only user": dict(user=READER, password=READER_PASSWORD,
+                           line="riak: permission denied: user 'reader' lacks riak_kv.put on bucket type riaktq"),
+    "TLS required": dict(node="pb", line="riak: this node requires TLS (security is enabled): use {pbs} "
+                                         "instead of {pb}"),
+    "unknown CA": dict(ca=None, line="riak: certificate of {pbs} not trusted (set ca_file)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PB_REFUSALS))
+def test_pb_refusal_is_one_line_from_open_and_check(secure, tmp_path, case):
+    from tests.conftest import server_url
+    pbs = server_url(secure.server, "pb")
+    pb = pbs.replace("pbs://", "pb://")
+    spec = PB_REFUSALS[case]
+    cfg = secure_config(tmp_path / "riaktq.toml", pb if spec.get("node") == "pb" else pbs,
+                        user=spec.get("user", TEST_USER), password=spec.get("password", TEST_PASSWORD),
+                        ca=spec.get("ca", secure.ca))
+    line = spec["line"].format(pbs=pbs, pb=pb)
+    procs = Processes(tmp_path, cfg)
+    result = procs.run("open", "a", "--in", "x")
+    assert result.returncode == 3 and one_line(result) == f"riaktq: error: {line}"
+    out = check_fails_on_refusal(procs, case)
+    if case != "read-only user":
+        assert line[len("riak: "):] in out
+
+
+def test_check_over_pbs_reports_the_api_tls_user_and_grants(secure, tmp_path):
+    from tests.conftest import server_url
+    pbs = server_url(secure.server, "pb")
+    cfg = secure_config(tmp_path / "riaktq.toml", pbs, ca=secure.ca)
+    result = Processes(tmp_path, cfg).run("check")
+    out = result.stdout.decode()
+    assert result.returncode == 0, out + result.stderr.decode()
+    assert f"✓ node {pbs}: transport Protocol Buffers (one authentication per connection)" in out
+    assert f"✓ node {pbs}: TLSv1.2, certificate verified (O=trustme" in out
+    assert f"✓ node {pbs}: authenticated as user 'riaktq'" in out
+    assert "riak_core.get_bucket, riak_core.get_bucket_type on bucket type riaktq" in out
+    assert "re-checks the password" not in out  # that warning is for HTTPS

@@ -10,7 +10,7 @@ from riaktq_cli.output import escape
 
 @click.command("init")
 @click.argument("path", required=False, metavar="[PATH]")
-@click.option("--riak", "riak_url", metavar="URL", help="Configure the Riak store with this node, e.g. http://127.0.0.1:8098 (https://... for a node with security on).")
+@click.option("--riak", "riak_url", metavar="URL", help="Configure the Riak store with this node, e.g. pb://127.0.0.1:8087 or http://127.0.0.1:8098 (pbs:// or https:// for a node with security on); an http(s):// node on Riak's port 8098 (or 8443) that also answers on PB port 8087 is written as pb(s)://.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.pass_obj
 def init_cmd(app, path, riak_url, force):
@@ -19,12 +19,20 @@ def init_cmd(app, path, riak_url, force):
     \b
     Examples:
       riaktq init                                  # embedded SQLite store
-      riaktq init --riak http://10.0.0.1:8098      # a Riak KV cluster
-      riaktq init --riak https://10.0.0.1:8443     # ... with security on: then edit [riak]
+      riaktq init --riak pb://10.0.0.1:8087        # a Riak KV cluster (Protocol Buffers)
+      riaktq init --riak http://10.0.0.1:8098      # ... pb:// if the node answers on 8087
+      riaktq init --riak pbs://10.0.0.1:8087       # ... with security on: then edit [riak]
     """
     from riaktq_cli import config
     if riak_url:
         riak_url = config.check_node_url(riak_url, "--riak")
+        if riak_url.startswith(("http://", "https://")):
+            from riaktq_cli.riak.pb.probe import pb_address_for_standard_node
+            pb_url = pb_address_for_standard_node(riak_url)
+            if pb_url:
+                click.echo(f"{riak_url} also answers on Riak's Protocol Buffers port: using "
+                           f"{pb_url} (faster; see README)")
+                riak_url = pb_url
     target = Path(path or app.config_path or config.DEFAULT_NAME)
     if target.exists() and not force:
         raise RiaktqError(f"{target} already exists (use --force to overwrite)")
@@ -62,10 +70,11 @@ def check_cmd(app):
     click.echo(f"config: {cfg.path or 'built-in defaults (no config file)'}")
 
     def report(checks):
+        """✓ passed, ✗ failed (exit 1), ! works but worth changing (ok is None)."""
         ok_all = True
         for ok, line in checks:
-            ok_all &= ok
-            click.echo(f"{'✓' if ok else '✗'} {escape(line)}")
+            ok_all &= ok is not False
+            click.echo(f"{'!' if ok is None else '✓' if ok else '✗'} {escape(line)}")
         return ok_all
 
     if cfg.backend == "sqlite" and not report(probe.sqlite_file(cfg.sqlite_path)):

@@ -1,4 +1,4 @@
-"""Riak KV over HTTP: the thin client the Riak task store is built on.
+"""Riak KV over HTTP or Protocol Buffers (pb/): the thin client the Riak task store is built on.
 
 client.py holds RiakClient and says why the client is our own; transport.py
 reaches the nodes (pools, retries, failover), objects.py fetches and stores

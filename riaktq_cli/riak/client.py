@@ -39,6 +39,24 @@ class RiakClient(ObjectCalls, IndexQueries):
     threads.
     """
 
+    api = "http"
+    transport_class = Transport
+
+    def __new__(cls, nodes: list[str] | str = (), *args, **kwargs):
+        """``pb://`` / ``pbs://`` nodes make a PbClient: the same calls over Riak's
+        Protocol Buffers API (pb/client.py), so callers never choose a class."""
+        if cls is RiakClient:
+            from .pb.transport import is_pb_node
+            listed = [nodes] if isinstance(nodes, str) else list(nodes)
+            pb = [is_pb_node(n) for n in listed]
+            if any(pb):
+                if not all(pb):
+                    raise ValueError("riak: nodes must all be pb(s):// or all http(s)://, "
+                                     "not a mix")
+                from .pb.client import PbClient
+                return super().__new__(PbClient)
+        return super().__new__(cls)
+
     def __init__(self, nodes: list[str], timeout: float = 5.0, retries: int = 4,
                  backoff: float = 0.05, backoff_max: float = 2.0, pool_size: int = 4, *,
                  username: str | None = None, password: Secret | str | None = None,
@@ -55,7 +73,7 @@ class RiakClient(ObjectCalls, IndexQueries):
         self.username = username
         self._secret = password
         self.tls = tls or TlsSettings()
-        self.transport = Transport(nodes, timeout=timeout, retries=retries, backoff=backoff,
+        self.transport = self.transport_class(nodes, timeout=timeout, retries=retries, backoff=backoff,
                                    backoff_max=backoff_max, pool_size=pool_size,
                                    username=username, password=password, tls=self.tls,
                                    ssl_context=_ssl_context, quiet=_quiet)

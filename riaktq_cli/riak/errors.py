@@ -171,6 +171,19 @@ def check_unknown_type(btype: str, resp: urllib3.BaseHTTPResponse) -> None:
                         status=404, body=one_line(resp.data))
 
 
+def permission_denied(node: str, text: str) -> RiakPermissionDenied | None:
+    """Riak's "Permission denied: User 'u' does not have 'p' on type/bucket" (the body of
+    an HTTP 403, or a PB error) as its one line; None for any other text."""
+    denied = _DENIED.search(text)
+    if not denied:
+        return None
+    user, perm = denied["user"], denied["perm"]
+    btype = denied["target"].split("/", 1)[0]
+    return RiakPermissionDenied(
+        f"riak: permission denied: user '{user}' lacks {perm} on bucket type {btype}",
+        node=node, user=user, permission=perm, btype=btype, body=one_line(text))
+
+
 def refusal(node: str, resp: urllib3.BaseHTTPResponse, username: str | None) -> RiakRefused:
     """The one-line error for a 401, 403 or 426 from ``node``."""
     body = one_line(resp.data or b"")
@@ -187,13 +200,9 @@ def refusal(node: str, resp: urllib3.BaseHTTPResponse, username: str | None) -> 
         else:
             text = f"riak: authentication failed for user '{username}' at {node}"
         return RiakAuthFailed(text, node=node, status=status, body=body)
-    denied = _DENIED.search(body)
-    if denied:
-        user, perm = denied["user"], denied["perm"]
-        btype = denied["target"].split("/", 1)[0]
-        return RiakPermissionDenied(
-            f"riak: permission denied: user '{user}' lacks {perm} on bucket type {btype}",
-            node=node, user=user, permission=perm, btype=btype, body=body)
+    denied = permission_denied(node, body)
+    if denied is not None:
+        return denied
     return RiakPermissionDenied(f"riak: forbidden (403) at {node}" + (f": {body}" if body else ""),
                                 node=node, user=username, permission=None, btype=None, body=body)
 

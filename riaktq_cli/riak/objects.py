@@ -96,9 +96,10 @@ def _index_value(name: str, fieldname: str, value) -> str:
     return text
 
 
-def index_headers(indexes: dict[str, list[str] | str | int] | None) -> dict[str, str]:
-    """``{"status_bin": ["todo"]}`` -> ``{"X-Riak-Index-status_bin": "todo"}``."""
-    headers: dict[str, str] = {}
+def index_terms(indexes: dict[str, list[str] | str | int] | None) -> dict[str, list[str]]:
+    """``{"Status_bin": "todo"}`` -> ``{"status_bin": ["todo"]}``, checked: the same rules on
+    every API, so an object stored through one reads back the same through the other."""
+    terms: dict[str, list[str]] = {}
     for name, values in (indexes or {}).items():
         fieldname = str(name).lower()
         if not (fieldname.endswith("_bin") or fieldname.endswith("_int")) or len(fieldname) <= 4:
@@ -107,9 +108,15 @@ def index_headers(indexes: dict[str, list[str] | str | int] | None) -> dict[str,
             values = [values]
         texts = [_index_value(name, fieldname, value) for value in values]
         if texts:
-            # UTF-8 bytes, passed through http.client's Latin-1 encoding
-            headers["X-Riak-Index-" + fieldname] = ", ".join(texts).encode("utf-8").decode("latin-1")
-    return headers
+            terms[fieldname] = texts
+    return terms
+
+
+def index_headers(indexes: dict[str, list[str] | str | int] | None) -> dict[str, str]:
+    """``{"status_bin": ["todo"]}`` -> ``{"X-Riak-Index-status_bin": "todo"}``."""
+    # UTF-8 bytes, passed through http.client's Latin-1 encoding
+    return {"X-Riak-Index-" + fieldname: ", ".join(texts).encode("utf-8").decode("latin-1")
+            for fieldname, texts in index_terms(indexes).items()}
 
 
 def sibling_from_headers(pairs: list[tuple[str, str]], value: bytes) -> Sibling:

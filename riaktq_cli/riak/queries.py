@@ -28,19 +28,29 @@ class IndexPage:
     continuation: str | None  # pass back for the next page; None at the end
 
 
-def _index_path(btype: str, bucket: str, field: str, value: Any, start: Any, end: Any,
-                return_terms: bool) -> str:
-    """The query's path; ValueError for a query Riak would refuse or answer
-    in a way the caller does not expect."""
+def check_index_query(field: str, value: Any, start: Any, end: Any, return_terms: bool,
+                      max_results: int | None = None) -> bool:
+    """Whether the query is a range; ValueError for a query Riak would refuse or
+    answer in a way the caller does not expect (the same rules on every API)."""
     is_range = start is not None or end is not None
     if is_range == (value is not None) or (is_range and (start is None or end is None)):
         raise ValueError("riak: give either value, or both start and end")
-    fieldname = str(field)
-    lower = fieldname.lower()
+    lower = str(field).lower()
     if lower not in ("$key", "$bucket") and not lower.endswith(("_bin", "_int")):
         raise ValueError(f"riak: index field {field!r} must end in _bin or _int")
     if return_terms and (not is_range or lower.startswith("$")):
         raise ValueError("riak: return_terms needs a range query on a _bin or _int field")
+    if max_results is not None and int(max_results) <= 0:
+        raise ValueError("riak: max_results must be positive")
+    return is_range
+
+
+def _index_path(btype: str, bucket: str, field: str, value: Any, start: Any, end: Any,
+                return_terms: bool) -> str:
+    """The query's path; ValueError for a query Riak would refuse or answer
+    in a way the caller does not expect."""
+    is_range = check_index_query(field, value, start, end, return_terms)
+    fieldname = str(field)
     path = f"{bucket_path(btype, bucket)}/index/{seg(fieldname)}"
     return path + (f"/{seg(start)}/{seg(end)}" if is_range else f"/{seg(value)}")
 
@@ -60,9 +70,8 @@ class IndexQueries:
         key.  ``return_terms`` (ranges only) fills ``results`` with
         (term, key) pairs.
         """
+        check_index_query(field, value, start, end, return_terms, max_results)
         path = _index_path(btype, bucket, field, value, start, end, return_terms)
-        if max_results is not None and int(max_results) <= 0:
-            raise ValueError("riak: max_results must be positive")
         query: dict[str, Any] = {}
         if max_results is not None:
             query["max_results"] = int(max_results)

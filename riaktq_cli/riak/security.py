@@ -22,6 +22,7 @@ import base64
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["Secret", "TlsSettings", "TlsReport", "basic_auth", "make_ssl_context",
@@ -136,8 +137,11 @@ class TlsReport:
     error: str | None = None          # why the handshake failed
 
 
-def tls_probe(url: str, ctx: ssl.SSLContext, timeout: float) -> TlsReport:
+def tls_probe(url: str, ctx: ssl.SSLContext, timeout: float,
+              before_tls: Callable[[socket.socket], None] | None = None) -> TlsReport:
     """One handshake with the node at ``url``, to report on its TLS.
+
+    ``before_tls`` runs on the plain socket first (PB asks for TLS with RpbStartTls).
 
     With verification off the peer certificate is not parsed (the standard
     library only decodes verified certificates), so subject and expiry stay
@@ -148,6 +152,8 @@ def tls_probe(url: str, ctx: ssl.SSLContext, timeout: float) -> TlsReport:
     report = TlsReport()
     try:
         with socket.create_connection((host, port), timeout=timeout) as raw:
+            if before_tls is not None:
+                before_tls(raw)
             with ctx.wrap_socket(raw, server_hostname=host) as tls:
                 report.protocol = tls.version()
                 report.verified = ctx.verify_mode == ssl.CERT_REQUIRED

@@ -170,6 +170,9 @@ class Transport:
     ``timeout`` bounds both connecting and each read.
     """
 
+    normalize = staticmethod(normalize_node)  # a node as given -> its URL (ValueError if bad)
+    TLS_SCHEME = "https://"
+
     def __init__(self, nodes: list[str], *, timeout: float, retries: int, backoff: float,
                  backoff_max: float, pool_size: int, username: str | None,
                  password: Secret | None, tls: TlsSettings,
@@ -186,7 +189,7 @@ class Transport:
         self._lock = threading.Lock()
         self._rr = 0
         self.nodes: list[Node] = []
-        for url in dict.fromkeys(normalize_node(raw) for raw in nodes):
+        for url in dict.fromkeys(self.normalize(raw) for raw in nodes):
             self.nodes.append(Node(url, self._make_pool(url)))
         if not quiet:
             self._warn_weak_settings()
@@ -196,7 +199,7 @@ class Transport:
         but must not forget it.  (Credentials configured for an http:// node
         are simply not sent there; a secure node then answers 426, which
         says what to fix.)"""
-        https = [n.url for n in self.nodes if n.url.startswith("https://")]
+        https = [n.url for n in self.nodes if n.url.startswith(self.TLS_SCHEME)]
         if https and not self.tls.verify:
             warn_log.warning(
                 "WARNING: riak: TLS certificate verification is OFF (verify = false): anyone on "

@@ -43,7 +43,7 @@ from riaktq_cli.task import NEXTUP, TODO, Task, merge, ready
 log = logging.getLogger("riaktq")
 
 class RiakStore(RiakQueries, RiakRecords, Store):
-    """Store on a Riak KV cluster through its HTTP API."""
+    """Store on a Riak KV cluster through its PB or HTTP API (the client's choice)."""
 
     def __init__(self, client, bucket_type="riaktq", prefix="riaktq"):
         self.client = client

@@ -14,6 +14,7 @@ bucket and bucket type properties), through that node only.
 
 import json
 import socket
+import time
 
 from riaktq_cli.errors import StoreError
 from riaktq_cli.riak import RiakError, RiakPermissionDenied, RiakRefused, RiakUnavailable
@@ -50,13 +51,46 @@ def _check_node(store, node, reachable):
             return
         reachable.append(node)
         yield True, f"node {node} answers ping"
+        yield True, f"node {node}: transport {_api_label(client)}"
         yield _tls_line(client, node)
         if client.username is None:
             return
         yield True, f"node {node}: authenticated as user '{client.username}'"
         yield from _permissions(store, client, node)
+        if getattr(client, "api", "http") == "http":
+            yield from _password_cost(store, client, node)
     finally:
         client.close()
+
+
+def _api_label(client):
+    if getattr(client, "api", "http") == "pb":
+        return "Protocol Buffers (one authentication per connection)" if client.username \
+            else "Protocol Buffers"
+    return "HTTP" + (" with basic auth (the password is checked on every request)"
+                     if client.username else "")
+
+
+# Over HTTPS with basic auth Riak checks the password on every request (~0.3 s on a real
+# node); above this, say so with the figure and point to PB, which checks it once.
+SLOW_AUTH_MS = 50
+
+
+def _password_cost(store, client, node):
+    """The time one authenticated HTTPS request takes (best of three GETs of a missing key):
+    a warning (None: not a failure) when it is slow."""
+    timings = []
+    for _ in range(3):
+        start = time.monotonic()
+        try:
+            client.fetch(store.btype, f"{store.prefix}_check", "no-such-key")
+        except RiakError:
+            return
+        timings.append((time.monotonic() - start) * 1000)
+    cost = min(timings)
+    if cost >= SLOW_AUTH_MS:
+        yield None, (f"node {node}: each request re-checks the password: {cost:.0f} ms; use "
+                      "pbs:// (Protocol Buffers, port 8087: one check per connection)")
 
 
 def _detail(exc):
@@ -68,7 +102,8 @@ def _detail(exc):
 def _tls_line(client, node):
     report = client.tls_report(node)
     if report is None:
-        return True, f"node {node}: plain HTTP (no TLS; fine only while Riak security is off)"
+        api = "PB" if getattr(client, "api", "http") == "pb" else "HTTP"
+        return True, f"node {node}: plain {api} (no TLS; fine only while Riak security is off)"
     if report.error:
         return False, f"node {node}: TLS handshake failed: {report.error}"
     if not report.verified:

@@ -24,16 +24,17 @@ if not __package__:  # run as `python scripts/bench`: import the package by its 
 
 from scripts.bench import drain, enqueue, idle, iteration, latency, raw, requests_per_task, startup  # noqa: E402
 from scripts.bench import huey_tools  # noqa: E402
-from scripts.bench.context import Context  # noqa: E402
+from scripts.bench.context import PB_GROUPS, Context  # noqa: E402
 from scripts.bench.procs import PROCS, log, raise_interrupt  # noqa: E402
 from scripts.bench.report import checks, render  # noqa: E402
-from scripts.bench.results import Results  # noqa: E402
+from scripts.bench.results import RIAK_PB, Results  # noqa: E402
 from scripts.bench.riak_http import RiakHTTP  # noqa: E402
 from scripts.bench.sites import RiakTarget  # noqa: E402
 
 MODULES = [enqueue, raw, drain, latency, iteration, requests_per_task, idle, startup]
 GROUPS = {m.GROUP: m for m in MODULES}
 FIGURES = [f for m in MODULES for f in m.FIGURES]
+GROUP_OF = {f.workload: m.GROUP for m in MODULES for f in m.FIGURES}
 
 
 def parse_args(argv=None):
@@ -49,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default="bench-results.json", help="JSON rows (default: bench-results.json)")
     p.add_argument("--riak-url", help="run the Riak workloads against this node (http://host:8098)"
                                       " instead of the test server; cleans up after itself")
+    p.add_argument("--riak-pb", metavar="URL", help="with --riak-url: the same node's Protocol Buffers address"
+                                                    " (pb://host:8087); the Riak rows then run on both APIs")
     p.add_argument("--bucket-type", default="riaktq", help="with --riak-url: the bucket type (default riaktq)")
     p.add_argument("-n", type=int, help="tasks for enqueue/drain (default 10000, quick 500)")
     p.add_argument("--n-riak", type=int, help="tasks on Riak (default 2000, quick 200)")
@@ -70,6 +73,8 @@ def parse_args(argv=None):
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, stores)")
     p.add_argument("--check", action="store_true", help="exit 1 when a goal check fails")
     args = p.parse_args(argv)
+    if args.riak_pb and not args.riak_url:
+        p.error("--riak-pb needs --riak-url (the same node's HTTP address: counters and clean-up)")
     args.groups = list(GROUPS) if not args.only else [g.strip() for g in args.only.split(",") if g.strip()]
     unknown = [g for g in args.groups if g not in GROUPS]
     if unknown:
@@ -96,10 +101,20 @@ def main(argv=None):
         if problem:
             print(f"bench: {problem[1]}", file=sys.stderr)
             return problem[0]
+    if args.riak_pb:
+        from riaktq_cli.riak import RiakClient, RiakError
+        try:
+            pb = RiakClient([args.riak_pb], retries=0, timeout=5.0)
+            pb.ping()
+            pb.close()
+        except (RiakError, ValueError) as exc:
+            print(f"bench: --riak-pb: {exc}", file=sys.stderr)
+            return 3
     signal.signal(signal.SIGTERM, raise_interrupt)
     results = Results(FIGURES)
     root = Path(tempfile.mkdtemp(prefix="riaktq-bench-"))
-    ctx = Context(args, results, root, RiakTarget(args.riak_url, args.bucket_type), huey_tools.huey_missing())
+    ctx = Context(args, results, root, RiakTarget(args.riak_url, args.bucket_type, args.riak_pb),
+                  huey_tools.huey_missing())
     for reason in filter(None, (ctx.huey_reason, ctx.riak_reason)):
         log(reason)
     try:
@@ -117,6 +132,15 @@ def main(argv=None):
             log(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+    for figure in FIGURES:
+        group = GROUP_OF[figure.workload]
+        if group not in args.groups:
+            continue
+        if group in PB_GROUPS:
+            results.na_missing(figure.workload, RIAK_PB, ctx.riak_pb_reason or "not measured")
+        else:
+            results.na_missing(figure.workload, RIAK_PB,
+                               "the Riak store over PB is measured in the raw, drain and requests groups")
     if not args.only:
         results.fill_missing("not measured")
     rows = results.as_list()

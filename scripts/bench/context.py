@@ -3,7 +3,7 @@ that a failure of one system becomes an n/a reason on its rows instead of
 ending the run (a broken Riak must not cost the SQLite figures)."""
 
 from scripts.bench.procs import log, short_reason
-from scripts.bench.results import HUEY, RIAK, SQLITE
+from scripts.bench.results import HUEY, RIAK, RIAK_PB, RIAK_SYSTEMS, SQLITE
 
 
 class Context:
@@ -14,13 +14,14 @@ class Context:
         self.riak = riak                  # sites.RiakTarget
         self.huey_reason = huey_reason    # None when Huey can be measured
         self.riak_reason = riak.unavailable_reason()
+        self.riak_pb_reason = self.riak_reason or riak.pb_unavailable_reason()
         self.quick = args.quick
         self.n = args.n or (500 if args.quick else 10_000)
         self.n_riak = args.n_riak or (200 if args.quick else 2_000)
         self.k = args.workers
 
     def n_for(self, system):
-        return self.n_riak if system == RIAK else self.n
+        return self.n_riak if system in RIAK_SYSTEMS else self.n
 
     def riaktq_systems(self):
         return [SQLITE, RIAK]
@@ -28,12 +29,13 @@ class Context:
     def riaktq_run(self, workloads, system, fn):
         """fn(system) for one riaktq system; a failure becomes the reason of
         every row of `workloads` it left without a value."""
-        if system == RIAK and self.riak_reason:
+        reason = {RIAK: self.riak_reason, RIAK_PB: self.riak_pb_reason}.get(system)
+        if reason:
             for w in workloads:
-                self.results.na_missing(w, system, self.riak_reason)
+                self.results.na_missing(w, system, reason)
             return
         self._guarded(workloads, system, lambda: fn(system),
-                      "riak store failed: " if system == RIAK else "")
+                      "riak store failed: " if system in RIAK_SYSTEMS else "")
 
     def huey_run(self, workloads, fn):
         if self.huey_reason:
@@ -52,3 +54,7 @@ class Context:
             log(f"{system} {workloads[0]}: {reason}")
             for w in workloads:
                 self.results.na_missing(w, system, reason)
+
+
+# The groups that measure the Riak store on both APIs; elsewhere its PB rows say so.
+PB_GROUPS = ("raw", "drain", "requests")

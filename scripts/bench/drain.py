@@ -29,7 +29,7 @@ import time
 
 from scripts.bench import huey_tools
 from scripts.bench.procs import PROCS, check_alive, cpu_children, fmt_ms, group_cpu, log
-from scripts.bench.results import HUEY, RIAK, SQLITE, Figure
+from scripts.bench.results import HUEY, RIAK, RIAK_PB, RIAK_SYSTEMS, SQLITE, Figure
 from scripts.bench.sites import Workspace, fill, finished_count
 
 GROUP = "drain"
@@ -40,30 +40,40 @@ FIGURES = [
     Figure("drain-steady", "tasks/s", "drain from the first assign (Riak: lease settle excluded)"),
     Figure("drain-defaults", "tasks/s", "drain, no flags/config beyond the worker count"),
     Figure("drain-vs-raw-put", "×", "drain / raw PUT rate at 16 connections (Riak)", ratio=False),
+    Figure("drain-pbs", "tasks/s", "drain over pbs:// (StartTls + auth; test server)", ratio=False),
 ]
 TUNED = ["drain", "drain-wall", "drain-cpu", "drain-steady"]
 
 
 def run(ctx):
-    for system in ctx.riaktq_systems():
+    for system in ctx.riaktq_systems() + [RIAK_PB]:
         ctx.riaktq_run(TUNED, system, lambda s: _repeat(ctx, s, _riaktq_once))
+    if ctx.riak.is_node:
+        ctx.results.na("drain-pbs", RIAK_PB, "measured on the test server (--secure); for a real node "
+                       "see the README")
+    else:
+        ctx.riaktq_run(["drain-pbs"], RIAK_PB, lambda s: _secure_once(ctx))
+    for system in (SQLITE, RIAK, HUEY):
+        ctx.results.na("drain-pbs", system, "the Riak store over PB with security on")
     ctx.riaktq_run(["drain-defaults"], SQLITE, lambda s: _riaktq_defaults(ctx, s))
-    ctx.results.na("drain-defaults", RIAK, "measured on riaktq-sqlite and huey-sqlite only")
+    for system in RIAK_SYSTEMS:
+        ctx.results.na("drain-defaults", system, "measured on riaktq-sqlite and huey-sqlite only")
     ctx.huey_run(TUNED + ["drain-defaults"], lambda: _repeat(ctx, HUEY, _huey_once))
 
 
 def derive(ctx):
     """drain-vs-raw-put from this run's drain and raw-put rows."""
     results = ctx.results
-    # Steady rates on both sides: the raw rate has no start-up either.
-    drain, raw = results.value("drain-steady", RIAK), results.value("raw-put", RIAK, variant=16)
-    if drain is not None and raw:
-        results.add("drain-vs-raw-put", RIAK, drain / raw,
-                    {"drain_tasks_per_s": round(drain, 1), "raw_put_16_per_s": round(raw, 1)},
-                    f"drain {drain:,.0f} tasks/s from the first assign ÷ raw PUT {raw:,.0f}/s, same run, "
-                    f"same target (from process start: {results.value('drain', RIAK):,.0f} tasks/s)")
-    else:
-        results.na_missing("drain-vs-raw-put", RIAK, "needs both the drain and the raw groups in the same run")
+    for system in RIAK_SYSTEMS:
+        # Steady rates on both sides: the raw rate has no start-up either.
+        drain, raw = results.value("drain-steady", system), results.value("raw-put", system, variant=16)
+        if drain is not None and raw:
+            results.add("drain-vs-raw-put", system, drain / raw,
+                        {"drain_tasks_per_s": round(drain, 1), "raw_put_16_per_s": round(raw, 1)},
+                        f"drain {drain:,.0f} tasks/s from the first assign ÷ raw PUT {raw:,.0f}/s, same run, "
+                        f"same target (from process start: {results.value('drain', system):,.0f} tasks/s)")
+        else:
+            results.na_missing("drain-vs-raw-put", system, "needs both the drain and the raw groups in the same run")
     for system in (SQLITE, HUEY):
         results.na_missing("drain-vs-raw-put", system, "a Riak figure")
 
@@ -72,7 +82,7 @@ def _repeat(ctx, system, once):
     """Run the drain --drain-repeat times (each on a fresh store) and keep
     the median run by rate: drains of SQLite queues are noisy."""
     repeat = ctx.args.drain_repeat or (1 if ctx.quick else 3)
-    if system == RIAK and not ctx.args.drain_repeat:
+    if system in RIAK_SYSTEMS and not ctx.args.drain_repeat:
         repeat = 1  # tens of seconds a run, bounded by the node anyway
     runs = []
     for _ in range(repeat):
@@ -104,6 +114,20 @@ def _riaktq_once(ctx, system):
     return _riaktq_drain(ctx, system, flags, ["--poll", fmt_ms(a.drain_poll)], params)
 
 
+def _secure_once(ctx):
+    """The tuned drain over pbs:// against the test server with security on: every process
+    authenticates once per connection, then works as on plain PB."""
+    a = ctx.args
+    flags = ["--prefetch", str(a.drain_prefetch), "--interval", fmt_ms(a.drain_interval)]
+    params = {"tasks": ctx.n_for(RIAK_PB), "workers": ctx.k, "handler": "echo", "prefetch": a.drain_prefetch,
+              "interval": fmt_ms(a.drain_interval), "poll": fmt_ms(a.drain_poll), "security": "TLS 1.2 + user"}
+    run = _riaktq_drain(ctx, RIAK_PB, flags, ["--poll", fmt_ms(a.drain_poll)], params, secure=True)
+    log(f"drain over pbs://: {run['rate']:.0f} tasks/s")
+    plain = ctx.results.value("drain", RIAK_PB)
+    note = f"; {run['rate'] / plain:.2f}× the plain PB drain of this run" if plain else ""
+    ctx.results.add("drain-pbs", RIAK_PB, run["rate"], params, "1 run" + note + run["note"])
+
+
 def _riaktq_defaults(ctx, system):
     bound = ctx.args.defaults_seconds or (10.0 if ctx.quick else 90.0)
     params = {"tasks": ctx.n_for(system), "workers": ctx.k, "handler": "echo", "flags": "none",
@@ -115,15 +139,15 @@ def _riaktq_defaults(ctx, system):
                     + (" (stopped at the time bound)" if run["done"] < run["n"] else "") + run["note"])
 
 
-def _riaktq_drain(ctx, system, sched_flags, worker_flags, params, bound=None):
+def _riaktq_drain(ctx, system, sched_flags, worker_flags, params, bound=None, secure=False):
     """One drain: fill, start scheduler and workers, wait for all done (or
     `bound` seconds), stop them. CPU per process group from /proc."""
     n = params["tasks"]
-    ws = Workspace(ctx, system, f"drain-{system}")
+    ws = Workspace(ctx, system, f"drain-{system}", secure=secure)
     events = None
     try:
         fill(ws, n)
-        events = _Events(ws.dir / "events.jsonl") if system == RIAK else None
+        events = _Events(ws.dir / "events.jsonl") if system in RIAK_SYSTEMS else None
         cpu0 = cpu_children()
         started = time.perf_counter()
         sched = ws.start("scheduler", "scheduler", *sched_flags, *(events.flags if events else ()))

@@ -11,7 +11,7 @@ bucket of the workspace's own prefix, and deleted afterwards.
 import json
 
 from scripts.bench.procs import log
-from scripts.bench.results import HUEY, RIAK, SQLITE, Figure
+from scripts.bench.results import HUEY, RIAK, RIAK_PB, SQLITE, Figure
 from scripts.bench.sites import Workspace
 
 GROUP = "raw"
@@ -27,31 +27,53 @@ BODY = json.dumps({"id": "t00000000", "status": "todo", "priority": 0, "retry": 
 
 def run(ctx):
     ctx.riaktq_run(["raw-put", "raw-get"], RIAK, lambda s: _raw(ctx))
+    ctx.riaktq_run(["raw-put", "raw-get"], RIAK_PB, lambda s: _raw_pb(ctx))
     for name in ("raw-put", "raw-get"):
         ctx.results.na(name, SQLITE, "a Riak figure")
         ctx.results.na(name, HUEY, "a Riak figure")
 
 
 def _raw(ctx):
-    n = 200 if ctx.quick else 2000
     ws = Workspace(ctx, RIAK, "raw")
     http, btype, bucket = ws.http, ws.btype, f"{ws.prefix}_raw"
-    params = {"requests": n, "client": "urllib3 keep-alive, one thread per connection", "body_bytes": len(BODY)}
     try:
-        written = {}
-        for conns in CONNECTIONS:
-            keys = [f"p{conns}-{i:06d}" for i in range(n)]
-            ws.raw_keys.extend(keys)
-
-            def put(key):
-                http.put(btype, bucket, key, BODY, {"status_bin": "todo", "statuscat_bin": f"todo:{key}"})
-            took = http.parallel(put, keys, conns)
-            written[conns] = keys
-            ctx.results.add("raw-put", RIAK, n / took, params, variant=conns)
-            log(f"raw PUT, {conns} connection(s): {n / took:,.0f}/s")
-        for conns in CONNECTIONS:
-            took = http.parallel(lambda key: http.get(btype, bucket, key), written[CONNECTIONS[0]], conns)
-            ctx.results.add("raw-get", RIAK, n / took, params, variant=conns)
-            log(f"raw GET, {conns} connection(s): {n / took:,.0f}/s")
+        _rates(ctx, RIAK, ws, "urllib3 keep-alive, one thread per connection",
+               lambda key, indexes: http.put(btype, bucket, key, BODY, indexes),
+               lambda key: http.get(btype, bucket, key))
     finally:
         ws.close()
+
+
+def _raw_pb(ctx):
+    """The same PUTs and GETs over Riak's PB API, through riaktq's own PB client (pooled,
+    one thread per connection): the PB counterpart of the urllib3 figures."""
+    from riaktq_cli.riak import RiakClient
+    ws = Workspace(ctx, RIAK_PB, "raw-pb")
+    btype, bucket = ws.btype, f"{ws.prefix}_raw"
+    client = RiakClient([ws.url], pool_size=max(CONNECTIONS), timeout=30.0)
+    try:
+        _rates(ctx, RIAK_PB, ws, "riaktq PB client, one thread per connection",
+               lambda key, indexes: client.store(btype, bucket, key, BODY, indexes=indexes),
+               lambda key: client.fetch(btype, bucket, key))
+    finally:
+        client.close()
+        ws.close()
+
+
+def _rates(ctx, system, ws, client_text, put, get):
+    """PUT rates with 1 and 16 connections (fresh keys each), then GET rates of the keys."""
+    n = 200 if ctx.quick else 2000
+    params = {"requests": n, "client": client_text, "body_bytes": len(BODY)}
+    written = {}
+    for conns in CONNECTIONS:
+        keys = [f"p{conns}-{i:06d}" for i in range(n)]
+        ws.raw_keys.extend(keys)
+        took = ws.http.parallel(lambda key: put(key, {"status_bin": "todo", "statuscat_bin": f"todo:{key}"}),
+                                keys, conns)
+        written[conns] = keys
+        ctx.results.add("raw-put", system, n / took, params, variant=conns)
+        log(f"raw PUT {system}, {conns} connection(s): {n / took:,.0f}/s")
+    for conns in CONNECTIONS:
+        took = ws.http.parallel(get, written[CONNECTIONS[0]], conns)
+        ctx.results.add("raw-get", system, n / took, params, variant=conns)
+        log(f"raw GET {system}, {conns} connection(s): {n / took:,.0f}/s")

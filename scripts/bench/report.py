@@ -7,7 +7,7 @@ then the project's performance goals as PASS/FAIL lines (none of them is
 asserted by the test suite: the machine running it may be busy).
 """
 
-from scripts.bench.results import HUEY, RIAK, SQLITE, SYSTEMS
+from scripts.bench.results import HUEY, RIAK, RIAK_PB, SQLITE, SYSTEMS
 
 FORMATS = {
     "tasks/s": lambda v: f"{v:,.0f}/s",
@@ -66,6 +66,13 @@ def checks(results, quick):
     check("requests per task on Riak, prefetch 8", v("requests-per-task", RIAK, "total"), "≤ 4",
           lambda x: x <= 4.0, "{:.2f}")
     check("drain on Riak / raw PUT at 16 connections", v("drain-vs-raw-put", RIAK), "≥ 0.25×", lambda x: x >= 0.25)
+    # Meaningful on a real node only: the test server is Python, its PB and HTTP fronts alike.
+    check("drain on Riak, PB / HTTP (same run; a real node)", r(v("drain", RIAK_PB), v("drain", RIAK)),
+          "≥ 1.3×", lambda x: x >= 1.3)
+    check("drain on Riak, pbs:// (TLS + auth) / pb:// (test server)", r(v("drain-pbs", RIAK_PB), v("drain", RIAK_PB)),
+          "≥ 0.5×", lambda x: x >= 0.5)
+    check("scheduler+workers CPU per task on Riak, PB / HTTP", r(v("drain-cpu", RIAK_PB), v("drain-cpu", RIAK)),
+          "< 1.0×", lambda x: x < 1.0)
     check("latency p99 on Riak, interval 100ms", v("latency-p99", RIAK), "< 300 ms", lambda x: x < 300, "{:.0f} ms")
     check("enqueue riaktq-sqlite / huey-sqlite", r(v("enqueue", SQLITE), v("enqueue", HUEY)), "≥ 1.0×",
           lambda x: x >= 1.0)
@@ -87,11 +94,12 @@ def render(results, quick, header):
                 continue
             vals = [None if r is None else r["value"] for r in rows]
             cells = [fmt_value(r, notes) for r in rows]
-            ratios = [_ratio(vals[0], vals[2]), _ratio(vals[1], vals[2])] if figure.ratio else ["-", "-"]
+            huey = vals[SYSTEMS.index(HUEY)]
+            ratios = [_ratio(vals[0], huey), _ratio(vals[1], huey)] if figure.ratio else ["-", "-"]
             table.append([_label(figure, variant), *cells, *ratios])
     lines = [header, "",
-             tabulate(table, headers=["workload (↓ = lower is better)", SQLITE, RIAK, HUEY, "sqlite/huey", "riak/huey"],
-                      tablefmt="github", colalign=("left", "right", "right", "right", "right", "right")), ""]
+             tabulate(table, headers=["workload (↓ = lower is better)", *SYSTEMS, "sqlite/huey", "riak/huey"],
+                      tablefmt="github", colalign=("left",) + ("right",) * (len(SYSTEMS) + 2)), ""]
     if notes:
         lines.append("n/a:")
         lines += [f"  [{number}] {reason}" for reason, number in notes.items()]

@@ -17,7 +17,7 @@ settles for 2 s first) were 0.6 GET per task by themselves.
 import time
 
 from scripts.bench.procs import PROCS, fmt_ms, wait_until
-from scripts.bench.results import HUEY, RIAK, SQLITE, Figure
+from scripts.bench.results import HUEY, RIAK_SYSTEMS, SQLITE, Figure
 from scripts.bench.riak_http import counters_delta
 from scripts.bench.sites import Workspace, fill
 
@@ -29,17 +29,18 @@ FIGURES = [Figure("requests-per-task", "requests", f"Riak requests per task (pre
 
 
 def run(ctx):
-    ctx.riaktq_run(["requests-per-task"], RIAK, lambda s: _requests(ctx))
+    for system in RIAK_SYSTEMS:
+        ctx.riaktq_run(["requests-per-task"], system, lambda s: _requests(ctx, s))
     ctx.results.na("requests-per-task", SQLITE, "the SQLite store makes no requests")
     ctx.results.na("requests-per-task", HUEY, "Huey's SQLite storage makes no requests")
 
 
-def _requests(ctx):
+def _requests(ctx, system):
     m = 40 if ctx.quick else 1000   # the issue's real-node figure was 1,000 tasks
     interval, poll = 0.1, 0.1
     params = {"tasks": m, "prefetch": PREFETCH, "workers": ctx.k, "handler": "echo",
               "interval": fmt_ms(interval), "poll": fmt_ms(poll), "counted_by": "node /stats"}
-    ws = Workspace(ctx, RIAK, "requests")
+    ws = Workspace(ctx, system, "requests")
     events = ws.dir / "events.jsonl"
     events.touch()
     try:
@@ -72,6 +73,6 @@ def _requests(ctx):
     values["total"] = sum(values.values())
     opening = sum(open_part[k] for k in ("get", "put", "2i")) / m
     for kind in KINDS:
-        ctx.results.add("requests-per-task", RIAK, values[kind], params, variant=kind,
+        ctx.results.add("requests-per-task", system, values[kind], params, variant=kind,
                         note=f"open {opening:.2f}/task of the total; run to commit in {took:.1f}s,"
                              " idle polling included")

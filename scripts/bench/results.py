@@ -20,7 +20,10 @@ so a missing row is a bug, not an accident of the run.
 """
 
 SQLITE, RIAK, HUEY = "riaktq-sqlite", "riaktq-riak", "huey-sqlite"
-SYSTEMS = (SQLITE, RIAK, HUEY)
+# The Riak store over Riak's Protocol Buffers API (RIAK is over HTTP): same node, same run.
+RIAK_PB = "riaktq-riak-pb"
+SYSTEMS = (SQLITE, RIAK, RIAK_PB, HUEY)
+RIAK_SYSTEMS = (RIAK, RIAK_PB)
 
 
 class Figure:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from scripts.bench.procs import PROCS, log, riaktq_argv
-from scripts.bench.results import SQLITE
+from scripts.bench.results import RIAK_PB, SQLITE
 from scripts.bench.riak_http import RiakHTTP
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,11 +27,17 @@ TEST_SERVER = "riaktq_testing.riak_sim"  # a module: `python -m` it
 
 
 class TestServer:
-    """`python -m riaktq_testing.riak_sim --port 0` in a process of its own."""
+    """`python -m riaktq_testing.riak_sim --port 0` in a process of its own (with
+    `pb`, `--pb-port 0` too: `pb_url` is then its Protocol Buffers address)."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, pb=False, secure=False):
         log_path = Path(workdir) / "riak-server.log"
-        self.proc = PROCS.start([sys.executable, "-m", TEST_SERVER, "--port", "0"], cwd=workdir,
+        extra = ["--pb-port", "0"] if pb else []
+        self.ca_file = None
+        if secure:  # Riak security on: TLS (a CA made into workdir) and the transcripts' users
+            extra += ["--secure", str(Path(workdir) / "tls")]
+            self.ca_file = str(Path(workdir) / "tls" / "ca.pem")
+        self.proc = PROCS.start([sys.executable, "-m", TEST_SERVER, "--port", "0", *extra], cwd=workdir,
                                 log_path=log_path, stdout=subprocess.PIPE, text=True)
         ready, _, _ = select.select([self.proc.stdout], [], [], 30.0)
         first = self.proc.stdout.readline() if ready else ""
@@ -43,6 +49,18 @@ class TestServer:
             self.close()
             raise RuntimeError(f"test server did not start: {(first.strip() or tail)[:200]}")
         self.url = first.split("listening on ", 1)[1].strip()
+        self.pb_url = None
+        if pb:
+            # printed right after the first line (often read with it into the buffer, so
+            # select() on the pipe would not see it): read it directly
+            second = self.proc.stdout.readline()
+            if not second.startswith("listening on pb://"):
+                self.close()
+                raise RuntimeError(f"test server gave no PB port: {second.strip()[:200]!r}")
+            self.pb_url = second.split("listening on ", 1)[1].strip()
+            if secure:  # the client asks for StartTls on pbs:// addresses
+                self.pb_url = self.pb_url.replace("pb://", "pbs://", 1)
+        self.url = self.url.split(" ", 1)[0]  # a secure server adds "CA <file>"
 
     def close(self):
         PROCS.stop(self.proc, timeout=5.0)
@@ -51,8 +69,9 @@ class TestServer:
 class RiakTarget:
     """The Riak the run uses: the test server (url None) or one node."""
 
-    def __init__(self, url=None, bucket_type="riaktq"):
+    def __init__(self, url=None, bucket_type="riaktq", pb_url=None):
         self.url = url.rstrip("/") if url else None
+        self.pb_url = pb_url.rstrip("/") if pb_url else None  # the same node's PB address
         self.bucket_type = bucket_type
         self.run_id = secrets.token_hex(3)
         self.count = 0
@@ -63,7 +82,8 @@ class RiakTarget:
 
     def describe(self):
         if self.is_node:
-            return f"Riak node {self.url}, bucket type {self.bucket_type}, prefixes rtqbench{self.run_id}-*"
+            pb = f" (PB {self.pb_url})" if self.pb_url else ""
+            return f"Riak node {self.url}{pb}, bucket type {self.bucket_type}, prefixes rtqbench{self.run_id}-*"
         return "the Riak test server (riaktq_testing.riak_sim), one process per workload"
 
     def unavailable_reason(self):
@@ -73,6 +93,17 @@ class RiakTarget:
             import riaktq_cli.store.riak  # noqa: F401
         except ImportError as exc:
             return f"riak store not available: {exc}"
+        return None
+
+    def pb_unavailable_reason(self):
+        """Why the Riak store cannot be measured over PB in this run (None: it can)."""
+        if self.is_node and not self.pb_url:
+            return "give the node's PB address with --riak-pb pb://host:8087 (as well as --riak-url)"
+        if not self.is_node:
+            try:
+                from riaktq_testing.riak_sim import pb_front  # noqa: F401
+            except ImportError as exc:
+                return f"the test server has no PB port here: {exc}"
         return None
 
     def new_prefix(self):
@@ -87,7 +118,10 @@ class Workspace:
     clean-up on a real node); `ws.http` is the plain HTTP view of the node.
     """
 
-    def __init__(self, ctx, system, tag):
+    # The user the test server's --secure grants everything (as in the 09 transcripts).
+    SECURE_USER = ("riaktq", "s3cret-pw")
+
+    def __init__(self, ctx, system, tag, secure=False):
         self.system = system
         self.dir = Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=ctx.root))
         self.server = None
@@ -100,16 +134,26 @@ class Workspace:
             if system == SQLITE:
                 text = f'[store]\nbackend = "sqlite"\n[sqlite]\npath = "{self.dir / "riaktq.db"}"\n'
             else:
+                pb = system == RIAK_PB
                 if self.target.is_node:
-                    url = self.target.url
+                    http_url, pb_url = self.target.url, self.target.pb_url
                 else:
-                    self.server = TestServer(self.dir)
-                    url = self.server.url
+                    self.server = TestServer(self.dir, pb=pb, secure=secure)
+                    http_url, pb_url = self.server.url, self.server.pb_url
+                # the node's counters and the clean-up always go over HTTP
+                url = pb_url if pb else http_url
+                self.url = url
                 self.prefix = self.target.new_prefix()
                 self.btype = self.target.bucket_type
-                self.http = RiakHTTP(url)
+                self.http = RiakHTTP(http_url)
                 text = (f'[store]\nbackend = "riak"\n[riak]\nnodes = ["{url}"]\n'
                         f'bucket_type = "{self.btype}"\nprefix = "{self.prefix}"\n')
+                if secure:
+                    password_file = self.dir / "riak-password"
+                    password_file.write_text(self.SECURE_USER[1] + "\n")
+                    password_file.chmod(0o600)
+                    text += (f'username = "{self.SECURE_USER[0]}"\npassword_file = "{password_file}"\n'
+                             f'ca_file = "{self.server.ca_file}"\n')
             self.config = self.dir / "riaktq.toml"
             self.config.write_text(text)
             from riaktq_cli.config import load
