@@ -87,3 +87,13 @@ def test_readme_python_example(procs, config_file, monkeypatch):
         with contextlib.redirect_stdout(out):
             exec(compile(block, "README.md", "exec"), {})
         assert out.getvalue() == "done hello from Python\n"
+
+
+def test_readme_handler_example(procs, tmp_path):
+    """The README's handler file, run by a worker as the README says."""
+    files = example_files(ROOT / "README.md")
+    (tmp_path / "shout.py").write_text(files["shout.py"])
+    procs.start("scheduler", name="scheduler")
+    procs.start("worker", "--handler", "./shout.py", "--name", "shout-1", name="worker")  # cwd: tmp_path
+    result = procs.run("open", "s-1", "--in", "hello", "--wait", "--timeout", "60s", timeout=90)
+    assert (result.returncode, result.stdout) == (0, b"HELLO"), result.stderr  # a pipe gets the exact output
