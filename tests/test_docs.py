@@ -65,3 +65,27 @@ def test_the_readme_sets_up_with_make_and_ci_runs_the_same():
     assert commands == ["make demo", "make test"]
     assert "PYTHON=" in setup
     assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(), re.M)
+
+
+def test_every_flag_in_a_shell_example_exists():
+    """`riaktq ...` lines in the pages' shell blocks name only flags their
+    command has (a renamed or dropped flag breaks the example)."""
+    from riaktq_cli.cli import COMMANDS, cli
+    global_flags = {flag for param in cli.params for flag in param.opts}
+    flags_of = {}
+    for name, (module, attr) in COMMANDS.items():
+        command = getattr(importlib.import_module(module), attr)
+        flags_of[name] = {flag for param in command.params for flag in param.opts} | {"--help"}
+    checked = 0
+    for page in PAGES:
+        for block in re.findall(r"```sh\n(.*?)```", page.read_text(), re.S):
+            for line in block.splitlines():
+                for example in re.findall(r"(?:^|&&\s*|\$\(|^\$ )(riaktq [^#|&)]*)", line.split("  #")[0]):
+                    words = [w.strip("[]").split("=")[0] for w in example.split()[1:]]
+                    words = [w for w in words if w not in global_flags]
+                    name = next((w for w in words if w in COMMANDS), None)
+                    assert name, f"{page.name}: {example}"
+                    unknown = [w for w in words if w.startswith("--") and w.rstrip(".") not in flags_of[name]]
+                    assert not unknown, f"{page.name}: {example}: {unknown}"
+                    checked += 1
+    assert checked > 50  # the examples were found at all
