@@ -112,8 +112,12 @@ def test_stats_prometheus_parses_and_matches_json(store, config_file):
                                       "queue": [], "current": None, "outbox": []})
     store.put_record(INSTANCE, "w2", {"name": "w2", "status": "stopped", "heartbeat": now, "taken": 0,
                                       "queue": [], "current": None, "outbox": []})
-    store.put_record(INSTANCE, "w3", {"name": "w3", "status": "idle", "heartbeat": now - 10**9,
+    store.put_record(INSTANCE, "w3", {"name": "w3", "status": "idle", "heartbeat": now - 10**10,
                                       "taken": 0, "queue": [], "current": None, "outbox": []})
+    # judged with a 10-minute instance timeout (as a scheduler publishes it), so however slow the
+    # machine is between the two commands, w1 stays busy in both; w3's heartbeat is older still
+    from riaktq_cli import scheduler_settings
+    scheduler_settings.publish(store, "s1", 600_000_000, 0.1, 1)
     prom = run("stats", "--format", "prometheus", config=config_file)
     assert prom.returncode == 0, prom.stderr
     figures = json.loads(run("stats", "--format", "json", config=config_file).stdout)

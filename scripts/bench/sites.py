@@ -189,8 +189,10 @@ class Workspace:
 
     def _clean_up(self):
         """Delete every object this workspace made on the node, by key."""
-        from riaktq_cli.store.base import RECORD_KINDS
+        from riaktq_cli.store.base import LEASE_NAME, RECORD_KINDS, SCHEDULER
         keys = [(f"{self.prefix}_task", tid) for tid in dict.fromkeys(self.task_ids)]
+        # a released lease keeps its copy (expired) so epochs only grow: not a record, deleted by name
+        keys.append((f"{self.prefix}_{SCHEDULER}", LEASE_NAME))
         keys += [(f"{self.prefix}_raw", key) for key in self.raw_keys]
         for kind in RECORD_KINDS:
             try:
