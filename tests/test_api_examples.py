@@ -97,3 +97,17 @@ def test_readme_handler_example(procs, tmp_path):
     procs.start("worker", "--handler", "./shout.py", "--name", "shout-1", name="worker")  # cwd: tmp_path
     result = procs.run("open", "s-1", "--in", "hello", "--wait", "--timeout", "60s", timeout=90)
     assert (result.returncode, result.stdout) == (0, b"HELLO"), result.stderr  # a pipe gets the exact output
+
+
+def test_api_page_tour_runs(procs, config_file, monkeypatch):
+    """The API page's first block, a call of every kind, runs as written
+    against a running scheduler and echo worker."""
+    tour = python_blocks(API_PAGE)[0]
+    assert "q.open_many(" in tour and "q.stats()" in tour
+    procs.start("scheduler", name="scheduler")
+    procs.start("worker", "--handler", "echo", "--name", "echo-1", name="worker")
+    monkeypatch.setenv("RIAKTQ_CONFIG", str(config_file))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(tour, "docs/python-api.md", "exec"), {})
+    assert "old-box-3" in out.getvalue()  # Refused: no such instance
