@@ -89,3 +89,15 @@ def test_every_flag_in_a_shell_example_exists():
                     assert not unknown, f"{page.name}: {example}: {unknown}"
                     checked += 1
     assert checked > 50  # the examples were found at all
+
+
+def test_every_config_example_loads(tmp_path):
+    """The pages' TOML blocks are config files riaktq accepts as written."""
+    import tomllib
+
+    from riaktq_cli import config
+    blocks = [(page.name, block) for page in PAGES
+              for block in re.findall(r"```toml\n(.*?)```", page.read_text(), re.S)]
+    assert len(blocks) >= 4
+    for name, block in blocks:
+        config.from_dict(tomllib.loads(block), path=str(tmp_path / "riaktq.toml"))
