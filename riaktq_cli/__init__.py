@@ -3,8 +3,7 @@
 The store (embedded SQLite or Riak KV) is the only thing the processes share;
 see docs/architecture.md for how scheduler and workers talk through it.
 
-Applications use the Python API (riaktq_cli/api/queue.py, README "Use from
-Python"):
+Applications use the Python API (riaktq_cli/api/queue.py, docs/python-api.md):
 
     from riaktq_cli import Queue, TaskExists
     with Queue.from_config() as q:

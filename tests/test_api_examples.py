@@ -1,6 +1,8 @@
-"""The README's Python examples, run as written there: the web service that
-opens tasks through the API, and the handler package it relies on."""
+"""The Python examples of the README and of docs/python-api.md, run as written
+there: the README's first steps, the web service that opens tasks through the
+API, and the handler package it relies on."""
 
+import contextlib
 import importlib
 import importlib.util
 import io
@@ -9,12 +11,19 @@ import re
 
 from tests.conftest import ROOT
 
+API_PAGE = ROOT / "docs" / "python-api.md"
 
-def readme_files():
-    """{name: source} of the README's Python blocks that begin `# NAME.py ...`
+
+def python_blocks(page):
+    """The ```python blocks of a page, as written there."""
+    return re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+
+
+def example_files(page):
+    """{name: source} of a page's Python blocks that begin `# NAME.py ...`
     (a block may hold several files, each from its own such line)."""
     files = {}
-    for block in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+    for block in python_blocks(page):
         name = None
         for line in block.splitlines(keepends=True):
             header = re.match(r"# ([\w/]+\.py) --", line)
@@ -34,9 +43,9 @@ def call(app, path, body=b""):
     return answer["status"].split()[0], json.loads(b"".join(chunks))
 
 
-def test_readme_web_service_and_handler_package(procs, tmp_path, config_file, monkeypatch):
+def test_api_page_web_service_and_handler_package(procs, tmp_path, config_file, monkeypatch):
     from riaktq_cli.worker import handler_api
-    files = readme_files()
+    files = example_files(API_PAGE)
     assert {"app.py", "mypkg/__init__.py", "mypkg/resize.py"} <= set(files)
     for name, source in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -65,3 +74,40 @@ def test_readme_web_service_and_handler_package(procs, tmp_path, config_file, mo
     resize = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(resize)
     assert handler_api.check(resize) == [] and handler_api.check(importlib) != []
+
+
+def test_readme_python_example(procs, config_file, monkeypatch):
+    """The README's only Python block: open a task, wait for it, print it."""
+    [block] = [b for b in python_blocks(ROOT / "README.md") if "Queue" in b]
+    procs.start("scheduler", name="scheduler")
+    procs.start("worker", "--handler", "echo", "--name", "echo-1", name="worker")
+    monkeypatch.setenv("RIAKTQ_CONFIG", str(config_file))
+    for _ in range(2):  # the second run meets TaskExists and waits for the same task
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(block, "README.md", "exec"), {})
+        assert out.getvalue() == "done hello from Python\n"
+
+
+def test_readme_handler_example(procs, tmp_path):
+    """The README's handler file, run by a worker as the README says."""
+    files = example_files(ROOT / "README.md")
+    (tmp_path / "shout.py").write_text(files["shout.py"])
+    procs.start("scheduler", name="scheduler")
+    procs.start("worker", "--handler", "./shout.py", "--name", "shout-1", name="worker")  # cwd: tmp_path
+    result = procs.run("open", "s-1", "--in", "hello", "--wait", "--timeout", "60s", timeout=90)
+    assert (result.returncode, result.stdout) == (0, b"HELLO"), result.stderr  # a pipe gets the exact output
+
+
+def test_api_page_tour_runs(procs, config_file, monkeypatch):
+    """The API page's first block, a call of every kind, runs as written
+    against a running scheduler and echo worker."""
+    tour = python_blocks(API_PAGE)[0]
+    assert "q.open_many(" in tour and "q.stats()" in tour
+    procs.start("scheduler", name="scheduler")
+    procs.start("worker", "--handler", "echo", "--name", "echo-1", name="worker")
+    monkeypatch.setenv("RIAKTQ_CONFIG", str(config_file))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(tour, "docs/python-api.md", "exec"), {})
+    assert "old-box-3" in out.getvalue()  # Refused: no such instance

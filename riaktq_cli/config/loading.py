@@ -289,7 +289,7 @@ timeout = "5s"
 concurrency = 16
 # Riak with security enabled (`riak admin security enable`): pbs:// nodes
 # (or https://, ~100x slower: it re-checks the password on every request),
-# a user and its password. Paths are relative to this file. See README.
+# a user and its password. Paths are relative to this file. See docs/riak.md.
 # username = "riaktq"
 # password_file = "riak-password"    # chmod 600 (or $RIAKTQ_RIAK_PASSWORD, which wins)
 # password = "..."                   # in the file itself: keep one of password, password_file
@@ -348,7 +348,7 @@ interval = "1m"
 # age = "1d"
 
 # Periodic tasks, opened by the scheduler holding the lease (one task per
-# slot, id NAME@SLOT in UTC; see README "Schedules"):
+# slot, id NAME@SLOT in UTC; see docs/operations.md "Schedules"):
 # [[schedule]]
 # name = "nightly-report"
 # cron = "0 6 * * *"          # or: every = "15m"

@@ -16,7 +16,7 @@ Two kinds of figure, kept apart on purpose:
   only by processes that export metrics.
 
 Names follow the Prometheus conventions: `riaktq_` prefix, base units
-(`_seconds`), `_total` on counters. README "Metrics" documents each.
+(`_seconds`), `_total` on counters. docs/operations.md "Metrics" documents each.
 """
 
 import logging

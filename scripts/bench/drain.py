@@ -50,7 +50,7 @@ def run(ctx):
         ctx.riaktq_run(TUNED, system, lambda s: _repeat(ctx, s, _riaktq_once))
     if ctx.riak.is_node:
         ctx.results.na("drain-pbs", RIAK_PB, "measured on the test server (--secure); for a real node "
-                       "see the README")
+                       "see docs/riak.md")
     else:
         ctx.riaktq_run(["drain-pbs"], RIAK_PB, lambda s: _secure_once(ctx))
     for system in (SQLITE, RIAK, HUEY):

@@ -31,7 +31,7 @@ def init_cmd(app, path, riak_url, force):
             pb_url = pb_address_for_standard_node(riak_url)
             if pb_url:
                 click.echo(f"{riak_url} also answers on Riak's Protocol Buffers port: using "
-                           f"{pb_url} (faster; see README)")
+                           f"{pb_url} (faster; see docs/riak.md)")
                 riak_url = pb_url
     target = Path(path or app.config_path or config.DEFAULT_NAME)
     if target.exists() and not force:
