@@ -88,12 +88,7 @@ class IndexMixin:
         store = self.riak.store
         with store.lock:
             b = store.bucket(btype, bucket)
-            hidden = None
-            if store.handoff is not None and store.handoff.active() and b is not None:
-                covered = store.handoff.coverage()   # this query's plan (faults.Handoff)
-
-                def hidden(key):
-                    return store.hidden_from_2i(bucket, key, b.objects.get(key), covered)
+            hidden = store.hidden_from_2i(bucket, b.objects if b is not None else None)
             items = self._index_scan(b, fieldname, is_range, start, end, cont, regex, max_results,
                                      hidden)
         if not sort and self.riak.shuffle_unsorted:

@@ -190,14 +190,23 @@ class _Store:
         self.nodes: list = []  # the RiakTestServers serving this data (the ring's members)
         self.handoff = None  # faults.Handoff after a simulated rejoin
 
-    def hidden_from_2i(self, bucket: str, key: str, obj, covered) -> bool:
-        """Whether a 2i query that reads partitions ``covered`` from a
-        rejoined node leaves this object out (faults.Handoff)."""
+    def hidden_from_2i(self, bucket: str, objects):
+        """None, or the filter one 2i query applies while the cluster hands
+        data to a rejoined node (faults.Handoff): this query's coverage plan
+        is drawn here, and the filter says which keys of ``objects`` (the
+        bucket's) it leaves out. Both fronts call it, under ``self.lock``."""
         handoff = self.handoff
-        if handoff is None or obj is None:
-            return False
-        written = max((s.lastmod for s in obj.siblings), default=0.0)
-        return handoff.hides(bucket, key, written, covered)
+        if handoff is None or not handoff.active() or objects is None:
+            return None
+        covered = handoff.coverage()
+
+        def hidden(key):
+            obj = objects.get(key)
+            if obj is None:
+                return False
+            written = max((s.lastmod for s in obj.siblings), default=0.0)
+            return handoff.hides(bucket, key, written, covered)
+        return hidden
 
     def new_actor(self) -> str:
         with self.lock:

@@ -153,14 +153,9 @@ def _scan(store, query: _IndexQuery) -> list[tuple]:
     misses -- as the HTTP front's ``IndexMixin._index`` does."""
     with store.lock:
         b = store.bucket(query.btype, query.bucket)
-        hidden = []
-        handoff = getattr(store, "handoff", None)
-        if handoff is not None and handoff.active() and b is not None:
-            covered = handoff.coverage()  # this query's plan
-            hidden.append(lambda key: store.hidden_from_2i(query.bucket, key, b.objects.get(key),
-                                                           covered))
+        hidden = store.hidden_from_2i(query.bucket, b.objects if b is not None else None)
         return IndexMixin._index_scan(b, query.fieldname, query.is_range, query.start, query.end,
-                                      query.cont, query.regex, query.limit, *hidden)
+                                      query.cont, query.regex, query.limit, hidden)
 
 
 def _compile_term_regex(raw: bytes) -> re.Pattern:
