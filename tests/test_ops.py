@@ -165,6 +165,12 @@ def test_scheduler_serves_metrics_while_it_runs(store, procs, tmp_path):
     assert samples[("riaktq_iteration_duration_seconds_count", frozenset())] >= 1
     assert samples[("riaktq_store_requests_total", frozenset({("operation", "update_tasks")}))] >= 2
     assert samples[("riaktq_store_up", frozenset())] == 1
+    hints = {event: samples[("riaktq_hints_total", frozenset({("event", event)}))]
+             for event in ("received", "ignored", "sent")}
+    if store.data_version() is None:   # Riak: hints on by default; the opens and the results woke it
+        assert hints["received"] >= 1 and hints["sent"] >= 1 and hints["ignored"] == 0, hints
+    else:                              # the embedded store has its own wake-ups: hints off
+        assert hints == {"received": 0, "ignored": 0, "sent": 0}
 
 
 def test_counting_store_counts_errors_by_kind(store):

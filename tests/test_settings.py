@@ -96,7 +96,7 @@ def test_flag_then_environment_then_file_then_default():
     cfg = FakeConfig(**{"worker.heartbeat": 1.0, "log.format": "text"})
     plain = S.Settings(cfg, environ={})
     assert (plain.get("worker", "heartbeat"), plain.sources[heartbeat]) == (1.0, "file")
-    assert (plain.get("worker", "poll"), plain.sources[S.declared("worker", "poll")]) == (0.5, "default")
+    assert (plain.get("worker", "poll"), plain.sources[S.declared("worker", "poll")]) == (5.0, "default")
     env = S.Settings(cfg, environ={fmt.env: "json"})
     assert (env.get("log", "format"), env.sources[fmt]) == ("json", "env")
     flagged = S.Settings(cfg, {heartbeat: S.Given(0.25, "250ms"), fmt: S.Given("text", "text")},

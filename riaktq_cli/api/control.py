@@ -38,7 +38,9 @@ def check_reason(reason: str | None) -> str:
 
 
 class Control:
-    """cancel, cancel_where, pause, resume, pause_state, forget_instance."""
+    """cancel, cancel_where, pause, resume, pause_state, forget_instance.
+    The Queue it is part of gives `store` and `hint_scheduler` (a wake-up
+    hint after a change the scheduler acts on)."""
 
     def cancel(self, ids: Iterable[str], *, reason: str | None = "", dry_run: bool = False) -> list[Outcome]:
         """Cancel tasks; one Outcome per id, its `task` as written (or as it
@@ -54,6 +56,8 @@ class Control:
         outcomes: list[Outcome] = []
         for batch in chunks(dict.fromkeys([ids] if isinstance(ids, str) else ids)):
             outcomes += self._cancel_batch(batch, reason, dry_run)
+        if not dry_run:
+            self.hint_scheduler()   # a marked nextup task: the scheduler withdraws or stops it
         return outcomes
 
     def cancel_where(self, *, status: str | None = None, tag: str | None = None, age: float | str | None = None,
@@ -73,6 +77,8 @@ class Control:
                 count += len(outcomes)
                 if on_batch is not None:
                     on_batch(outcomes)
+        if not dry_run:
+            self.hint_scheduler()
         return count
 
     def _cancel_batch(self, batch: list[str], reason: str, dry_run: bool) -> list[Outcome]:
@@ -97,12 +103,15 @@ class Control:
         from riaktq_cli.api.inputs import seconds
         wait = seconds(timeout, "timeout")
         state = pausing.change(self.store, True, _tag(tag))
+        self.hint_scheduler()   # it confirms sooner
         return pausing.await_applied(self.store, state, pausing.APPLY_WAIT if wait is None else wait)
 
     def resume(self, tag: str | None = None) -> dict[str, Any]:
         """Assign again: everything (no tag: paused tags too), or `tag`."""
         from riaktq_cli.scheduler import pausing
-        return pausing.change(self.store, False, _tag(tag))
+        state = pausing.change(self.store, False, _tag(tag))
+        self.hint_scheduler()
+        return state
 
     def pause_state(self) -> dict[str, Any] | None:
         """What is paused, and whether the running scheduler applied it; None

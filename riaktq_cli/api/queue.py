@@ -67,6 +67,7 @@ WAIT_FIRST = 0.05      # seconds before the first re-read in `wait`
 WAIT_MAX = 1.0         # the longest pause between reads (Riak), or between full reads (SQLite)
 WAIT_GROWTH = 1.5
 WAKE_CHECK = 0.01      # SQLite: how often `wait` asks whether another process wrote
+HINT_ADDRESS_TTL = 5.0  # seconds the scheduler's published hint address is used before it is read again
 
 
 class Queue(Control):
@@ -80,6 +81,8 @@ class Queue(Control):
         self._store: Store | None = store
         self.config = config
         self._lock = _thread.allocate_lock()
+        self._hints: Any = None            # runtime.hints.Hints, made at the first hint
+        self._scheduler_hint: tuple[float, str | None] = (-HINT_ADDRESS_TTL, None)   # (read at, address)
 
     # --- life cycle --------------------------------------------------------
     @classmethod
@@ -109,8 +112,11 @@ class Queue(Control):
         """Release the store's connections; later calls raise QueueClosed."""
         with self._lock:
             store, self._store = self._store, None
+            hints, self._hints = self._hints, None
         if store is not None:
             store.close()
+        if hints is not None:
+            hints.close()
 
     def __enter__(self) -> Queue:
         return self
@@ -141,6 +147,7 @@ class Queue(Control):
         new = make_task(id, data, priority=priority, tags=tags, retry=retry, max_attempts=max_attempts,
                         time_limit=time_limit, delay=delay, at=at, retry_delay=retry_delay)
         self.store.create_task(new)
+        self.hint_scheduler()
         return new
 
     def open_many(self, tasks: Iterable[Mapping[str, Any]]) -> list[Outcome]:
@@ -162,7 +169,32 @@ class Queue(Control):
         if problems:
             raise BadTasks(problems)
         errors = self.store.create_tasks(made) if made else []
+        self.hint_scheduler()
         return [Outcome(t.id, t if e is None else None, e) for t, e in zip(made, errors)]
+
+    def hint_scheduler(self) -> None:
+        """Tell the running scheduler to look now: one wake-up hint
+        (runtime/hints.py) to the address it publishes, read at most every
+        HINT_ADDRESS_TTL seconds. Nothing when it publishes none (the
+        embedded store); never raises: a hint lost is a poll later."""
+        if self.config is None:
+            return
+        read_at, address = self._scheduler_hint
+        now = time.monotonic()
+        try:
+            if now - read_at >= HINT_ADDRESS_TTL:
+                from riaktq_cli.store import published
+                settings = published.read(self.store)
+                address = settings.hint if settings is not None else None
+                self._scheduler_hint = (now, address)
+            if address is None:
+                return
+            if self._hints is None:
+                from riaktq_cli.runtime import hints
+                self._hints = hints.for_config(self.config)
+            self._hints.send(address)
+        except RiaktqError:
+            pass   # the store went away after the write: the scheduler will poll
 
     # --- reading -----------------------------------------------------------
     def get(self, id: str) -> Task:
@@ -308,6 +340,8 @@ class Queue(Control):
         outcomes: list[Outcome] = []
         for batch in chunks(dict.fromkeys([ids] if isinstance(ids, str) else ids)):
             outcomes += self._requeue_batch(batch, retry, status, dry_run, priority)
+        if not dry_run:
+            self.hint_scheduler()
         return outcomes
 
     def _requeue_batch(self, batch: list[str], retry: int, status: str | None,

@@ -115,6 +115,23 @@ class Config:
             return f"sqlite {self.sqlite_path}"
         return "riak " + ", ".join(self.get("riak", "nodes"))
 
+    def queue_identity(self):
+        """Which queue this is, spelled the same by every process on every
+        machine that shares it: the SQLite file, or Riak's bucket type and
+        prefix (not the nodes: each machine may name other nodes of one
+        cluster). Wake-up hints carry a tag derived from it, so two queues
+        on one host do not wake each other."""
+        if self.backend == "sqlite":
+            return "sqlite:" + os.path.realpath(self.sqlite_path)
+        return f"riak:{self.get('riak', 'bucket_type')}/{self.get('riak', 'prefix')}"
+
+    def first_node(self):
+        """"host:port" of the first Riak node, None on SQLite: `auto` hints
+        listen on the local address that reaches it."""
+        if self.backend == "sqlite":
+            return None
+        return self.get("riak", "nodes")[0].partition("://")[2].split("/", 1)[0]
+
     def store_line(self):
         """Which store this process uses and why, in one line: the scheduler
         and workers log it at start, `check` and `init` print it -- a [riak]
@@ -300,9 +317,15 @@ concurrency = 16
 
 [scheduler]
 # Time between iterations (commit results, assign tasks, roll back lost ones).
-# On the embedded store the scheduler also wakes as soon as anything changes;
-# on Riak this is the latency floor (each iteration costs a few requests).
+# It also runs one as soon as something changes: on the embedded store it
+# sees every write; on Riak `open` and the workers send it a wake-up hint
+# (a UDP datagram that says "look now"), so this is only the safety net.
 interval = "1s"
+# Where it takes wake-up hints: "auto" (an ephemeral UDP port on the address
+# that reaches the first Riak node; off on the embedded store, which needs
+# none), "off", "HOST" or "HOST:PORT" (a port your firewall lets through).
+# The address is published in the store; lost hints cost only latency.
+hint_listen = "auto"
 # An instance without a heartbeat for this long is lost: its tasks go back to todo.
 instance_timeout = "30s"
 # Tasks queued per instance at most: a number, or "auto" to size each
@@ -327,8 +350,13 @@ forget_after = "1d"
 [worker]
 # How often a worker writes its heartbeat.
 heartbeat = "2s"
-# How often a worker reads its inbox.
-poll = "500ms"
+# How often a worker reads its inbox when no wake-up hint came (the
+# scheduler sends one after each write to it): the safety net. With hints
+# off or blocked on Riak, make it shorter ("500ms"): each read is a GET.
+poll = "5s"
+# Where it takes wake-up hints, as [scheduler] hint_listen; with a PORT and
+# `worker --count K`, instance i takes PORT+i-1.
+hint_listen = "auto"
 # Longest run of a task that sets no limit of its own (`open --time-limit`);
 # past it the handler process is killed and the task fails. None unless set:
 # time_limit = "10m"

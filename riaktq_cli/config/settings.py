@@ -137,6 +137,26 @@ class TimeOfDay:
         return f"{hh:02d}:{mm:02d}:{ss:02d}"
 
 
+class HintAddress:
+    """Where a process listens for wake-up hints: auto, off, HOST (an
+    ephemeral port there) or HOST:PORT ([v6]:PORT)."""
+
+    noun, metavar = "address", "auto|off|HOST[:PORT]"
+    range = "auto, off, HOST or HOST:PORT"
+
+    def parse(self, value, what):
+        if value in ("auto", "off"):
+            return value
+        text = value if isinstance(value, str) else ""
+        host, sep, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
+        if not sep:
+            host, port = text, "0"
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not bare or any(c.isspace() or c in "/@" for c in bare) or not port.isdigit() or int(port) > 65535:
+            raise ConfigError(f"bad {what} {value!r}: expected {self.range}, e.g. 0.0.0.0:7400")
+        return text
+
+
 def check_node_url(url, where):
     """A node URL as given in [riak] nodes or `init --riak`.
 
@@ -245,14 +265,23 @@ DECLARED = [
     S("scheduler", "keep_finished", Duration(optional=True), None,
       "Once a day the scheduler deletes done and failed tasks created longer ago than this (unset: never).",
       no_flag=SHARED_POLICY, bad=("0s", "30")),
+    S("scheduler", "hint_listen", HintAddress(), "auto",
+      "Where the scheduler takes wake-up hints (UDP): auto (an ephemeral port on the address that reaches the"
+      " store; off on the embedded store, which has its own), off, HOST or HOST:PORT.",
+      flag="--hint-listen", commands=("scheduler",), bad=("10.0.0.1:99999", "", "a b")),
     S("scheduler", "forget_after", Duration(), "1d",
       "Instances stopped or lost for longer than this are forgotten (their records deleted) once the scheduler"
       " has committed their results and rolled back their tasks.",
       flag="--forget-after", commands=("scheduler",), bad=("0s", "soon")),
     S("worker", "heartbeat", Duration(), "2s", "How often a worker writes its heartbeat.",
       flag="--heartbeat", commands=("worker",), bad=("0s",)),
-    S("worker", "poll", Duration(), "500ms", "How often a worker reads its inbox.",
+    S("worker", "poll", Duration(), "5s",
+      "How often a worker reads its inbox when nothing wakes it (a wake-up hint, or a write to the embedded store).",
       flag="--poll", commands=("worker",), bad=("0s",)),
+    S("worker", "hint_listen", HintAddress(), "auto",
+      "Where a worker takes wake-up hints (UDP), as [scheduler] hint_listen; with --count K and a PORT,"
+      " instance i listens on PORT+i-1.",
+      flag="--hint-listen", commands=("worker",), bad=("10.0.0.1:-1", "")),
     S("worker", "time_limit", Duration(high=TIME_LIMIT_MAX, optional=True, range_text="above 0s, up to 366d"),
       None, "Longest run of a task that sets no limit of its own (open --time-limit); past it the task fails.",
       flag="--time-limit", commands=("worker",), bad=("0s", "367d")),

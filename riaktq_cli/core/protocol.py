@@ -102,17 +102,18 @@ def result_output(result):
 
 
 def instance_record(*, name, token, handler, tags, host, pid, started, heartbeat, status, taken,
-                    epoch, queue, current, outbox, replaces=None, handover_of=None, log_lost=0):
+                    epoch, queue, current, outbox, replaces=None, handover_of=None, log_lost=0, hint=None):
     """The one place an instance record is built (worker side). `queue` and
     `current` are inbox entries; `current` is (entry, since µs) or None.
-    `log_lost`: log lines and handler output its stderr could not take."""
+    `log_lost`: log lines and handler output its stderr could not take;
+    `hint`: the address its wake-up hints go to."""
     at_hand = None
     if current is not None:
         at_hand = Taken.from_dict(current[0])
         at_hand.since = current[1]
     return Instance(name, token, handler, list(tags), host, pid, started, heartbeat, status, taken, epoch,
                     [Taken.from_dict(e) for e in queue], at_hand, [Result.from_dict(r) for r in outbox],
-                    replaces, handover_of, log_lost).to_dict()
+                    replaces, handover_of, log_lost, hint).to_dict()
 
 
 def is_live(instance, now_us, timeout_us):

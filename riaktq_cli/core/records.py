@@ -39,6 +39,11 @@ def _dict(doc):
     return doc if isinstance(doc, dict) else {}
 
 
+def _text(value):
+    """A short optional string field (an address); anything else reads as None."""
+    return value if isinstance(value, str) and 0 < len(value) <= 300 else None
+
+
 # --- runs: entries, queue items, results --------------------------------------------
 
 @dataclass(slots=True)
@@ -165,6 +170,7 @@ class Instance:
     replaces: str | None = None      # a dead predecessor's token
     handover_of: str | None = None
     log_lost: int = 0                # log lines and handler output its stderr could not take
+    hint: str | None = None          # "host:port" its wake-up hints go to (runtime/hints.py)
 
     def to_dict(self):
         return {
@@ -176,6 +182,7 @@ class Instance:
             "outbox": [r.to_dict() for r in self.outbox], "replaces": self.replaces,
             **({"handover_of": self.handover_of} if self.handover_of else {}),
             **({"log_lost": self.log_lost} if self.log_lost else {}),
+            **({"hint": self.hint} if self.hint else {}),
         }
 
     @classmethod
@@ -188,7 +195,8 @@ class Instance:
                    [Taken.from_dict(t) for t in _list(doc.get("queue"))],
                    Taken.from_dict(current) if current else None,
                    [Result.from_dict(r) for r in _list(doc.get("outbox"))],
-                   doc.get("replaces"), doc.get("handover_of") or None, _int(doc.get("log_lost")))
+                   doc.get("replaces"), doc.get("handover_of") or None, _int(doc.get("log_lost")),
+                   _text(doc.get("hint")))
 
     # --- queries ---
     def is_live(self, now_us, timeout_us):
@@ -245,11 +253,13 @@ class Inbox:
     entries: list = field(default_factory=list)      # [Entry]
     committed: list = field(default_factory=list)    # [(id, run, inc)]
     cancel: list = field(default_factory=list)       # [(id, run, seq)]
+    hint: str | None = None    # where the scheduler that wrote it takes wake-up hints
 
     def to_dict(self):
         return {"seq": self.seq, "epoch": self.epoch, "token": self.token,
                 "entries": [e.to_dict() for e in self.entries],
-                "committed": [list(k) for k in self.committed], "cancel": [list(c) for c in self.cancel]}
+                "committed": [list(k) for k in self.committed], "cancel": [list(c) for c in self.cancel],
+                **({"hint": self.hint} if self.hint else {})}
 
     @classmethod
     def from_dict(cls, doc):
@@ -260,7 +270,7 @@ class Inbox:
         return cls(_int(doc.get("seq")), _int(doc.get("epoch")), doc.get("token"),
                    [Entry.from_dict(e) for e in _list(doc.get("entries"))],
                    [(k[0], k[1], k[2] if len(k) > 2 else None) for k in _list(doc.get("committed"))],
-                   [tuple(c) for c in _list(doc.get("cancel"))])
+                   [tuple(c) for c in _list(doc.get("cancel"))], _text(doc.get("hint")))
 
     # --- queries ---
     def committed_keys(self):
@@ -372,10 +382,11 @@ class SchedulerSettings:
     interval: float
     prefetch: object             # a number, or "auto"
     since: int
+    hint: str | None = None      # where it takes wake-up hints (runtime/hints.py)
 
     def to_dict(self):
         return {"owner": self.owner, "instance_timeout": self.instance_timeout, "interval": self.interval,
-                "prefetch": self.prefetch, "since": self.since}
+                "prefetch": self.prefetch, "since": self.since, **({"hint": self.hint} if self.hint else {})}
 
     @classmethod
     def from_dict(cls, doc):
@@ -383,7 +394,7 @@ class SchedulerSettings:
         if not isinstance(doc, dict) or not isinstance(doc.get("instance_timeout"), (int, float)):
             return None
         return cls(doc.get("owner"), doc["instance_timeout"], doc.get("interval"), doc.get("prefetch"),
-                   doc.get("since"))
+                   doc.get("since"), _text(doc.get("hint")))
 
 
 RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

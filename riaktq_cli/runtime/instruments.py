@@ -1,6 +1,6 @@
 """What this process did, counted for Prometheus: the scheduler's task
-transitions, its iteration durations, and its store requests and their
-errors.
+transitions, its iteration durations, its store requests and their
+errors, and its wake-up hints.
 
 These counters and the histogram live only while metrics are enabled (`enable`,
 which views.metrics.serve calls). Until then the hooks the scheduler calls
@@ -23,11 +23,21 @@ _iteration = [None]     # the Histogram, once enabled
 
 _store_counters = [None]  # (requests Counter, errors Counter), once enabled
 
+HINT_EVENTS = ("received", "ignored", "sent")
+_hints = {}             # wake-up hint event -> Counter child, once enabled
+
 def count_transition(kind):
     """One task transition (`events.EventSink.emit` calls this for each)."""
     child = _transitions.get(kind)
     if child is not None:
         child.inc()
+
+def count_hint(event, n=1):
+    """Wake-up hints (hints.py): one `received` (after coalescing), `n`
+    datagrams `ignored` (not our tag), one `sent`."""
+    child = _hints.get(event)
+    if child is not None:
+        child.inc(n)
 
 def observe_iteration(seconds):
     """One scheduler iteration took `seconds`."""
@@ -114,4 +124,8 @@ def enable(registry=None):
     errors = Counter("riaktq_store_errors", "Store operations that failed, by operation and kind.",
                      ["operation", "kind"], registry=registry)
     _store_counters[0] = (requests, errors)
+    hints = Counter("riaktq_hints", "Wake-up hints: received (one per look, after coalescing), ignored"
+                    " (datagrams without this queue's tag), sent.", ["event"], registry=registry)
+    for event in HINT_EVENTS:
+        _hints[event] = hints.labels(event)
     return registry

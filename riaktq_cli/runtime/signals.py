@@ -41,6 +41,7 @@ class StopFlag:
         self.count = 0
         self.signal_name = None
         self._also_wake = []
+        self._nudged = False
 
     def add_wakeup_fd(self, fd):
         """Also write a byte to `fd` (a non-blocking pipe) on every request."""
@@ -54,6 +55,16 @@ class StopFlag:
             except (BlockingIOError, OSError):
                 pass  # the pipe is full: a wake-up is already pending
 
+    def nudge(self):
+        """End a `wait()` in progress (or the next one) early, without
+        asking to stop: a wake-up hint arrived (runtime/hints.py). Safe from
+        any thread: a flag and a byte to the pipe."""
+        self._nudged = True
+        try:
+            os.write(self._write, b"n")
+        except (BlockingIOError, OSError):
+            pass
+
     def urgent(self):
         """A second request: stop at once."""
         return self.count > 1
@@ -62,11 +73,11 @@ class StopFlag:
         return self.count > 0
 
     def wait(self, timeout=None):
-        """Sleep until set or `timeout` seconds pass; True if set."""
+        """Sleep until set, nudged or `timeout` seconds pass; True if set."""
         if self.count:
             return True
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        while not self.count:
+        while not self.count and not self._nudged:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
@@ -79,6 +90,7 @@ class StopFlag:
                     os.read(self._read, 512)
                 except BlockingIOError:
                     pass
+        self._nudged = False
         return self.count > 0
 
 

@@ -63,21 +63,24 @@ class Inboxes:
         """Whether memory holds a change of `name`'s inbox the store does not."""
         return name in self._unsaved or name in self._changed
 
-    def write(self, epoch, check_lease):
+    def write(self, epoch, check_lease, hint=None):
         """Store every changed inbox (and those whose last write failed),
-        stamped with the lease `epoch`; `check_lease()` raises unless the
-        lease is ours."""
+        stamped with the lease `epoch` and the address that takes the
+        scheduler's wake-up hints (`hint`); `check_lease()` raises unless the
+        lease is ours. Returns the names written."""
         names = self._changed | self._unsaved
         if not names:
-            return
+            return set()
         self._unsaved, self._changed = names, set()
         check_lease()
         for name in names:
             if name in self._inboxes:
                 self._inboxes[name].epoch = epoch
+                self._inboxes[name].hint = hint
         self.store.put_records(INBOX, {name: self._inboxes[name].to_dict() for name in names
                                        if name in self._inboxes})
         self._unsaved = set()
+        return names
 
     def drop(self, names):
         """Forget the inboxes of `names` (records deleted, or gone from the

@@ -40,6 +40,7 @@ from riaktq_cli.scheduler.limits import TagLimits
 from riaktq_cli.scheduler.pausing import Pauses
 from riaktq_cli.scheduler.prefetch import Prefetch
 from riaktq_cli.core.records import CRASHED, RETURNED, Entry, run_of, split_handovers
+from riaktq_cli.runtime.hints import off as off_hints
 from riaktq_cli.scheduler.process import SchedulerLoop
 from riaktq_cli.scheduler.sightings import Sightings
 from riaktq_cli.scheduler.schedules import Periodic
@@ -54,7 +55,7 @@ DEFAULT_FORGET_AFTER = 86400.0
 class Scheduler:
     def __init__(self, store, *, instance_timeout, prefetch, events, owner=None,
                  max_attempts=DEFAULT_MAX_ATTEMPTS, retry_delay=0.0, retry_delay_max=3600.0, keep_finished=None,
-                 forget_after=DEFAULT_FORGET_AFTER, schedules=()):
+                 forget_after=DEFAULT_FORGET_AFTER, schedules=(), hints=None):
         self.store, self.events, self.max_attempts = store, events, max_attempts
         self.instance_timeout, self.timeout_us = instance_timeout, seconds_to_us(instance_timeout)
         self.prefetch = Prefetch(prefetch)
@@ -74,6 +75,8 @@ class Scheduler:
         self.inboxes = Inboxes(store, self.inbox_reads)
         self._tokens = {}     # name -> {token: (task ids it held, when seen)}
         self._taken_over = False  # set by took_over()
+        # wake-up hints: the loop listens on them, an iteration sends them to the workers it wrote to
+        self.hints = hints if hints is not None else off_hints()
 
     def run(self, interval, stop, once=False):
         """Hold the lease and iterate every `interval` until `stop` is set
@@ -128,7 +131,11 @@ class Scheduler:
         self.pauses.current()   # the pause record: read at most once a second
         self.limits.refresh(expected, now)   # the limits record likewise; in flight from the nextup read
         self._assign(live, summary)
-        self.inboxes.write(self.lease.epoch if self.lease is not None else 0, self._check_lease)
+        written = self.inboxes.write(self.lease.epoch if self.lease is not None else 0, self._check_lease,
+                                     self.hints.address)
+        for name in written:   # look now: new entries, or a cancel
+            if name in seen:
+                self.hints.send(seen[name].hint)
         self._rollback(instances, live, expected, unstarted, summary)
         self.pauses.confirm()
         self.limits.confirm()

@@ -14,6 +14,7 @@ import logging
 import time
 
 from riaktq_cli.runtime import instruments
+from riaktq_cli.runtime.hints import GAP as HINT_GAP
 from riaktq_cli.store import published as scheduler_settings
 from riaktq_cli.core.errors import StoreError, StoreUnavailable
 from riaktq_cli.scheduler.lease import TTL_SHARE, Lease, LeaseLost
@@ -29,6 +30,32 @@ log = logging.getLogger("riaktq")
 WATCH_TICK = 0.01
 WATCH_TICK_IDLE = 0.05
 IDLE_AFTER = 2.0
+# Iterations run early for wake-up hints may take HINT_DUTY of a core at
+# most (CPU time: waiting for the store costs nothing), with bursts of up to
+# HINT_BURST seconds: hints, forged ones included, cannot keep the scheduler
+# busy, and a quiet queue answers one at once.
+HINT_DUTY = 0.5
+HINT_BURST = 0.25
+
+
+class HintBudget:
+    """How soon a hinted iteration may start: a budget of CPU seconds that
+    refills at HINT_DUTY per second up to HINT_BURST, and that each hinted
+    iteration spends by the CPU time it used; never sooner than HINT_GAP
+    after the last iteration."""
+
+    def __init__(self):
+        self._left, self._at = HINT_BURST, time.monotonic()
+
+    def _refilled(self, now):
+        return min(HINT_BURST, self._left + (now - self._at) * HINT_DUTY)
+
+    def due(self, now, last_end):
+        left = self._refilled(now)
+        return max(last_end + HINT_GAP, now if left > 0 else now - left / HINT_DUTY)
+
+    def spend(self, now, seconds):
+        self._left, self._at = self._refilled(now) - seconds, now
 
 
 class SchedulerLoop:
@@ -43,6 +70,10 @@ class SchedulerLoop:
         self._next_run = 0.0
         self._seen_version = None
         self._last_work = 0.0       # monotonic time of the last iteration that moved a task
+        self._hinted = False        # a wake-up hint came since the last iteration started
+        self._nudge = None          # ends the loop's wait early (StopFlag.nudge), once running
+        self._last_end = 0.0        # monotonic time the last iteration ended
+        self._hint_budget = HintBudget()
 
     @property
     def lease(self):
@@ -60,8 +91,12 @@ class SchedulerLoop:
         (SQLite's data_version), an iteration also runs as soon as something
         changed -- a task opened, a result in an outbox -- at most every
         WATCH_TICK; `interval` is then the longest wait, not the only one.
+        Elsewhere (Riak) a wake-up hint does the same (runtime/hints.py).
         """
         scheduler = self.scheduler
+        self._nudge = getattr(stop, "nudge", None)
+        if not once and scheduler.hints.listen(self._on_hint):
+            log.info("taking wake-up hints at %s", scheduler.hints.address)
         scheduler.lease = Lease(self.store, scheduler.owner, ttl=scheduler.instance_timeout * TTL_SHARE,
                                 floor=self.epoch_floor)
         outage = Outage("scheduler")
@@ -76,7 +111,17 @@ class SchedulerLoop:
                     return True
         finally:
             self.lease.release()
+            scheduler.hints.close()
         return True
+
+    def _on_hint(self):
+        """From the hints thread: run the next iteration now (the pass loop
+        spaces hinted iterations, see _hint_due). A standby is not woken: it
+        has nothing to look at."""
+        self._hinted = True
+        lease = self.scheduler.lease
+        if self._nudge is not None and lease is not None and lease.held:
+            self._nudge()
 
     def epoch_floor(self):
         """The highest epoch the workers' records and the inboxes show: a
@@ -110,7 +155,7 @@ class SchedulerLoop:
         log.info("scheduler %s holds the lease (epoch %d)", scheduler.owner, self.lease.epoch)
         self._standby_for = self._lapsed_since = None
         scheduler_settings.publish(self.store, scheduler.owner, scheduler.timeout_us, interval,
-                                   scheduler.prefetch.fixed or "auto")
+                                   scheduler.prefetch.fixed or "auto", hint=scheduler.hints.address)
         scheduler.took_over()
         self._next_run = time.monotonic()
         self._seen_version = None
@@ -123,9 +168,10 @@ class SchedulerLoop:
         while not stop.is_set() and self.lease.held:
             now = time.monotonic()
             changed = watch and self._data_version() != self._seen_version
-            if changed or now >= self._next_run:
+            hinted_at = self._hint_budget.due(now, self._last_end) if self._hinted else None
+            if changed or now >= self._next_run or (hinted_at is not None and now >= hinted_at):
                 break
-            wake = self._next_run
+            wake = self._next_run if hinted_at is None else min(self._next_run, hinted_at)
             if watch:
                 # idle: no iteration moved anything lately (heartbeats change
                 # the store too, but they are no reason to look every 10 ms)
@@ -134,7 +180,9 @@ class SchedulerLoop:
             stop.wait(min(max(0.0, wake - now), self.lease.tick))
         if stop.is_set() or not self.lease.held:
             return True
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
+        early = self._hinted and started < self._next_run   # run for a hint, before its time
+        self._hinted = False   # a hint from here on asks for one more look
         self._seen_version = self._data_version() if watch else None
         try:
             summary = self.scheduler.iteration()
@@ -160,7 +208,10 @@ class SchedulerLoop:
         if self._lapsed_since is not None and self.lease.valid():   # an iteration that wrote nothing proves nothing
             log.warning("scheduler lease confirmed again after %.1fs; writing", time.monotonic() - self._lapsed_since)
             self._lapsed_since = None
-        took = time.monotonic() - started
+        self._last_end = time.monotonic()
+        took = self._last_end - started
+        if early:
+            self._hint_budget.spend(self._last_end, time.process_time() - cpu)
         instruments.observe_iteration(took)
         if any(summary[k] for k in ("commit", "restart", "assign", "rollback")):
             self._last_work = started

@@ -20,19 +20,20 @@ log = logging.getLogger("riaktq")
 NAME = "settings"
 
 
-def publish(store, owner, instance_timeout_us, interval, prefetch):
-    """Write the settings the scheduler `owner` runs with. Never raises: a
-    scheduler that could not publish still schedules (and says so)."""
+def publish(store, owner, instance_timeout_us, interval, prefetch, hint=None):
+    """Write the settings the scheduler `owner` runs with, and where it
+    takes wake-up hints (`hint`, "host:port"). Never raises: a scheduler
+    that could not publish still schedules (and says so)."""
     try:
         store.put_record(SCHEDULER, NAME, SchedulerSettings(owner, instance_timeout_us / 1e6, interval, prefetch,
-                                                            now_us()).to_dict())
+                                                            now_us(), hint).to_dict())
     except StoreError as exc:
         log.warning("could not publish the scheduler's settings: %s", exc)
 
 
 def read(store):
     """The published settings (records.SchedulerSettings: owner,
-    instance_timeout (s), interval (s), prefetch, since (µs)) or None if no
+    instance_timeout (s), interval (s), prefetch, since (µs), hint) or None if no
     scheduler has published any."""
     return SchedulerSettings.from_dict(store.get_record(SCHEDULER, NAME))
 

@@ -27,6 +27,7 @@ import time
 from riaktq_cli.core import protocol
 from riaktq_cli.core.clock import now_us, seconds_to_us
 from riaktq_cli.core.errors import StoreError
+from riaktq_cli.runtime.hints import off as off_hints
 from riaktq_cli.runtime.outage import Outage
 from riaktq_cli.core.records import Inbox, Instance, Result
 from riaktq_cli.runtime.signals import parent_alive, pid_alive
@@ -56,10 +57,11 @@ WEDGED_AFTER = 30.0
 
 class Worker:
     def __init__(self, store, name, handler, *, tags=(), heartbeat=2.0, poll=0.5, time_limit=None,
-                 shutdown_grace=30.0, instance_timeout=30.0, supervisor_pid=None, announce=()):
+                 shutdown_grace=30.0, instance_timeout=30.0, supervisor_pid=None, announce=(), hints=None):
         """`handler` names the handler: anything with `.name` (the spec given
         to --handler) and `.options` (a dict for its init). `announce`: log
-        lines for once it is up (the store line): a refusal stays one line."""
+        lines for once it is up (the store line): a refusal stays one line.
+        `hints`: its wake-up hints (runtime/hints.py), or None for none."""
         self.announce = tuple(announce)
         self.store = store
         self.name = name
@@ -91,6 +93,7 @@ class Worker:
         self._stopping = Stopping()         # asked to stop, at once, or leaving the name
         self._name = NameWatch()            # another process seen under this name
         self._lost = LostLines(name)        # log lines its stderr could not take
+        self.hints = hints if hints is not None else off_hints()
 
     # --- the loop ---------------------------------------------------------------
     def run(self, stop=None):
@@ -107,13 +110,16 @@ class Worker:
         try:
             if not self.initialize(stop):
                 self.runner.close()
+                self.hints.close()
                 return
             while self.step(stop):
                 self.wait(stop)
         except BaseException:
             self.runner.close()
+            self.hints.close()
             raise
         self.shutdown()
+        self.hints.close()
         if self._stopping.leaving is not None:
             raise self._stopping.leaving
 
@@ -123,6 +129,7 @@ class Worker:
         if not self.runner.start_child(cancelled=stop.is_set):
             return False
         self.tags = sorted(set(self.tags) | set(self.runner.tags))
+        self.hints.listen(self._on_hint)   # before the first record, which publishes the address
         while not stop.is_set():
             try:
                 self._claim()
@@ -130,13 +137,14 @@ class Worker:
                 self._inbox.watch = self.store.data_version() is not None
             except StoreError as exc:
                 self.outage.failed(exc)
-                self._sleep(self.poll)
+                self._sleep(min(self.poll, self.heartbeat))
                 continue
             self.outage.ok()
             for line in self.announce:
                 log.info("%s", line)
-            log.info("worker %s up (handler %s, tags %s, pid %d)", self.name, self.handler_name,
-                     ",".join(self.tags) or "-", self.pid)
+            log.info("worker %s up (handler %s, tags %s, pid %d%s)", self.name, self.handler_name,
+                     ",".join(self.tags) or "-", self.pid,
+                     f", wake-up hints at {self.hints.address}" if self.hints.listening else "")
             return True
         return False
 
@@ -164,7 +172,7 @@ class Worker:
             self.outage.ok()
         except StoreError as exc:
             self.outage.failed(exc)
-            self._retry_at = time.monotonic() + self.poll
+            self._retry_at = time.monotonic() + min(self.poll, self.heartbeat)
         return not ended
 
     def wait(self, stop):
@@ -279,8 +287,11 @@ class Worker:
         write, FLUSH_INTERVAL; on a store without that signal (Riak) the
         scheduler reads records once per round anyway, so one write per
         `poll` carries the results of a whole round (each write is a PUT for
-        us and a GET for the scheduler)."""
-        return FLUSH_INTERVAL if self._inbox.watch else max(FLUSH_INTERVAL, self.poll)
+        us and a GET for the scheduler) -- unless the scheduler takes
+        wake-up hints: then it reads them as soon as they are written."""
+        if self._inbox.watch or self._inbox.scheduler_hint:
+            return FLUSH_INTERVAL
+        return max(FLUSH_INTERVAL, self.poll)
 
     def _write(self, status=None):
         # The view first, then the results: a task that finishes in between
@@ -289,6 +300,7 @@ class Worker:
         # roll back a task that ran, and run it again.
         queue, current = self.runner.view()
         self._take_results()
+        news = self._record.unsent   # results, or a queue handed back: the scheduler should look
         if status is None:
             status = protocol.BUSY if queue or current else protocol.IDLE
         leaving = self._stopping.leaving is not None
@@ -298,11 +310,15 @@ class Worker:
             host=self.host, pid=self.pid, started=self._started, heartbeat=now_us(), status=status,
             taken=self.taken, epoch=self.epoch, queue=queue, current=current, outbox=self.outbox,
             replaces=self.replaces, handover_of=self.name if leaving else None,
-            log_lost=self._lost.count(self.runner)))
+            log_lost=self._lost.count(self.runner), hint=self.hints.address))
         self._record.written(time.monotonic())
+        if news or status == protocol.STOPPED:
+            self.hints.send(self._inbox.scheduler_hint)
 
     # --- the inbox ----------------------------------------------------------------------
     def _inbox_due(self):
+        if self._inbox.hinted:
+            return True   # the scheduler wrote to it (or someone says so: one GET at most per hint gap)
         since = time.monotonic() - self._inbox.last_poll
         if since >= self.poll and (self.runner.backlog() < BUSY_BACKLOG or since >= self.heartbeat):
             # A worker with work queued has nothing to gain from its inbox but
@@ -319,8 +335,11 @@ class Worker:
     def _read_inbox(self):
         if self._inbox.watch:
             self._inbox.seen_version = self.store.data_version()
+        self._inbox.hinted = False
         inbox = Inbox.from_dict(self.store.get_record(INBOX, self.name))
         self._inbox.last_poll = time.monotonic()
+        if inbox.epoch >= self.epoch:   # the lease holder's address; a fenced-off one's is not
+            self._inbox.scheduler_hint = inbox.hint
         epoch = inbox.epoch
         if epoch < self.epoch:
             return  # from a scheduler that lost its lease: fenced off
@@ -371,6 +390,11 @@ class Worker:
         """The stored record under our name (an Instance), or None."""
         doc = self.store.get_record(INSTANCE, self.name)
         return Instance.from_dict(doc, self.name) if doc else None
+
+    def _on_hint(self):
+        """From the hints thread: read the inbox at the next step."""
+        self._inbox.hinted = True
+        self._wake()
 
     def _wake(self):
         try:

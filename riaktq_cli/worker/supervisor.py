@@ -26,6 +26,8 @@ import sys
 import time
 
 from riaktq_cli.core.backoff import Backoff
+from riaktq_cli.core.errors import ConfigError
+from riaktq_cli.runtime.hints import join_address, split_address
 
 log = logging.getLogger("riaktq")
 
@@ -112,6 +114,19 @@ def worker_argv(name, *, config_path, verbose, handler, tags, options, setting_f
     for key, value in options:
         argv += ["--option", f"{key}={value}"]
     return argv + list(setting_flags)
+
+
+def hint_addresses(listen, count):
+    """Per child, the flags that make its hint address its own: with a
+    fixed PORT, child i listens on PORT+i (one port per process); else
+    nothing to add (an ephemeral port each, or off)."""
+    parsed = split_address(listen)
+    if parsed is None or parsed[1] == 0:
+        return [[] for _ in range(count)]
+    host, port = parsed
+    if port + count - 1 > 65535:
+        raise ConfigError(f"bad [worker] hint_listen {listen!r}: {count} instances need ports {port}-{port + count - 1}")
+    return [["--hint-listen", join_address(host, port + i)] for i in range(count)]
 
 
 def supervise(children, stop):

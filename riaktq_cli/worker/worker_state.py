@@ -37,13 +37,16 @@ class RecordSchedule:
 class InboxWatch:
     """When the inbox was last read, when work last came or went, and --
     where the store can tell cheaply that someone wrote (SQLite's
-    data_version) -- the version seen at that read."""
+    data_version) -- the version seen at that read; whether a wake-up hint
+    asks for a read, and where the scheduler takes hints (from the inbox)."""
 
     def __init__(self):
         self.last_poll = 0.0
         self.last_work = 0.0
         self.watch = False          # the store has a data_version to watch
         self.seen_version = None
+        self.hinted = False         # a wake-up hint came since the last read
+        self.scheduler_hint = None  # where the scheduler that wrote it takes hints
 
 
 class Stopping:

@@ -25,7 +25,9 @@ One module per workload group (`--only` takes these names):
   requests    requests per task on Riak by kind, counted by the node (/stats).
   raw         raw Riak PUT (2 index entries) and GET rates, 1 and 16
               keep-alive connections: the floor the drain is compared with.
-  idle        CPU of an idle worker and scheduler after they ran tasks.
+  idle        CPU of an idle worker and scheduler after they ran tasks, and
+              on Riak the requests per second per idle worker (no flags, and
+              the defaults before wake-up hints).
   startup     `riaktq --help` and `riaktq open` against `python -c pass`.
 
 Output: a table and the parameters of every figure on stdout, and a JSON list

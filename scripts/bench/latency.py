@@ -49,8 +49,8 @@ def run(ctx):
 
 
 def _riaktq(ctx, system, names, interval, window, rate):
-    from riaktq_cli.core import task as transitions
-    from riaktq_cli.core.clock import now_us
+    from riaktq_cli.api.queue import Queue
+    from riaktq_cli.config.loading import load
     # interval None: no flags at all, the defaults (interval 1s, prefetch auto)
     defaults = interval is None
     prefetch = 8
@@ -69,6 +69,7 @@ def _riaktq(ctx, system, names, interval, window, rate):
         sched = ws.start("scheduler", "scheduler", *flags, "--events", str(events))
         flags = [] if defaults else ["--poll", fmt_ms(poll)]
         workers = ws.start("workers", "worker", "--handler", "echo", "--count", str(ctx.k), *flags)
+        queue = Queue(ws.store, load(str(ws.config)))
         try:
             wait_ready(ws, ctx.k, alive={"scheduler": sched, "workers": workers})
             opened, latencies = {}, []
@@ -80,9 +81,8 @@ def _riaktq(ctx, system, names, interval, window, rate):
                 while len(latencies) < total:
                     now = time.perf_counter()
                     while i < total and now >= t0 + i / rate:
-                        task = transitions.new_task(f"l{i:06d}", b"x", now=now_us())
+                        task = queue.open(f"l{i:06d}", b"x")   # as an application would: it hints the scheduler
                         ws.created([task.id])
-                        ws.store.create_task(task)
                         opened[task.id] = task.cat
                         i += 1
                         now = time.perf_counter()

@@ -39,6 +39,7 @@ def scheduler_cmd(app, settings, once, events, metrics_addr):
     from riaktq_cli.runtime.logs import daemon_logging, set_context
     from riaktq_cli.scheduler.iteration import Scheduler
     from riaktq_cli.runtime.signals import stop_event_on_signals
+    from riaktq_cli.runtime import hints
 
     daemon_logging()
     instance_timeout = settings.get("scheduler", "instance_timeout")
@@ -54,7 +55,8 @@ def scheduler_cmd(app, settings, once, events, metrics_addr):
         retry_delay=settings.get("scheduler", "retry_delay"),
         retry_delay_max=settings.get("scheduler", "retry_delay_max"),
         keep_finished=settings.get("scheduler", "keep_finished"),
-        forget_after=settings.get("scheduler", "forget_after"), schedules=schedules)
+        forget_after=settings.get("scheduler", "forget_after"), schedules=schedules,
+        hints=hints.for_config(app.config, settings.get("scheduler", "hint_listen")))
     set_context(instance=scheduler.owner)
     stop = stop_event_on_signals()
     try:
@@ -133,9 +135,11 @@ def _supervise(app, settings, handler, count, prefix, tags, options):
     supervisor.check_handler(handler, dict(options))  # fail fast on a bad handler
     log_store(app.config)
     app.store()  # a clear error now if the store is unreachable
+    listen = supervisor.hint_addresses(settings.get("worker", "hint_listen"), count)
     children = [supervisor.Child(n, supervisor.worker_argv(
         n, config_path=app.config_path, verbose=app.verbose, handler=handler, tags=tags,
-        options=options, setting_flags=settings.flag_argv(), global_flags=app.flag_argv())) for n in names]
+        options=options, setting_flags=settings.flag_argv() + listen[i], global_flags=app.flag_argv()))
+        for i, n in enumerate(names)]
     code = supervisor.supervise(children, stop_event_on_signals())
     if code:
         raise Incomplete(exit_code=code)  # the children's own lines said why
@@ -147,6 +151,7 @@ def _run_worker(app, settings, name, handler, tags, options):
     from riaktq_cli.worker.handler import HandlerSpec
     from riaktq_cli.runtime.signals import stop_event_on_signals
     from riaktq_cli.worker import Worker
+    from riaktq_cli.runtime import hints
     supervisor_pid = supervisor.watch_supervisor()
     worker = Worker(
         app.store(), name, HandlerSpec(handler, dict(options)), tags=tags,
@@ -154,7 +159,7 @@ def _run_worker(app, settings, name, handler, tags, options):
         time_limit=settings.get("worker", "time_limit"),
         shutdown_grace=settings.get("worker", "shutdown_grace"),
         instance_timeout=settings.get("scheduler", "instance_timeout"), supervisor_pid=supervisor_pid,
-        announce=[app.config.store_line()])
+        announce=[app.config.store_line()], hints=hints.for_config(app.config, settings.get("worker", "hint_listen")))
     # Ctrl-C reaches the whole process group; a supervisor passes it on.
     worker.run(stop_event_on_signals(sigint=not supervisor_pid))
 
