@@ -133,8 +133,9 @@ class Scheduler:
         self._assign(live, summary)
         written = self.inboxes.write(self.lease.epoch if self.lease is not None else 0, self._check_lease,
                                      self.hints.address)
-        for name in written:   # look now: new entries, or a cancel
-            if name in seen:
+        for name in written:   # look now: new entries, or a cancel (a commit alone can wait for its read)
+            inbox = self.inboxes.get(name)
+            if name in seen and inbox is not None and (inbox.pending(seen[name]) or inbox.cancel):
                 self.hints.send(seen[name].hint)
         self._rollback(instances, live, expected, unstarted, summary)
         self.pauses.confirm()
