@@ -159,14 +159,16 @@ class Peer:
         return named
 
     def wait_ready(self, timeout=60.0):
-        """Workers take tasks: k warm-up tasks are done, seen like any other."""
+        """Workers take tasks: a burst of 8k warm-up tasks is done, seen like any
+        other (a burst, so that every pool process has connected and run one:
+        Celery's first task in a process took tens of ms)."""
         self.ready_condition(timeout)
-        pending = {self.enqueue() for _ in range(self.k)}
+        pending = {self.enqueue() for _ in range(8 * self.k)}
 
         def all_done():
             pending.difference_update(task_id for task_id, _seen in self.done.poll())
             return not pending
-        wait_until(all_done, timeout, f"{self.k} warm-up tasks on {self.system}", every=0.01, alive=self.alive())
+        wait_until(all_done, timeout, f"{8 * self.k} warm-up tasks on {self.system}", every=0.01, alive=self.alive())
 
     def ready_condition(self, timeout):
         pass
