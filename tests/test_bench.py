@@ -10,6 +10,7 @@ installed by `make bench`; without them (or, for Celery and RQ, without
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -174,6 +175,20 @@ def test_without_redis_server_the_peers_say_how_to_get_it(tmp_path, monkeypatch)
     reason = reasons[CELERY]
     assert "redis-server is not on PATH" in reason and "apt-get install redis-server" in reason
     assert "make bench" in reason
+
+
+@pytest.mark.timeout(120)
+def test_bench_without_redis_server_on_path_gives_the_peers_the_reason(tmp_path):
+    """The same as CI without Redis, on any machine: a PATH without redis-server."""
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    proc = subprocess.run([sys.executable, "-m", "scripts.bench", "--quick", "--only", "latency", "--rate", "10",
+                           "--latency-seconds", "0.3", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [r for r in json.loads(out.read_text()) if r["system"] in REDIS_PEERS]
+    assert len(rows) == 2 * 6 and {r["reason"] for r in rows} == {redis_tools.GET_REDIS}
+    assert redis_tools.GET_REDIS in proc.stderr
 
 
 def test_missing_peer_package_is_reported_with_the_install_command(tmp_path, monkeypatch):
