@@ -26,14 +26,21 @@ demo: compile
 test: compile
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
-# Huey is what the benchmark compares with: installed here, never by the benchmark.
-# Extra options: make bench ARGS="--quick --only drain --riak-url http://host:8098"
+# Huey, Celery and RQ are what the benchmark compares with: installed here, never by the benchmark
+# (nor by setup.cfg). Celery and RQ also need `redis-server` on PATH (apt-get install redis-server);
+# the benchmark starts its own and stops it. Extra options:
+# make bench ARGS="--quick --only drain --riak-url http://host:8098"
 HUEY_STAMP := $(VENV)/.huey-3.5.4
 $(HUEY_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet 'huey==3.5.4'
 	touch $(HUEY_STAMP)
 
-bench: compile $(HUEY_STAMP)
+PEERS_STAMP := $(VENV)/.redis-peers-celery-5.7.0-rq-3.0.0
+$(PEERS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet 'celery==5.7.0' 'rq==3.0.0' 'redis==8.1.0'
+	touch $(PEERS_STAMP)
+
+bench: compile $(HUEY_STAMP) $(PEERS_STAMP)
 	$(BIN)/python -m scripts.bench $(ARGS)
 
 # Riak's Protocol Buffers messages: riak_pb2.py is generated from our riak.proto and committed, so

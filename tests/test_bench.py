@@ -4,21 +4,25 @@ The machine may be busy with other tests, so nothing here compares a figure
 with a limit: a `--quick` run must produce every row, each well-formed, with
 a number or an explicit n/a reason; a run against a node given by
 `--riak-url` must leave none of its objects behind; the node counters the
-Riak figures come from must count what was asked. Huey is installed by
-`make bench`; without it its rows are n/a with the command that installs it.
+Riak figures come from must count what was asked. Huey, Celery and RQ are
+installed by `make bench`; without them (or, for Celery and RQ, without
+`redis-server` on PATH, as in CI) their rows are n/a with how to get them.
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from scripts.bench import drain, huey_tools
+from scripts.bench import drain, huey_tools, redis_tools
 from scripts.bench.__main__ import FIGURES
+from scripts.bench.context import Context
 from scripts.bench.report import checks
-from scripts.bench.results import HUEY, RIAK, RIAK_PB, SQLITE, SYSTEMS, Figure, Results, required, row_key
+from scripts.bench.results import (CELERY, HUEY, REDIS_PEERS, RIAK, RIAK_PB, RQ, SQLITE, SYSTEMS, Figure, Results,
+                                   required, row_key)
 from scripts.bench.riak_http import RiakHTTP, counters_delta
 
 from tests.conftest import server_url
@@ -71,12 +75,25 @@ def test_quick_bench_writes_every_row(tmp_path):
         if by_key[key]["value"] is None:
             print(f"{key} is n/a: {by_key[key]['reason']}")  # e.g. huey not installed
 
+    # Celery and RQ on Redis: measured where redis-server and the packages are there (this
+    # process and the bench see the same PATH and packages), else n/a saying how to get them.
+    for system, reason in redis_tools.missing().items():
+        for workload in ("drain", "drain-defaults", "drain-cpu", "latency-p50", "latency-p95", "latency-p99"):
+            row = by_key[(workload, None, system)]
+            if reason:
+                assert row["value"] is None and row["reason"] == reason, row
+            else:
+                assert row["value"] is not None, row
+                assert row["params"]["workers"] == 4, row
+        assert by_key[("iteration-1k", None, system)]["reason"].startswith("not measured for the Redis peers")
+        assert by_key[("idle-cpu", "worker", system)]["reason"].startswith("not measured for the Redis peers")
+
     # The summary: every system a column, each figure with its parameters, the goals.
     for system in SYSTEMS:
         assert system in proc.stdout
     assert "each figure with its parameters:" in proc.stdout
     assert "drain-defaults / riaktq-sqlite:" in proc.stdout and "flags=none" in proc.stdout
-    assert "check" in proc.stdout and "sqlite/huey" in proc.stdout
+    assert "check" in proc.stdout and "sqlite/huey" in proc.stdout and "sqlite/celery" in proc.stdout
 
 
 @pytest.fixture
@@ -149,6 +166,59 @@ def test_missing_huey_is_reported_with_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "huey", None)  # import huey -> ImportError
     reason = huey_tools.huey_missing()
     assert reason and "make bench" in reason and "pip install huey" in reason
+
+
+def test_without_redis_server_the_peers_say_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without redis-server
+    reasons = redis_tools.missing()
+    assert set(reasons) == {CELERY, RQ} and len(set(reasons.values())) == 1
+    reason = reasons[CELERY]
+    assert "redis-server is not on PATH" in reason and "apt-get install redis-server" in reason
+    assert "make bench" in reason
+
+
+@pytest.mark.timeout(120)
+def test_bench_without_redis_server_on_path_gives_the_peers_the_reason(tmp_path):
+    """The same as CI without Redis, on any machine: a PATH without redis-server."""
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    proc = subprocess.run([sys.executable, "-m", "scripts.bench", "--quick", "--only", "latency", "--rate", "10",
+                           "--latency-seconds", "0.3", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [r for r in json.loads(out.read_text()) if r["system"] in REDIS_PEERS]
+    assert len(rows) == 2 * 6 and {r["reason"] for r in rows} == {redis_tools.GET_REDIS}
+    assert redis_tools.GET_REDIS in proc.stderr
+
+
+def test_missing_peer_package_is_reported_with_the_install_command(tmp_path, monkeypatch):
+    fake = tmp_path / "redis-server"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "rq", None)  # import rq -> ImportError; find_spec -> None
+    reasons = redis_tools.missing()
+    assert "rq not installed" in reasons[RQ] and "make bench" in reasons[RQ] and "pip install rq" in reasons[RQ]
+    assert reasons[CELERY] is None or "make bench" in reasons[CELERY]
+
+
+def test_peer_rows_carry_the_reason_and_a_failure_becomes_one(tmp_path):
+    args = type("Args", (), {"quick": True, "n": None, "n_riak": None, "workers": 4})()
+    riak = type("Riak", (), {"unavailable_reason": lambda self: None, "pb_unavailable_reason": lambda self: None})()
+    results = Results(FIGURES)
+    ctx = Context(args, results, tmp_path, riak, None, {CELERY: "get redis", RQ: None})
+    ran = []
+    ctx.peer_run(["drain", "latency-p50"], lambda system: ran.append(system) or results.add("drain", system, 1.0))
+    assert ran == [RQ]
+    for workload in ("drain", "latency-p50"):
+        assert results.rows[(workload, None, CELERY)]["reason"] == "get redis"
+    assert results.value("drain", RQ) == 1.0 and ("latency-p50", None, RQ) not in results.rows
+
+    def broken(system):
+        raise RuntimeError("rq worker exited with 1")
+    ctx.peer_run(["latency-p99"], broken)
+    assert results.rows[("latency-p99", None, RQ)]["reason"] == "RuntimeError: rq worker exited with 1"
+    assert results.rows[("latency-p99", None, CELERY)]["reason"] == "get redis"
 
 
 def test_only_drain_runs_both_drain_rows():

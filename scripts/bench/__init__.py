@@ -1,4 +1,4 @@
-"""Benchmarks: riaktq (SQLite and Riak stores) side by side with Huey.
+"""Benchmarks: riaktq (SQLite and Riak stores) side by side with Huey, Celery and RQ.
 
     python scripts/bench [--quick] [--only GROUPS] [--out FILE]
     make bench [ARGS="--quick --only drain"]        (installs Huey first)
@@ -10,7 +10,11 @@ mean something on a noisy machine. riaktq-riak is the project's Riak test
 server (one process per workload), or with `--riak-url` a real node, where
 the run keeps to buckets of its own prefix and deletes every object it made,
 by key. Huey is installed by `make bench`; without it the Huey rows say how
-to install it.
+to install it. Where `redis-server` is on PATH, Celery and RQ on Redis
+(celery-redis, rq-redis: their defaults, K workers) stand in the drain and
+latency rows, each on a redis-server the run starts and stops
+(redis_tools.py); `make bench` installs celery, rq and redis, and without
+them or without redis-server their rows say how to get them.
 
 One module per workload group (`--only` takes these names):
 

@@ -23,11 +23,11 @@ if not __package__:  # run as `python scripts/bench`: import the package by its 
     sys.path[:] = [_root] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from scripts.bench import drain, enqueue, idle, iteration, latency, raw, requests_per_task, startup  # noqa: E402
-from scripts.bench import huey_tools  # noqa: E402
-from scripts.bench.context import PB_GROUPS, Context  # noqa: E402
+from scripts.bench import huey_tools, redis_tools  # noqa: E402
+from scripts.bench.context import NOT_FOR_PEERS, PB_GROUPS, PEER_GROUPS, Context  # noqa: E402
 from scripts.bench.procs import PROCS, log, raise_interrupt  # noqa: E402
 from scripts.bench.report import checks, render  # noqa: E402
-from scripts.bench.results import RIAK_PB, Results  # noqa: E402
+from scripts.bench.results import REDIS_PEERS, RIAK_PB, Results  # noqa: E402
 from scripts.bench.riak_http import RiakHTTP  # noqa: E402
 from scripts.bench.sites import RiakTarget  # noqa: E402
 
@@ -53,7 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--riak-pb", metavar="URL", help="with --riak-url: the same node's Protocol Buffers address"
                                                     " (pb://host:8087); the Riak rows then run on both APIs")
     p.add_argument("--bucket-type", default="riaktq", help="with --riak-url: the bucket type (default riaktq)")
-    p.add_argument("-n", type=int, help="tasks for enqueue/drain (default 10000, quick 500)")
+    p.add_argument("-n", type=int, help="tasks for enqueue/drain (default 10000, quick 500;"
+                                           " the Redis peers' quick drain: 200)")
     p.add_argument("--n-riak", type=int, help="tasks on Riak (default 2000, quick 200)")
     p.add_argument("--workers", type=int, default=4, help="worker processes K (default 4)")
     p.add_argument("--drain-prefetch", type=int, default=128)
@@ -89,6 +90,8 @@ def header(args, ctx):
     if not ctx.huey_reason:
         import huey
         text += f", huey {huey.__version__}"
+    if any(not ctx.peer_reasons[s] for s in REDIS_PEERS):
+        text += f", {redis_tools.versions()}"
     return text + f"; riaktq-riak = {ctx.riak.describe()}"
 
 
@@ -114,8 +117,8 @@ def main(argv=None):
     results = Results(FIGURES)
     root = Path(tempfile.mkdtemp(prefix="riaktq-bench-"))
     ctx = Context(args, results, root, RiakTarget(args.riak_url, args.bucket_type, args.riak_pb),
-                  huey_tools.huey_missing())
-    for reason in filter(None, (ctx.huey_reason, ctx.riak_reason)):
+                  huey_tools.huey_missing(), redis_tools.missing())
+    for reason in filter(None, (ctx.huey_reason, ctx.riak_reason, *dict.fromkeys(ctx.peer_reasons.values()))):
         log(reason)
     try:
         for group in args.groups:
@@ -141,6 +144,9 @@ def main(argv=None):
         else:
             results.na_missing(figure.workload, RIAK_PB,
                                "the Riak store over PB is measured in the raw, drain and requests groups")
+        for system in REDIS_PEERS:
+            results.na_missing(figure.workload, system,
+                               NOT_FOR_PEERS if group not in PEER_GROUPS else "not measured for the Redis peers")
     if not args.only:
         results.fill_missing("not measured")
     rows = results.as_list()

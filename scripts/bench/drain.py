@@ -3,10 +3,13 @@
 Two settings, both in this group so that `--only drain` shows them side by
 side: `drain` with the flags that make riaktq fast (--prefetch, --interval,
 --poll), and `drain-defaults` with no flags beyond the worker count, on
-either side (`riaktq scheduler` + `riaktq worker --count K`; Huey's
-`-w K -k process`), which is what a new user gets. A drain-defaults run is
-bounded in time (--defaults-seconds) so that slow defaults still end it;
-its rate is then the tasks done within the bound.
+every side (`riaktq scheduler` + `riaktq worker --count K`; Huey's
+`-w K -k process`; `celery worker --concurrency K --pool prefork`; K `rq
+worker`s), which is what a new user gets. A drain-defaults run is bounded
+in time (--defaults-seconds) so that slow defaults still end it; its rate
+is then the tasks done within the bound. Huey, Celery and RQ take no flags
+that would tune a drain, so their drain runs fill both rows; Celery and RQ
+are bounded like drain-defaults (RQ forks a process per job: slow).
 
 On Riak the drain is also given as a ratio to the raw 16-connection PUT
 rate of the same run (`drain-vs-raw-put`, see raw.py): the share of the
@@ -27,9 +30,9 @@ import json
 import signal
 import time
 
-from scripts.bench import huey_tools
+from scripts.bench import huey_tools, redis_tools
 from scripts.bench.procs import PROCS, check_alive, cpu_children, fmt_ms, group_cpu, log
-from scripts.bench.results import HUEY, RIAK, RIAK_PB, RIAK_SYSTEMS, SQLITE, Figure
+from scripts.bench.results import HUEY, REDIS_PEERS, RIAK, RIAK_PB, RIAK_SYSTEMS, SQLITE, Figure
 from scripts.bench.sites import Workspace, fill, finished_count
 
 GROUP = "drain"
@@ -57,8 +60,9 @@ def run(ctx):
         ctx.results.na("drain-pbs", system, "the Riak store over PB with security on")
     ctx.riaktq_run(["drain-defaults"], SQLITE, lambda s: _riaktq_defaults(ctx, s))
     for system in RIAK_SYSTEMS:
-        ctx.results.na("drain-defaults", system, "measured on riaktq-sqlite and huey-sqlite only")
+        ctx.results.na("drain-defaults", system, "measured on riaktq-sqlite and the peers only")
     ctx.huey_run(TUNED + ["drain-defaults"], lambda: _repeat(ctx, HUEY, _huey_once))
+    ctx.peer_run(TUNED + ["drain-defaults"], lambda s: _repeat(ctx, s, _peer_once))
 
 
 def derive(ctx):
@@ -102,8 +106,9 @@ def _repeat(ctx, system, once):
             "left out); " + spread)
     else:
         ctx.results.na_missing("drain-steady", system, "measured where the events file shows the first assign (Riak)")
-    if system == HUEY:  # Huey's drain takes no flags beyond -w/-k: the same runs
-        add("drain-defaults", HUEY, mid["rate"], mid["params"], "the drain runs (Huey's flags are -w/-k only); " + spread)
+    if system == HUEY or system in REDIS_PEERS:  # no flags beyond the worker count: the same runs
+        add("drain-defaults", system, mid["rate"], mid["params"],
+            f"the drain runs ({mid.get('flags_note', 'no flags')}); " + spread)
 
 
 def _riaktq_once(ctx, system):
@@ -264,4 +269,39 @@ def _huey_once(ctx, _system):
     if lost:
         run["note"] += f"; {lost} task(s) lost (never done), rate over the {n - lost} done"
     run["params"] = params
+    run["flags_note"] = "Huey's flags are -w/-k only"
+    return run
+
+
+def _peer_once(ctx, system):
+    """Celery or RQ on a Redis of its own: N tasks enqueued, then K workers
+    with their defaults until all are done, bounded like drain-defaults."""
+    n = ctx.n_peers
+    bound = ctx.args.defaults_seconds or (10.0 if ctx.quick else 90.0)
+    peer = redis_tools.PEERS[system](ctx.root, f"drain-{system}", ctx.k)
+    try:
+        peer.enqueue_many(n)
+        params = {"tasks": n, "workers": ctx.k, "flags": peer.flags.format(k=ctx.k), "task": "echo, result stored",
+                  "bound_s": bound}
+        cpu0 = cpu_children()
+        started = time.perf_counter()
+        peer.start_workers()
+        deadline = started + bound
+        while peer.done.count < n and time.perf_counter() < deadline:
+            peer.done.poll(timeout=0.02)
+            check_alive(**peer.alive())
+        took = time.perf_counter() - started
+        done = min(peer.done.count, n)
+        parts = peer.cpu_parts()
+        parts["redis-server (not in the total)"] = peer.server.cpu()
+        peer.stop_workers()
+        cpu_all = cpu_children() - cpu0
+    finally:
+        peer.close()
+    run = _cpu_figures(max(done, 1), took, parts, cpu_all, exclude="redis-server (not in the total)")
+    run.update(params=params, rate=done / took, flags_note=f"no flags beyond the worker count: {params['flags']}")
+    run["note"] += f"; {done}/{n} done in {took:.1f}s" + (" (stopped at the time bound)" if done < n else "")
+    if peer.done.first is not None and started + took > peer.done.first:
+        run["note"] += (f"; {done / (started + took - peer.done.first):,.0f} tasks/s from the first result"
+                        f" ({peer.done.first - started:.1f}s after start); done = {peer.seen}")
     return run

@@ -19,9 +19,9 @@ import sqlite3
 import statistics
 import time
 
-from scripts.bench import huey_tools
+from scripts.bench import huey_tools, redis_tools
 from scripts.bench.procs import PROCS, check_alive, fmt_ms
-from scripts.bench.results import HUEY, SYSTEMS, Figure
+from scripts.bench.results import HUEY, RIAK_PB, Figure
 from scripts.bench.sites import Workspace, wait_ready
 
 GROUP = "latency"
@@ -38,14 +38,15 @@ def run(ctx):
         ctx.riaktq_run(FAST, system, lambda s: _riaktq(ctx, s, FAST, 0.1, window, rate))
     if ctx.quick or ctx.args.skip_default_interval:
         why = "--quick" if ctx.quick else "--skip-default-interval"
-        for system in SYSTEMS:
+        for system in ctx.riaktq_systems() + [RIAK_PB]:  # the others' one run fills both sets of rows
             ctx.results.na(SLOW[0], system, f"skipped with {why}: a 30 s run with the defaults")
             for w in SLOW[1:]:
                 ctx.results.na(w, system, f"skipped with {why}")
     else:
         for system in ctx.riaktq_systems():
             ctx.riaktq_run(SLOW, system, lambda s: _riaktq(ctx, s, SLOW, None, 30.0, rate))
-    ctx.huey_run(FAST, lambda: _huey(ctx, window, rate))
+    ctx.huey_run(FAST + SLOW, lambda: _huey(ctx, window, rate))
+    ctx.peer_run(FAST + SLOW, lambda s: _peer(ctx, s, window, rate))
 
 
 def _riaktq(ctx, system, names, interval, window, rate):
@@ -154,6 +155,46 @@ def _huey(ctx, window, rate):
         PROCS.stop(consumer, sig=signal.SIGINT)
         huey.storage.close()
     _add_percentiles(ctx, FAST, HUEY, latencies, params, "enqueue -> result stored, seen by polling its kv table")
-    for fast, slow in zip(FAST, SLOW):  # Huey has no interval: the same run stands beside both
-        row = ctx.results.rows[(fast, None, HUEY)]
-        ctx.results.add(slow, HUEY, row["value"], row["params"], row["note"] + " (the same run; Huey has no interval)")
+    _same_run_for_defaults(ctx, HUEY, "Huey")
+
+
+def _same_run_for_defaults(ctx, system, name):
+    """A queue with no interval: its one run stands beside both sets of rows."""
+    for fast, slow in zip(FAST, SLOW):
+        row = ctx.results.rows[(fast, None, system)]
+        ctx.results.add(slow, system, row["value"], row["params"],
+                        row["note"] + f" (the same run; {name} has no interval)")
+
+
+def _peer(ctx, system, window, rate):
+    """Celery or RQ with its defaults on a Redis of its own: the bench
+    enqueues at `rate` once k warm-up tasks are done, and sees each result
+    in a subscription (redis_tools: no key is read)."""
+    peer = redis_tools.PEERS[system](ctx.root, f"latency-{system}", ctx.k)
+    params = {"rate_per_s": rate, "seconds": window, "workers": ctx.k, "flags": peer.flags.format(k=ctx.k)}
+    try:
+        peer.start_workers()
+        peer.wait_ready()
+        opened, latencies = {}, []
+        total = int(rate * window)
+        t0 = time.perf_counter()
+        deadline = t0 + window + 60.0
+        i = 0
+        while len(latencies) < total:
+            now = time.perf_counter()
+            while i < total and now >= t0 + i / rate:
+                at = time.time()
+                opened[peer.enqueue()] = at
+                i += 1
+                now = time.perf_counter()
+            # Wait in the subscription itself: a result is seen as it arrives, not at the next 5 ms tick.
+            for task_id, seen in peer.done.poll(timeout=_pause(i, total, t0, rate)):
+                if task_id in opened:
+                    latencies.append(seen - opened.pop(task_id))
+            if now > deadline:
+                raise RuntimeError(f"latency run timed out: {len(latencies)}/{total} done")
+            check_alive(**peer.alive())
+    finally:
+        peer.close()
+    _add_percentiles(ctx, FAST, system, latencies, params, f"enqueue -> result stored, seen as: {peer.seen}")
+    _same_run_for_defaults(ctx, system, peer.name)

@@ -1,13 +1,20 @@
 """The printed summary: one table, each figure's parameters, the goal checks.
 
 The table has a line per figure (and variant) and a column per system, with
-riaktq/Huey ratios where they mean something; below it every measured
+ratios where they mean something: riaktq/Huey, and riaktq-sqlite over each
+Redis peer (both on this machine with no other server; the Riak column is
+usually the project's Python test server, so a ratio of it over Redis would
+say little about Riak); below it every measured
 figure with the parameters it was measured with, and why each n/a is n/a;
 then the project's performance goals as PASS/FAIL lines (none of them is
 asserted by the test suite: the machine running it may be busy).
 """
 
-from scripts.bench.results import HUEY, RIAK, RIAK_PB, SQLITE, SYSTEMS
+from scripts.bench.results import CELERY, HUEY, RIAK, RIAK_PB, RQ, SQLITE, SYSTEMS
+
+# (column header, numerator system, denominator system), for the figures with ratio=True
+RATIOS = (("sqlite/huey", SQLITE, HUEY), ("riak/huey", RIAK, HUEY),
+          ("sqlite/celery", SQLITE, CELERY), ("sqlite/rq", SQLITE, RQ))
 
 FORMATS = {
     "tasks/s": lambda v: f"{v:,.0f}/s",
@@ -98,14 +105,13 @@ def render(results, quick, header):
             rows = [results.rows.get((workload, variant, s)) for s in SYSTEMS]
             if all(r is None for r in rows):
                 continue
-            vals = [None if r is None else r["value"] for r in rows]
+            vals = dict(zip(SYSTEMS, (None if r is None else r["value"] for r in rows)))
             cells = [fmt_value(r, notes) for r in rows]
-            huey = vals[SYSTEMS.index(HUEY)]
-            ratios = [_ratio(vals[0], huey), _ratio(vals[1], huey)] if figure.ratio else ["-", "-"]
+            ratios = [_ratio(vals[a], vals[b]) if figure.ratio else "-" for _, a, b in RATIOS]
             table.append([_label(figure, variant), *cells, *ratios])
     lines = [header, "",
-             tabulate(table, headers=["workload (↓ = lower is better)", *SYSTEMS, "sqlite/huey", "riak/huey"],
-                      tablefmt="github", colalign=("left",) + ("right",) * (len(SYSTEMS) + 2)), ""]
+             tabulate(table, headers=["workload (↓ = lower is better)", *SYSTEMS, *(h for h, _, _ in RATIOS)],
+                      tablefmt="github", colalign=("left",) + ("right",) * (len(SYSTEMS) + len(RATIOS))), ""]
     if notes:
         lines.append("n/a:")
         lines += [f"  [{number}] {reason}" for reason, number in notes.items()]

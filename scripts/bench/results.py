@@ -22,8 +22,11 @@ so a missing row is a bug, not an accident of the run.
 SQLITE, RIAK, HUEY = "riaktq-sqlite", "riaktq-riak", "huey-sqlite"
 # The Riak store over Riak's Protocol Buffers API (RIAK is over HTTP): same node, same run.
 RIAK_PB = "riaktq-riak-pb"
-SYSTEMS = (SQLITE, RIAK, RIAK_PB, HUEY)
+# The peers a Riak operator would weigh instead: Celery and RQ, each on a Redis the run starts.
+CELERY, RQ = "celery-redis", "rq-redis"
+SYSTEMS = (SQLITE, RIAK, RIAK_PB, HUEY, CELERY, RQ)
 RIAK_SYSTEMS = (RIAK, RIAK_PB)
+REDIS_PEERS = (CELERY, RQ)
 
 
 class Figure:
